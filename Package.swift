@@ -1,0 +1,71 @@
+// swift-tools-version:6.3
+import PackageDescription
+
+let package = Package(
+    name: "plugvisor",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "plugvisor", targets: ["plugvisor"]),
+        .executable(name: "plugvisor-worker", targets: ["plugvisor-worker"]),
+        .library(name: "Plugvisor", targets: ["Plugvisor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/swiftwasm/WasmKit", exact: "0.4.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // Executables stay thin: each forwards to a library target that tests can reach.
+        .executableTarget(name: "plugvisor", dependencies: ["PlugvisorCLI"]),
+        .executableTarget(name: "plugvisor-worker", dependencies: ["PlugvisorWorker"]),
+
+        .target(
+            name: "PlugvisorCLI",
+            dependencies: [
+                "Plugvisor", "PlugvisorManifest", "PlugvisorProtocol", "PlugvisorPosix",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The trusted supervisor. It never links WasmKit: guest bytes are only touched by workers.
+        .target(
+            name: "Plugvisor",
+            dependencies: [
+                "PlugvisorManifest", "PlugvisorProtocol", "PlugvisorPosix",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Runs inside the sandboxed worker process; the only target that links WasmKit.
+        .target(
+            name: "PlugvisorWorker",
+            dependencies: [
+                "PlugvisorProtocol", "PlugvisorPosix", "CPlugvisorLinux",
+                .product(name: "WasmKit", package: "WasmKit"),
+                .product(name: "WasmKitWASI", package: "WasmKit"),
+                .product(name: "WASI", package: "WasmKit"),
+                .product(name: "WasmParser", package: "WasmKit"),
+            ]
+        ),
+        .target(name: "PlugvisorProtocol"),
+        .target(
+            name: "PlugvisorManifest",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        .target(
+            name: "PlugvisorPosix",
+            dependencies: ["CPlugvisorLinux", "PlugvisorProtocol"]
+        ),
+        .target(name: "CPlugvisorLinux", cSettings: [.define("_GNU_SOURCE")]),
+
+        .testTarget(name: "PlugvisorProtocolTests", dependencies: ["PlugvisorProtocol", "PlugvisorPosix"]),
+        .testTarget(name: "PlugvisorManifestTests", dependencies: ["PlugvisorManifest"]),
+        .testTarget(name: "PlugvisorWorkerTests", dependencies: ["PlugvisorWorker", "PlugvisorProtocol"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["PlugvisorProtocol", "PlugvisorPosix"]
+        ),
+    ]
+)

@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import PlugvisorManifest
+import PlugvisorPosix
+import PlugvisorProtocol
+
+/// Settings of a supervisor that are not in the manifest.
+public struct SupervisorConfiguration: Sendable {
+    /// Path of the `plugvisor-worker` executable.
+    public var workerExecutable: String
+    /// Ceiling on one frame from a worker.
+    public var maxFrameLength: Int
+    /// How long `shutdown` lets calls in flight finish.
+    public var gracePeriod: Duration
+
+    public init(
+        workerExecutable: String? = nil, maxFrameLength: Int = Framing.defaultMaxFrameLength,
+        gracePeriod: Duration = .seconds(10)
+    ) {
+        self.workerExecutable = workerExecutable ?? SupervisorEnvironment.defaultWorkerExecutable()
+        self.maxFrameLength = maxFrameLength
+        self.gracePeriod = gracePeriod
+    }
+}
+
+/// Runs the plugins of a manifest, each in its own worker processes, and routes calls to them.
+///
+/// All methods are thread-safe and blocking; a call never waits past its plugin's timeout.
+public final class Supervisor: Sendable {
+    public let manifest: Manifest
+    private let plugins: [String: PluginRuntime]
+    private let order: [String]
+    private let configuration: SupervisorConfiguration
+    private let logger: Logger
+
+    public init(manifest: Manifest, configuration: SupervisorConfiguration = .init(),
+                logger: Logger = Logger(label: "plugvisor.supervisor")) {
+        self.manifest = manifest
+        self.configuration = configuration
+        self.logger = logger
+        let environment = SupervisorEnvironment(
+            workerExecutable: configuration.workerExecutable, maxFrameLength: configuration.maxFrameLength)
+        var plugins: [String: PluginRuntime] = [:]
+        for spec in manifest.plugins {
+            plugins[spec.name] = PluginRuntime(spec: spec, environment: environment, logger: logger)
+        }
+        self.plugins = plugins
+        self.order = manifest.plugins.map(\.name)
+    }
+
+    /// Starts every plugin's workers and returns when each plugin is ready or failed.
+    /// A plugin that fails to load does not stop the others: see `status()`.
+    public func start() {
+        let group = DispatchGroup()
+        for name in order {
+            let runtime = plugins[name]!
+            DispatchQueue.global().async(group: group) { runtime.start() }
+        }
+        group.wait()
+    }
+
+    /// Plugins that are not serving, with the reason.
+    public var failedPlugins: [(name: String, reason: String)] {
+        status().plugins.filter { $0.state == "failed" }.map { ($0.name, $0.lastError ?? "unknown reason") }
+    }
+
+    /// Calls the plugin's `execute` with `context` (`{"request_id", "headers", "parameters"}`).
+    /// - Returns: the guest's result object, or a typed error.
+    public func execute(plugin name: String, context: JSONValue) -> Result<JSONValue, PluginError> {
+        guard let runtime = plugins[name] else {
+            return .failure(PluginError(.unknownPlugin, plugin: name,
+                "no plugin named '\(name)' (known: \(order.joined(separator: ", ")))"))
+        }
+        return runtime.execute(context: context)
+    }
+
+    public func status() -> StatusReport {
+        StatusReport(plugins: order.map { plugins[$0]!.status() })
+    }
+
+    /// Refuses new calls, lets calls in flight finish within the grace period, ends every worker.
+    public func shutdown() {
+        let deadline = ContinuousClock.now + configuration.gracePeriod
+        let group = DispatchGroup()
+        for runtime in plugins.values {
+            DispatchQueue.global().async(group: group) { runtime.shutdown(deadline: deadline) }
+        }
+        group.wait()
+        logger.info("all workers stopped")
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import Logging
+import PlugvisorPosix
+import PlugvisorProtocol
+
+/// One worker process as the supervisor sees it: its pidfd, its channel, how it ended.
+///
+/// The channel is used by one thread at a time: the starter during the handshake, then whichever
+/// caller checked the worker out of its plugin's pool.
+final class WorkerHandle: @unchecked Sendable {
+    // SAFETY: immutable fields are set in init; mutable ones are only touched under `lock`,
+    // except `channel`, which the pool hands to one thread at a time.
+    let process: ChildProcess
+    let channel: FrameChannel
+    let startedAt = ContinuousClock.now
+    let generation: Int
+    private let lock = Lock()
+    private var exit: ProcessExit?
+    private var stderrTail: [String] = []
+    private var killReason: PluginError.Code?
+    private var nextCallID: UInt64 = 1
+    private(set) var memoryBytes: Int?
+
+    static let stderrTailLines = 20
+
+    init(process: ChildProcess, channel: FrameChannel, generation: Int) {
+        self.process = process
+        self.channel = channel
+        self.generation = generation
+    }
+
+    var pid: pid_t { process.pid }
+
+    var hasExited: Bool { lock.withLock { exit != nil } }
+
+    /// SIGKILL through the pidfd, remembering why (the reason wins over the exit status in errors).
+    func kill(because reason: PluginError.Code) {
+        lock.withLock { if killReason == nil { killReason = reason } }
+        process.signal(SIGKILL)
+    }
+
+    func takeCallID() -> UInt64 {
+        lock.withLock {
+            defer { nextCallID += 1 }
+            return nextCallID
+        }
+    }
+
+    func noteMemory(_ bytes: Int?) {
+        guard let bytes else { return }
+        lock.withLock { memoryBytes = bytes }
+    }
+
+    /// Waits up to `timeout` for the monitor to reap the process.
+    func awaitExit(timeout: Duration) -> ProcessExit? {
+        let deadline = ContinuousClock.now + timeout
+        return lock.withLock {
+            while exit == nil { if !lock.wait(until: deadline) { break } }
+            return exit
+        }
+    }
+
+    /// What to tell a caller whose call died with this worker.
+    func crashDescription() -> String {
+        let (exit, tail) = lock.withLock { (self.exit, stderrTail) }
+        var text = exit.map { "worker \(process.pid) \($0)" } ?? "worker \(process.pid) stopped answering"
+        if !tail.isEmpty { text += "; last stderr: " + tail.suffix(5).joined(separator: " | ") }
+        return text
+    }
+
+    func killedReason() -> PluginError.Code? { lock.withLock { killReason } }
+
+    // MARK: Monitor
+
+    /// Reads the worker's stderr until it closes, then reaps the process. Runs on its own thread
+    /// for the worker's whole life; `onExit` is called exactly once.
+    func monitor(stderr: OwnedDescriptor, logger: Logger, onExit: @escaping @Sendable (ProcessExit) -> Void) {
+        let thread = Thread { [self] in
+            var limiter = LineRateLimiter(linesPerSecond: 50)
+            var pending: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(stderr.rawValue, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                pending.append(contentsOf: chunk[0..<n])
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    record(line: pending[..<newline], limiter: &limiter, logger: logger)
+                    pending.removeSubrange(...newline)
+                }
+                // A line longer than 4 KiB is cut rather than buffered without bound.
+                if pending.count > 4096 {
+                    record(line: pending[...], limiter: &limiter, logger: logger)
+                    pending.removeAll(keepingCapacity: true)
+                }
+            }
+            if !pending.isEmpty { record(line: pending[...], limiter: &limiter, logger: logger) }
+            stderr.close()
+            let status = process.waitForExit()
+            lock.withLock {
+                exit = status
+                lock.broadcast()
+            }
+            onExit(status)
+        }
+        thread.name = "plugvisor-monitor-\(process.pid)"
+        thread.start()
+    }
+
+    private func record(line bytes: ArraySlice<UInt8>, limiter: inout LineRateLimiter, logger: Logger) {
+        let line = String(decoding: bytes.prefix(4096), as: UTF8.self)
+        lock.withLock {
+            stderrTail.append(line)
+            if stderrTail.count > Self.stderrTailLines { stderrTail.removeFirst() }
+        }
+        switch limiter.admit(now: .now) {
+        case .log: logger.warning("worker stderr: \(line)", metadata: ["pid": "\(process.pid)"])
+        case .suppressedSummary(let dropped):
+            logger.warning("worker stderr: \(dropped) lines dropped (rate limit)", metadata: ["pid": "\(process.pid)"])
+        case .drop: break
+        }
+    }
+}
+
+/// Lets through at most `linesPerSecond` lines and then one summary per second, so that a
+/// flooding plugin costs the supervisor neither memory nor log volume.
+struct LineRateLimiter: Sendable {
+    enum Verdict: Equatable { case log, drop, suppressedSummary(Int) }
+    let linesPerSecond: Int
+    private var windowStart: ContinuousClock.Instant?
+    private var count = 0
+    private var dropped = 0
+
+    init(linesPerSecond: Int) { self.linesPerSecond = linesPerSecond }
+
+    mutating func admit(now: ContinuousClock.Instant) -> Verdict {
+        if let start = windowStart, now - start < .seconds(1) {
+            count += 1
+            if count <= linesPerSecond { return .log }
+            dropped += 1
+            return .drop
+        }
+        let summary = dropped
+        windowStart = now
+        count = 1
+        dropped = 0
+        return summary > 0 ? .suppressedSummary(summary) : .log
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import PlugvisorProtocol
+
+struct Call: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Call a plugin and print its JSON result.",
+        discussion: """
+            Sends the plugin context {"request_id", "headers", "parameters"} and prints the plugin's \
+            result on stdout. Exit status: 0 when the result has "success": true, 1 when the plugin \
+            answered "success": false, 2 for a supervisor-side error (not running, unknown plugin, \
+            timeout, crash, ...), printed as one line of JSON on stderr.
+            """)
+
+    @Argument(help: "The plugin's name in the manifest.")
+    var name: String
+
+    @Option(name: .customShort("p"), help: ArgumentHelp("A parameter, KEY=VALUE (repeatable).", valueName: "KEY=VALUE"))
+    var parameters: [String] = []
+
+    @Option(name: .customShort("H"), help: ArgumentHelp("A header, KEY=VALUE (repeatable).", valueName: "KEY=VALUE"))
+    var headers: [String] = []
+
+    @Option(name: .long, help: "The request id (default: a new UUID).")
+    var requestID: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Read the context (or part of it) as a JSON object from FILE, or from stdin with '-'; -p, -H and --request-id add to it.",
+        valueName: "FILE|-"))
+    var json: String?
+
+    @OptionGroup var control: ControlOptions
+
+    func validate() throws {
+        for pair in parameters + headers where !pair.contains("=") {
+            throw ValidationError("'\(pair)' is not KEY=VALUE")
+        }
+    }
+
+    func run() throws {
+        let context = try buildContext()
+        let request = ControlRequest(op: .call, plugin: name, context: context)
+        switch ControlClient(path: control.path).send(request) {
+        case let .failure(error):
+            Report.error(error)
+        case let .success(response):
+            if let error = response.error { Report.error(error) }
+            guard let result = response.result else {
+                Report.error(PluginError(.internalError, plugin: name, "the supervisor sent no result"))
+            }
+            Report.stdout(Report.json(result))
+            if result["success"]?.boolValue != true { throw ExitCode(1) }
+        }
+    }
+
+    func buildContext() throws -> JSONValue {
+        var context: [String: JSONValue] = [:]
+        if let json {
+            let data: Data
+            do {
+                data = json == "-" ? FileHandle.standardInput.readDataToEndOfFile()
+                    : try Data(contentsOf: URL(fileURLWithPath: json))
+            } catch {
+                throw ValidationError("cannot read \(json): \(error.localizedDescription)")
+            }
+            guard case let .object(object)? = try? JSONCoding.decode(JSONValue.self, from: Array(data)) else {
+                throw ValidationError("\(json == "-" ? "stdin" : json) is not a JSON object")
+            }
+            context = object
+        }
+        var parameterValues = context["parameters"]?.objectValue ?? [:]
+        for pair in parameters {
+            let (key, value) = split(pair)
+            parameterValues[key] = .string(value)
+        }
+        var headerValues = context["headers"]?.objectValue ?? [:]
+        for pair in headers {
+            let (key, value) = split(pair)
+            headerValues[key] = .string(value)
+        }
+        context["parameters"] = .object(parameterValues)
+        context["headers"] = .object(headerValues)
+        if let requestID {
+            context["request_id"] = .string(requestID)
+        } else if context["request_id"] == nil {
+            context["request_id"] = .string(UUID().uuidString.lowercased())
+        }
+        return .object(context)
+    }
+
+    private func split(_ pair: String) -> (String, String) {
+        let index = pair.firstIndex(of: "=")!
+        return (String(pair[..<index]), String(pair[pair.index(after: index)...]))
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import PlugvisorPosix
+import PlugvisorProtocol
+
+/// One request/response exchange with a running supervisor.
+struct ControlClient {
+    let path: String
+
+    func send(_ request: ControlRequest) -> Result<ControlResponse, PluginError> {
+        let socket: OwnedDescriptor
+        do { socket = try Descriptors.connectUnix(path: path) } catch {
+            return .failure(PluginError(.notRunning,
+                "no supervisor is listening on \(path) (\(error)); start one with `plugvisor start MANIFEST`"))
+        }
+        let channel = FrameChannel(descriptor: socket, maxFrameLength: 64 << 20)
+        do {
+            try channel.send(request)
+            return .success(try channel.receive(ControlResponse.self))
+        } catch {
+            return .failure(PluginError(.internalError, "control socket \(path): \(error)"))
+        }
+    }
+}
+
+/// How every command reports a typed error: one line of JSON on stderr, exit 2.
+enum Report {
+    static func error(_ error: PluginError) -> Never {
+        let line = JSONCoding.compact(["error": error])
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+        exit(2)
+    }
+
+    static func stdout(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    static func stderr(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    /// Pretty JSON for a person at a terminal, one compact line for a pipe.
+    static func json<T: Encodable>(_ value: T) -> String {
+        isatty(STDOUT_FILENO) == 1 ? JSONCoding.pretty(value) : JSONCoding.compact(value)
+    }
+}

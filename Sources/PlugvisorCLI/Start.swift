@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Plugvisor
+import PlugvisorManifest
+import PlugvisorPosix
+
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the supervisor in the foreground for the plugins of a manifest.",
+        discussion: """
+            Validates the manifest, starts each plugin's workers and serves the control socket \
+            until `plugvisor stop`, SIGTERM or SIGINT. A plugin that fails to load is reported in \
+            `plugvisor status` and the log while the others serve (unless --strict).
+            """)
+
+    @Argument(help: "The manifest (YAML or JSON).")
+    var manifest: String
+
+    @Flag(help: "Exit with an error if any plugin fails to load.")
+    var strict = false
+
+    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    var logLevel: Logger.Level = .info
+
+    @OptionGroup var control: ControlOptions
+
+    func run() throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "plugvisor.supervisor")
+        signal(SIGPIPE, SIG_IGN)
+
+        let loaded: Manifest
+        do { loaded = try Manifest.load(path: manifest) } catch {
+            Report.stderr(error.description)
+            Report.stderr("plugvisor: \(error.problems.count) problem(s) in \(manifest); nothing was started")
+            throw ExitCode(1)
+        }
+
+        let supervisor = Supervisor(manifest: loaded, logger: logger)
+        let stopRequested = StopSignal()
+        let server: ControlServer
+        do {
+            server = try ControlServer(path: control.path, supervisor: supervisor, logger: logger) { stopRequested.fire() }
+        } catch {
+            Report.stderr("plugvisor: \(error)")
+            throw ExitCode(1)
+        }
+        var signalSources: [DispatchSourceSignal] = []
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stopRequested.fire() }
+            source.resume()
+            signalSources.append(source)
+        }
+
+        supervisor.start()
+        let failed = supervisor.failedPlugins
+        for (name, reason) in failed { logger.error("plugin \(name) failed to load: \(reason)") }
+        if strict && !failed.isEmpty {
+            logger.error("--strict: \(failed.count) plugin(s) failed to load; stopping")
+            supervisor.shutdown()
+            server.close()
+            throw ExitCode(1)
+        }
+        server.serve()
+        logger.info("ready: \(loaded.plugins.count - failed.count) of \(loaded.plugins.count) plugins serving; control socket \(server.path)")
+
+        stopRequested.wait()
+        logger.info("stopping: draining calls in flight")
+        supervisor.shutdown()
+        server.close()
+        withExtendedLifetime(signalSources) {}
+        logger.info("stopped")
+    }
+}
+
+/// Fired once by `stop`, SIGTERM or SIGINT; the main thread waits for it.
+final class StopSignal: @unchecked Sendable {
+    // SAFETY: `fired` is only touched under `lock`.
+    private let lock = Lock()
+    private var fired = false
+
+    func fire() {
+        lock.withLock {
+            fired = true
+            lock.broadcast()
+        }
+    }
+
+    func wait() {
+        lock.withLock { while !fired { lock.wait() } }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

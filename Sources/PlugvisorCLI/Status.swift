@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import PlugvisorProtocol
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show each plugin's state, workers, calls, errors, latency, restarts and memory.")
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    @OptionGroup var control: ControlOptions
+
+    func run() throws {
+        switch ControlClient(path: control.path).send(ControlRequest(op: .status)) {
+        case let .failure(error): Report.error(error)
+        case let .success(response):
+            if let error = response.error { Report.error(error) }
+            guard let status = response.status else { Report.error(PluginError(.internalError, "no status in the answer")) }
+            Report.stdout(json ? Report.json(status) : Self.table(status))
+        }
+    }
+
+    static func table(_ status: StatusReport) -> String {
+        let header = ["PLUGIN", "VERSION", "STATE", "PIDS", "CALLS", "ERRORS", "P50", "P99", "RESTARTS", "MEMORY"]
+        var rows = [header]
+        var notes: [String] = []
+        for plugin in status.plugins {
+            let rss = plugin.workers.compactMap(\.rssBytes).reduce(0, +)
+            rows.append([
+                plugin.name, plugin.version ?? "-", plugin.state,
+                plugin.workers.isEmpty ? "-" : plugin.workers.map { "\($0.pid)" }.joined(separator: ","),
+                "\(plugin.calls)", "\(plugin.errors)",
+                plugin.p50Micros.map(formatMicros) ?? "-", plugin.p99Micros.map(formatMicros) ?? "-",
+                "\(plugin.restarts)", rss > 0 ? formatBytes(rss) : "-",
+            ])
+            if let error = plugin.lastError, plugin.state == "failed" || plugin.errors > 0 {
+                notes.append("\(plugin.name): \(plugin.state == "failed" ? "failed: " : "last error: ")\(error)")
+            }
+        }
+        let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        let lines = rows.map { row in
+            row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }
+        return (lines + (notes.isEmpty ? [] : [""] + notes)).joined(separator: "\n")
+    }
+
+    static func formatMicros(_ micros: Int) -> String {
+        micros < 1000 ? "\(micros)µs" : micros < 1_000_000 ? String(format: "%.1fms", Double(micros) / 1000)
+            : String(format: "%.2fs", Double(micros) / 1e6)
+    }
+
+    static func formatBytes(_ bytes: Int) -> String {
+        bytes < 1 << 20 ? "\(bytes / 1024)KiB" : String(format: "%.1fMiB", Double(bytes) / Double(1 << 20))
+    }
+}
+
+struct Stop: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop the supervisor gracefully: drain calls, end every worker, exit.")
+
+    @OptionGroup var control: ControlOptions
+
+    func run() throws {
+        let client = ControlClient(path: control.path)
+        switch client.send(ControlRequest(op: .stop)) {
+        case let .failure(error): Report.error(error)
+        case let .success(response):
+            if let error = response.error { Report.error(error) }
+        }
+        // Return only once the supervisor is gone, so that scripts can rely on it.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if case .failure = client.send(ControlRequest(op: .status)) { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Report.error(PluginError(.internalError, "the supervisor did not exit within 60s"))
+    }
+}

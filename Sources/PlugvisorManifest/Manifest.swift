@@ -1,0 +1,124 @@
+/// A validated plugin manifest (DESIGN §5). Every capability defaults to denied.
+///
+/// Values are plain and already checked: code that holds a `Manifest` never re-validates it.
+public struct Manifest: Sendable, Equatable {
+    public var plugins: [PluginSpec]
+    /// The manifest's own path; relative paths inside it were resolved against its directory.
+    public var path: String
+
+    public init(plugins: [PluginSpec], path: String) {
+        self.plugins = plugins
+        self.path = path
+    }
+}
+
+public struct PluginSpec: Sendable, Equatable {
+    public enum ABI: String, Sendable, Equatable, CaseIterable {
+        case plugvisor
+        case wasiCommand = "wasi-command"
+    }
+
+    public enum AccessMode: String, Sendable, Equatable, CaseIterable {
+        case readOnly = "ro"
+        case readWrite = "rw"
+    }
+
+    public struct DirectoryGrant: Sendable, Equatable {
+        /// Absolute host path.
+        public var host: String
+        /// Absolute path inside the guest.
+        public var guest: String
+        public var mode: AccessMode
+        public init(host: String, guest: String, mode: AccessMode) {
+            self.host = host
+            self.guest = guest
+            self.mode = mode
+        }
+    }
+
+    public struct RestartPolicy: Sendable, Equatable {
+        /// Restarts allowed within `within` before the plugin is marked failed.
+        public var max: Int
+        public var within: Duration
+        public var backoffMin: Duration
+        public var backoffMax: Duration
+        public static let `default` = RestartPolicy(
+            max: 5, within: .seconds(60), backoffMin: .milliseconds(100), backoffMax: .seconds(5))
+        public init(max: Int, within: Duration, backoffMin: Duration, backoffMax: Duration) {
+            self.max = max
+            self.within = within
+            self.backoffMin = backoffMin
+            self.backoffMax = backoffMax
+        }
+    }
+
+    public struct CircuitPolicy: Sendable, Equatable {
+        /// Consecutive failed calls that open the circuit.
+        public var failures: Int
+        /// How long it stays open before one call is let through.
+        public var reset: Duration
+        public init(failures: Int, reset: Duration) {
+            self.failures = failures
+            self.reset = reset
+        }
+    }
+
+    public var name: String
+    /// Absolute path of the module.
+    public var wasm: String
+    /// Lower-case hex; when set, a module with another hash is refused.
+    public var sha256: String?
+    public var abi: ABI = .plugvisor
+    public var instances: Int = 1
+    public var maxQueue: Int = 64
+    public var timeout: Duration = .seconds(5)
+    public var fuel: UInt64?
+    /// Linear memory cap in bytes.
+    public var memory: Int?
+    public var filesystem: [DirectoryGrant] = []
+    /// Exact host names or `*.suffix` patterns; empty means no network.
+    public var allowedHosts: [String] = []
+    public var env: [String: String] = [:]
+    public var config: [String: String] = [:]
+    public var restart: RestartPolicy = .default
+    public var circuit: CircuitPolicy?
+
+    public init(name: String, wasm: String) {
+        self.name = name
+        self.wasm = wasm
+    }
+}
+
+/// One problem found in a manifest, located as precisely as the source allows.
+public struct ManifestProblem: Error, Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var column: Int?
+    /// Where in the document, e.g. `plugins[1].timeout`.
+    public var keyPath: String?
+    public var message: String
+
+    public init(file: String, line: Int?, column: Int?, keyPath: String?, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.keyPath = keyPath
+        self.message = message
+    }
+
+    /// `file:line:column: key: message`, the form editors and terminals link to.
+    public var description: String {
+        var location = file
+        if let line { location += ":\(line)" }
+        if let column { location += ":\(column)" }
+        if let keyPath { return "\(location): \(keyPath): \(message)" }
+        return "\(location): \(message)"
+    }
+}
+
+/// Every problem of a manifest at once.
+public struct ManifestErrors: Error, Sendable, CustomStringConvertible {
+    public var problems: [ManifestProblem]
+    public init(_ problems: [ManifestProblem]) { self.problems = problems }
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}

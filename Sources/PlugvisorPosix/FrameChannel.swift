@@ -1,0 +1,155 @@
+import Glibc
+import PlugvisorProtocol
+
+/// Why a channel stopped yielding frames.
+public enum ChannelError: Error, Equatable, CustomStringConvertible {
+    /// The deadline passed before a whole frame arrived.
+    case timedOut
+    /// The peer closed the connection (cleanly, between frames).
+    case closed
+    /// The peer's bytes were not valid frames: oversize or cut short.
+    case framing(FramingError)
+    /// A frame was not the JSON message expected; `detail` says how.
+    case malformed(String)
+    case system(SystemError)
+
+    public var description: String {
+        switch self {
+        case .timedOut: return "timed out waiting for a frame"
+        case .closed: return "connection closed"
+        case let .framing(e): return e.description
+        case let .malformed(detail): return "malformed message: \(detail)"
+        case let .system(e): return e.description
+        }
+    }
+}
+
+/// Blocking, length-prefixed JSON frames over a stream socket or pipe.
+///
+/// Not thread-safe: one thread uses a channel at a time (the supervisor's worker checkout
+/// guarantees that). Handles partial reads and writes and EINTR; never buffers more than one
+/// frame ceiling, whatever the peer sends.
+public final class FrameChannel: @unchecked Sendable {
+    // SAFETY: not safe for concurrent use; Sendable so that ownership can move between threads,
+    // as the supervisor's worker pool and control server do, one thread at a time.
+    public let descriptor: OwnedDescriptor
+    private var decoder: FrameDecoder
+    private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+    private let isSocket: Bool
+
+    public init(descriptor: OwnedDescriptor, maxFrameLength: Int = Framing.defaultMaxFrameLength) {
+        self.descriptor = descriptor
+        self.decoder = FrameDecoder(maxFrameLength: maxFrameLength)
+        var type: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        isSocket = getsockopt(descriptor.rawValue, SOL_SOCKET, SO_TYPE, &type, &length) == 0
+    }
+
+    // MARK: Sending
+
+    public func send<T: Encodable>(_ message: T) throws(ChannelError) {
+        let body: [UInt8]
+        do { body = try JSONCoding.encode(message) } catch {
+            throw .malformed("cannot encode \(T.self): \(error)")
+        }
+        try sendFrame(body)
+    }
+
+    public func sendFrame(_ body: [UInt8]) throws(ChannelError) {
+        try writeAll(Framing.frame(body))
+    }
+
+    /// Writes raw bytes (tests use this to send hostile input).
+    public func writeAll(_ bytes: [UInt8]) throws(ChannelError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written: Int
+            do {
+                written = try retryingInterrupts("write") {
+                    bytes.withUnsafeBytes { raw in
+                        let base = raw.baseAddress! + offset
+                        // MSG_NOSIGNAL: a dead peer is an error to report, not a SIGPIPE to die of.
+                        return isSocket
+                            ? Glibc.send(descriptor.rawValue, base, raw.count - offset, Int32(MSG_NOSIGNAL))
+                            : Glibc.write(descriptor.rawValue, base, raw.count - offset)
+                    }
+                }
+            } catch {
+                if error.errno == EPIPE || error.errno == ECONNRESET { throw .closed }
+                throw .system(error)
+            }
+            offset += written
+        }
+    }
+
+    // MARK: Receiving
+
+    /// The next message, decoded as `T`.
+    /// - Throws: `ChannelError`; `.closed` at a clean end of stream, `.timedOut` past `deadline`.
+    public func receive<T: Decodable>(_ type: T.Type, deadline: ContinuousClock.Instant? = nil) throws(ChannelError) -> T {
+        let body = try receiveFrame(deadline: deadline)
+        do { return try JSONCoding.decode(T.self, from: body) } catch {
+            throw .malformed(Self.describe(error))
+        }
+    }
+
+    /// The next frame's body.
+    public func receiveFrame(deadline: ContinuousClock.Instant? = nil) throws(ChannelError) -> [UInt8] {
+        while true {
+            do {
+                if let frame = try decoder.nextFrame() { return frame }
+            } catch {
+                throw .framing(error)
+            }
+            if let deadline { try waitReadable(until: deadline) }
+            let count: Int
+            do {
+                count = try retryingInterrupts("read") {
+                    readBuffer.withUnsafeMutableBytes { Glibc.read(descriptor.rawValue, $0.baseAddress, $0.count) }
+                }
+            } catch {
+                if error.errno == ECONNRESET { throw .closed }
+                throw .system(error)
+            }
+            if count == 0 {
+                do { try decoder.finish() } catch { throw .framing(error) }
+                throw .closed
+            }
+            decoder.append(readBuffer[0..<count])
+        }
+    }
+
+    private func waitReadable(until deadline: ContinuousClock.Instant) throws(ChannelError) {
+        while true {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            if remaining <= .zero { throw .timedOut }
+            let (seconds, attos) = remaining.components
+            let millis = Int32(clamping: seconds * 1000 + attos / 1_000_000_000_000_000 + 1)
+            var pfd = pollfd(fd: descriptor.rawValue, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, millis)
+            if ready > 0 { return }
+            if ready < 0 && errno != EINTR { throw .system(SystemError("poll")) }
+        }
+    }
+
+    private static func describe(_ error: Error) -> String {
+        switch error {
+        case let DecodingError.dataCorrupted(context):
+            return context.debugDescription + Self.underlying(context.underlyingError)
+        case let DecodingError.keyNotFound(key, context):
+            return "missing \"\(key.stringValue)\"" + Self.at(context)
+        case let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context):
+            return context.debugDescription + Self.at(context)
+        default:
+            return "\(error)"
+        }
+    }
+
+    private static func at(_ context: DecodingError.Context) -> String {
+        context.codingPath.isEmpty ? "" : " at " + context.codingPath.map(\.stringValue).joined(separator: ".")
+    }
+
+    private static func underlying(_ error: Error?) -> String {
+        error.map { ": \($0)" } ?? ""
+    }
+}

@@ -1,0 +1,256 @@
+/// Messages on the supervisor ⇄ worker socketpair (DESIGN §3). Each is one JSON object with a
+/// `type` member; the supervisor treats every byte coming from a worker as hostile.
+public enum ProtocolVersion {
+    /// Bumped whenever a message changes incompatibly.
+    public static let current = 1
+}
+
+/// The worker's first frame. `plugvisor` carries the protocol version (go-plugin style: a
+/// friendly mismatch diagnosis, not a security check).
+public struct Hello: Codable, Sendable, Equatable {
+    public var plugvisor: Int
+    public var pid: Int32
+    public init(plugvisor: Int = ProtocolVersion.current, pid: Int32) {
+        self.plugvisor = plugvisor
+        self.pid = pid
+    }
+}
+
+/// A WASI preopen: host directory `host` appears to the guest at `guest`.
+public struct Preopen: Codable, Sendable, Equatable {
+    public var host: String
+    public var guest: String
+    public var readOnly: Bool
+    public init(host: String, guest: String, readOnly: Bool) {
+        self.host = host
+        self.guest = guest
+        self.readOnly = readOnly
+    }
+}
+
+/// How the host talks to the guest module.
+public enum GuestABI: String, Codable, Sendable, CaseIterable {
+    /// allocate/execute exports exchanging JSON through linear memory (DESIGN §4).
+    case plugvisor
+    /// A WASI command (`_start`): context JSON on stdin, result JSON on stdout.
+    case wasiCommand = "wasi-command"
+}
+
+/// Everything a worker needs to set up one plugin. The module's bytes travel separately, as a
+/// sealed memfd on fd 4, so that what runs is exactly what the supervisor hashed.
+public struct LoadRequest: Codable, Sendable, Equatable {
+    public var plugin: String
+    public var abi: GuestABI
+    /// Linear memory cap in bytes; nil means the module's own maximum.
+    public var memoryLimit: Int?
+    /// Per-call instruction budget; nil means unmetered.
+    public var fuel: UInt64?
+    public var env: [String: String]
+    public var config: [String: String]
+    public var preopens: [Preopen]
+    /// Ceiling on one result the guest returns, in bytes.
+    public var maxResultBytes: Int
+
+    public init(
+        plugin: String, abi: GuestABI = .plugvisor, memoryLimit: Int? = nil, fuel: UInt64? = nil,
+        env: [String: String] = [:], config: [String: String] = [:], preopens: [Preopen] = [],
+        maxResultBytes: Int = 8 * 1024 * 1024
+    ) {
+        self.plugin = plugin
+        self.abi = abi
+        self.memoryLimit = memoryLimit
+        self.fuel = fuel
+        self.env = env
+        self.config = config
+        self.preopens = preopens
+        self.maxResultBytes = maxResultBytes
+    }
+}
+
+/// One import or export of a module, as `plugvisor inspect` and `ready` report it.
+public struct ModuleItem: Codable, Sendable, Equatable {
+    public var module: String?
+    public var name: String
+    /// "func", "memory", "table" or "global".
+    public var kind: String
+    /// For functions, e.g. "(i32, i32) -> i64".
+    public var signature: String?
+    public init(module: String? = nil, name: String, kind: String, signature: String? = nil) {
+        self.module = module
+        self.name = name
+        self.kind = kind
+        self.signature = signature
+    }
+}
+
+/// The worker's answer to `load` when the module is instantiated and ready for calls.
+public struct ReadyInfo: Codable, Sendable, Equatable {
+    /// What the guest's `meta` export answered, if it has one.
+    public var meta: JSONValue?
+    public var exports: [ModuleItem]
+    public var imports: [ModuleItem]
+    /// Linear memory size in bytes after instantiation.
+    public var memoryBytes: Int
+    public init(meta: JSONValue?, exports: [ModuleItem], imports: [ModuleItem], memoryBytes: Int) {
+        self.meta = meta
+        self.exports = exports
+        self.imports = imports
+        self.memoryBytes = memoryBytes
+    }
+}
+
+public struct CallRequest: Codable, Sendable, Equatable {
+    public enum Function: String, Codable, Sendable {
+        case execute, meta, destroy
+    }
+    public var id: UInt64
+    public var fn: Function
+    /// For `execute`: the plugin context `{"request_id", "headers", "parameters"}`.
+    public var payload: JSONValue?
+    public init(id: UInt64, fn: Function, payload: JSONValue? = nil) {
+        self.id = id
+        self.fn = fn
+        self.payload = payload
+    }
+}
+
+public struct CallStats: Codable, Sendable, Equatable {
+    /// Time spent inside the worker, guest code included.
+    public var micros: Int
+    public var fuelUsed: UInt64?
+    public var memoryBytes: Int?
+    public init(micros: Int, fuelUsed: UInt64? = nil, memoryBytes: Int? = nil) {
+        self.micros = micros
+        self.fuelUsed = fuelUsed
+        self.memoryBytes = memoryBytes
+    }
+}
+
+public struct CallResult: Codable, Sendable, Equatable {
+    public var id: UInt64
+    /// The guest's JSON answer when the call completed.
+    public var payload: JSONValue?
+    /// Set instead of `payload` when the call could not complete.
+    public var error: PluginError?
+    public var stats: CallStats?
+    public init(id: UInt64, payload: JSONValue? = nil, error: PluginError? = nil, stats: CallStats? = nil) {
+        self.id = id
+        self.payload = payload
+        self.error = error
+        self.stats = stats
+    }
+}
+
+public struct LogLine: Codable, Sendable, Equatable {
+    public var level: String
+    public var message: String
+    public init(level: String, message: String) {
+        self.level = level
+        self.message = message
+    }
+}
+
+public enum WorkerMessage: Sendable, Equatable {
+    case hello(Hello)
+    case ready(ReadyInfo)
+    case loadFailed(reason: String)
+    case result(CallResult)
+    case log(LogLine)
+    case inspected(InspectReport)
+}
+
+public enum SupervisorMessage: Sendable, Equatable {
+    case load(LoadRequest)
+    case call(CallRequest)
+    /// Describe the module on fd 4 without running any of it.
+    case inspect
+}
+
+private enum TypeKey: String, CodingKey { case type, reason }
+
+extension WorkerMessage: Codable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: TypeKey.self)
+        switch try c.decode(String.self, forKey: .type) {
+        case "hello": self = .hello(try Hello(from: decoder))
+        case "ready": self = .ready(try ReadyInfo(from: decoder))
+        case "load_failed": self = .loadFailed(reason: try c.decode(String.self, forKey: .reason))
+        case "result": self = .result(try CallResult(from: decoder))
+        case "log": self = .log(try LogLine(from: decoder))
+        case "inspected": self = .inspected(try InspectReport(from: decoder))
+        case let other:
+            throw DecodingError.dataCorruptedError(
+                forKey: .type, in: c, debugDescription: "unknown worker message type \"\(other)\"")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: TypeKey.self)
+        switch self {
+        case let .hello(m): try c.encode("hello", forKey: .type); try m.encode(to: encoder)
+        case let .ready(m): try c.encode("ready", forKey: .type); try m.encode(to: encoder)
+        case let .loadFailed(reason):
+            try c.encode("load_failed", forKey: .type)
+            try c.encode(reason, forKey: .reason)
+        case let .result(m): try c.encode("result", forKey: .type); try m.encode(to: encoder)
+        case let .log(m): try c.encode("log", forKey: .type); try m.encode(to: encoder)
+        case let .inspected(m): try c.encode("inspected", forKey: .type); try m.encode(to: encoder)
+        }
+    }
+}
+
+extension SupervisorMessage: Codable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: TypeKey.self)
+        switch try c.decode(String.self, forKey: .type) {
+        case "load": self = .load(try LoadRequest(from: decoder))
+        case "call": self = .call(try CallRequest(from: decoder))
+        case "inspect": self = .inspect
+        case let other:
+            throw DecodingError.dataCorruptedError(
+                forKey: .type, in: c, debugDescription: "unknown supervisor message type \"\(other)\"")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: TypeKey.self)
+        switch self {
+        case let .load(m): try c.encode("load", forKey: .type); try m.encode(to: encoder)
+        case let .call(m): try c.encode("call", forKey: .type); try m.encode(to: encoder)
+        case .inspect: try c.encode("inspect", forKey: .type)
+        }
+    }
+}
+
+/// What `plugvisor inspect` reports about a module, computed by a worker (the supervisor never
+/// parses guest bytes itself).
+public struct InspectReport: Codable, Sendable, Equatable {
+    /// "plugvisor", "plugvisor-i32" (the Go pattern's pointer results), "wasi-command", or nil.
+    public var abi: String?
+    public var exports: [ModuleItem]
+    public var imports: [ModuleItem]
+    /// Linear memory limits in 64 KiB pages.
+    public var memoryMinPages: UInt64?
+    public var memoryMaxPages: UInt64?
+    /// What the host would refuse or miss, one sentence each; empty when it would load.
+    public var problems: [String]
+    /// Capabilities its imports ask for (filesystem, env, time, random, network, config, log).
+    public var capabilities: [String]
+    public var sizeBytes: Int
+    public var sha256: String?
+
+    public init(
+        abi: String?, exports: [ModuleItem], imports: [ModuleItem], memoryMinPages: UInt64?, memoryMaxPages: UInt64?,
+        problems: [String], capabilities: [String], sizeBytes: Int, sha256: String? = nil
+    ) {
+        self.abi = abi
+        self.exports = exports
+        self.imports = imports
+        self.memoryMinPages = memoryMinPages
+        self.memoryMaxPages = memoryMaxPages
+        self.problems = problems
+        self.capabilities = capabilities
+        self.sizeBytes = sizeBytes
+        self.sha256 = sha256
+    }
+}

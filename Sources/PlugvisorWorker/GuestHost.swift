@@ -1,0 +1,257 @@
+import Foundation
+import PlugvisorProtocol
+import WASI
+@_spi(Fuzzing) import WasmKit
+import WasmKitWASI
+
+/// One instantiated guest module and the host side of its ABI. Thread-confined, like the
+/// WasmKit store it owns: the worker makes every call from its single thread.
+public final class GuestHost {
+    public private(set) var ready = ReadyInfo(meta: nil, exports: [], imports: [], memoryBytes: 0)
+    let plugin: String
+    private let store: Store
+    private let instance: Instance
+    private let memory: Memory
+    private let allocate: Function
+    private let deallocate: Function
+    private let execute: Function
+    private let executeForm: ABICheck.ResultForm
+    private let metaFunction: (Function, ABICheck.ResultForm)?
+    private let destroyFunction: Function?
+    private let fuel: UInt64?
+    private let maxResultBytes: Int
+    private let wasi: WASIBridgeToHost
+    private let context: HostContext
+
+    /// Validates, instantiates and initialises the module (start function, `_initialize`, `init`),
+    /// then asks `meta` if the guest has one.
+    /// - Throws: `PluginError` with code `load_failed` that says what is wrong, naming the item.
+    public init(moduleBytes: [UInt8], request: LoadRequest, log: @escaping (LogLine) -> Void) throws(PluginError) {
+        plugin = request.plugin
+        fuel = request.fuel
+        maxResultBytes = request.maxResultBytes
+        func loadFailed(_ message: String) -> PluginError { PluginError(.loadFailed, plugin: request.plugin, message) }
+
+        let shape: ModuleShape
+        do { shape = try ModuleShape(bytes: moduleBytes) } catch {
+            throw loadFailed("not a valid WebAssembly module: \(error)")
+        }
+        let problems = ABICheck.problems(shape, abi: request.abi)
+        guard problems.isEmpty else { throw loadFailed(problems.joined(separator: "; ")) }
+        if let limit = request.memoryLimit, let minPages = shape.memoryMinPages, Int(minPages) * 65536 > limit {
+            throw loadFailed("initial memory of \(minPages * 64) KiB exceeds the plugin's memory limit of \(limit / 1024) KiB")
+        }
+
+        let module: Module
+        do { module = try parseWasm(bytes: moduleBytes) } catch {
+            throw loadFailed("not a valid WebAssembly module: \(error)")
+        }
+        // Software bounds checks: the interpreter checks every access anyway, and this avoids
+        // process-wide SIGSEGV handlers and a 4 GiB address reservation per memory.
+        let engine = Engine(configuration: EngineConfiguration(
+            compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
+        store = Store(engine: engine)
+        store.resourceLimiter = MemoryCap(bytes: request.memoryLimit)
+
+        context = HostContext(plugin: request.plugin, config: request.config, log: log)
+        do {
+            wasi = try WASIBridgeToHost(
+                args: [request.plugin], environment: request.env,
+                preopens: request.preopens.map { .init(guestPath: $0.guest, hostPath: $0.host) },
+                stdin: 0, stdout: 2, stderr: 2)
+        } catch {
+            throw loadFailed("cannot set up WASI: \(error)")
+        }
+        var imports = Imports()
+        var capabilities: [WasmKitWASI.WASICapability] = [.environment, .clocks, .random, .process, .stdio]
+        if !request.preopens.isEmpty { capabilities.append(.fileSystem) }
+        wasi.link(to: &imports, store: store, capabilities: capabilities, stubUnlinked: true)
+        context.define(in: &imports, store: store)
+
+        if let fuel = request.fuel { store.fuel = Fuel(remaining: fuel) }
+        let instance: Instance
+        do { instance = try module.instantiate(store: store, imports: imports) } catch {
+            throw loadFailed("instantiation failed: \(Self.describe(error))")
+        }
+        self.instance = instance
+        guard let memory = instance.exports[memory: "memory"], let allocate = instance.exports[function: "allocate"],
+            let deallocate = instance.exports[function: "deallocate"], let execute = instance.exports[function: "execute"]
+        else { throw loadFailed("missing exports after instantiation") }
+        self.memory = memory
+        self.allocate = allocate
+        self.deallocate = deallocate
+        self.execute = execute
+        executeForm = ABICheck.resultForm(shape.export("execute")?.signature)
+        metaFunction = instance.exports[function: "meta"].map { ($0, ABICheck.resultForm(shape.export("meta")?.signature)) }
+        destroyFunction = instance.exports[function: "destroy"]
+        try initialize(shape: shape, request: request)
+    }
+
+    /// `_initialize`, then `init` with the config, then `meta`: each failure refuses the load.
+    private func initialize(shape: ModuleShape, request: LoadRequest) throws(PluginError) {
+        func loadFailed(_ message: String) -> PluginError { PluginError(.loadFailed, plugin: request.plugin, message) }
+        do {
+            setFuel()
+            try wasi.initialize(instance)  // runs a WASI reactor's _initialize, if exported
+        } catch {
+            throw loadFailed("_initialize failed: \(Self.describe(error))")
+        }
+        if let initFunction = instance.exports[function: "init"] {
+            let form = ABICheck.resultForm(shape.export("init")?.signature)
+            let config = JSONValue.object(["name": .string(request.plugin),
+                                           "config": .object(request.config.mapValues { .string($0) })])
+            let answer = invoke(initFunction, form: form, input: (try? JSONCoding.encode(config)) ?? [], what: "init result")
+                .flatMap { GuestAnswer.checkResultShape($0, plugin: request.plugin) }
+            switch answer {
+            case let .failure(error): throw loadFailed("init failed: \(error.message)")
+            case let .success(value) where value["success"]?.boolValue == false:
+                throw loadFailed("init refused: \(value["error"]?.stringValue ?? "no reason given")")
+            case .success: break
+            }
+        }
+        var meta: JSONValue?
+        if let (function, form) = metaFunction {
+            switch invoke(function, form: form, input: nil, what: "meta") {
+            case let .success(value): meta = value
+            case let .failure(error): throw loadFailed("meta failed: \(error.message)")
+            }
+        }
+        let items = shape.moduleItems
+        ready = ReadyInfo(meta: meta, exports: items.exports, imports: items.imports, memoryBytes: memory.byteCount)
+    }
+
+    /// Runs `execute` with the plugin context.
+    public func execute(context input: JSONValue) -> Result<JSONValue, PluginError> {
+        let bytes: [UInt8]
+        do { bytes = try JSONCoding.encode(input) } catch {
+            return .failure(PluginError(.badRequest, plugin: plugin, "cannot encode the context: \(error)"))
+        }
+        return invoke(execute, form: executeForm, input: bytes, what: "result")
+            .flatMap { GuestAnswer.checkResultShape($0, plugin: plugin) }
+    }
+
+    public func meta() -> Result<JSONValue, PluginError> {
+        guard let (function, form) = metaFunction else { return .success(.null) }
+        return invoke(function, form: form, input: nil, what: "meta")
+    }
+
+    /// Calls the guest's `destroy`, if any; errors are only logged, as the worker is ending.
+    public func destroy() {
+        guard let destroyFunction else { return }
+        setFuel()
+        do { try destroyFunction.invoke([]) } catch {
+            context.log(LogLine(level: "warning", message: "destroy failed: \(Self.describe(error))"))
+        }
+    }
+
+    public var memoryBytes: Int { memory.byteCount }
+
+    /// Ends WASI cleanly (WasmKit requires close before the bridge goes away).
+    public func close() { try? wasi.close() }
+
+    // MARK: - The call protocol
+
+    /// allocate → copy input → call → read answer (bounds-checked) → deallocate both.
+    private func invoke(_ function: Function, form: ABICheck.ResultForm, input: [UInt8]?, what: String)
+        -> Result<JSONValue, PluginError>
+    {
+        setFuel()
+        do {
+            var arguments: [Value] = []
+            var inputPointer: UInt32 = 0
+            if let input {
+                guard input.count <= Int(Int32.max) else {
+                    return .failure(PluginError(.badRequest, plugin: plugin, "context too large for a 32-bit guest"))
+                }
+                let length = UInt32(input.count)
+                guard case let .i32(pointer)? = try allocate.invoke([.i32(length)]).first else {
+                    return invalid("allocate returned no i32")
+                }
+                guard GuestAnswer.checkBounds(pointer: pointer, length: length, memorySize: memory.byteCount) else {
+                    return invalid("allocate(\(length)) returned \(pointer), outside the guest's \(memory.byteCount)-byte memory")
+                }
+                if length > 0 {
+                    memory.withUnsafeMutableBufferPointer(offset: UInt(pointer), count: input.count) { target in
+                        target.copyBytes(from: input)
+                    }
+                }
+                inputPointer = pointer
+                arguments = [.i32(pointer), .i32(length)]
+            }
+            let results = try function.invoke(arguments)
+            let answer: [UInt8]
+            var resultRegion: (UInt32, UInt32)?
+            switch (form, results.first) {
+            case let (.packed, .i64(packed)?):
+                let (pointer, length) = GuestAnswer.unpack(packed)
+                guard GuestAnswer.checkBounds(pointer: pointer, length: length, memorySize: memory.byteCount) else {
+                    return invalid("the \(what) pointer \(pointer) with length \(length) lies outside the guest's \(memory.byteCount)-byte memory")
+                }
+                guard Int(length) <= maxResultBytes else {
+                    return invalid("the \(what) is \(length) bytes, over the \(maxResultBytes)-byte limit")
+                }
+                answer = memory.withUnsafeBufferPointer(offset: UInt(pointer), count: Int(length)) { Array($0) }
+                resultRegion = (pointer, length)
+            case let (.pointer, .i32(pointer)?):
+                guard Int(pointer) < memory.byteCount else {
+                    return invalid("the \(what) pointer \(pointer) lies outside the guest's \(memory.byteCount)-byte memory")
+                }
+                let available = min(maxResultBytes, memory.byteCount - Int(pointer))
+                let window = memory.withUnsafeBufferPointer(offset: UInt(pointer), count: available) { Array($0) }
+                guard let length = GuestAnswer.lengthOfFirstJSONValue(window) else {
+                    return invalid("no complete JSON value at the \(what) pointer \(pointer) within \(available) bytes")
+                }
+                answer = Array(window[0..<length])
+            default:
+                return invalid("the guest returned \(results) instead of a \(form == .packed ? "packed i64" : "i32 pointer")")
+            }
+            if let input {
+                try deallocate.invoke([.i32(inputPointer), .i32(UInt32(input.count))])
+            }
+            if let (pointer, length) = resultRegion, length > 0 {
+                try deallocate.invoke([.i32(pointer), .i32(length)])
+            }
+            return GuestAnswer.decodeResult(answer, plugin: plugin, what: what)
+        } catch {
+            return .failure(Self.classify(error, plugin: plugin))
+        }
+    }
+
+    private func invalid(_ message: String) -> Result<JSONValue, PluginError> {
+        .failure(PluginError(.invalidResult, plugin: plugin, message))
+    }
+
+    private func setFuel() {
+        if let fuel { store.fuel = Fuel(remaining: fuel) }
+    }
+
+    /// Maps what WasmKit throws to a typed error. Only a trap's first line is kept: the rest is a
+    /// backtrace that can run to thousands of lines.
+    static func classify(_ error: Error, plugin: String) -> PluginError {
+        if let exit = error as? WASIExitCode {
+            return PluginError(.trap, plugin: plugin, "the guest called proc_exit(\(exit.code))")
+        }
+        let text = describe(error)
+        if text.hasPrefix("out of fuel") {
+            return PluginError(.outOfFuel, plugin: plugin, "the call used up its fuel budget")
+        }
+        return PluginError(.trap, plugin: plugin, text)
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let exit = error as? WASIExitCode { return "proc_exit(\(exit.code))" }
+        var text = String(describing: error)
+        if let newline = text.firstIndex(of: "\n") { text = String(text[..<newline]) }
+        if text.hasPrefix("Trap: ") { text.removeFirst(6) }
+        return String(text.prefix(500))
+    }
+}
+
+/// Caps linear memory growth: a refused `memory.grow` returns -1 to the guest.
+final class MemoryCap: ResourceLimiter, @unchecked Sendable {
+    // SAFETY: immutable.
+    let bytes: Int?
+    init(bytes: Int?) { self.bytes = bytes }
+    func limitMemoryGrowth(to desired: Int) throws -> Bool { bytes.map { desired <= $0 } ?? true }
+    func limitTableGrowth(to desired: Int) throws -> Bool { desired <= 1_000_000 }
+}

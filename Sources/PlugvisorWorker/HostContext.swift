@@ -1,0 +1,126 @@
+import PlugvisorProtocol
+import WasmKit
+
+/// The `plugvisor` host module a guest may import: log, config_get, http_request.
+///
+/// Every pointer and length the guest passes is checked against its memory before use: an
+/// out-of-range one traps the guest, never the worker.
+final class HostContext {
+    let plugin: String
+    let config: [String: String]
+    private let sink: (LogLine) -> Void
+    private var limiter = LogBudget(linesPerSecond: 100, bytesPerSecond: 64 * 1024)
+
+    static let maxLogLine = 4096
+    static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    init(plugin: String, config: [String: String], log: @escaping (LogLine) -> Void) {
+        self.plugin = plugin
+        self.config = config
+        self.sink = log
+    }
+
+    func log(_ line: LogLine) { sink(line) }
+
+    struct GuestFault: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    func define(in imports: inout Imports, store: Store) {
+        imports.define(module: "plugvisor", name: "log",
+            Function(store: store, parameters: [.i32, .i32, .i32]) { [unowned self] caller, args in
+                guard case let .i32(level) = args[0], case let .i32(pointer) = args[1], case let .i32(length) = args[2] else { return [] }
+                let memory = try Self.memory(caller)
+                let shown = min(Int(length), Self.maxLogLine)
+                let bytes = try Self.read(memory, pointer: pointer, length: length, limit: shown)
+                let now = ContinuousClock.now
+                switch limiter.admit(bytes: bytes.count, now: now) {
+                case .log:
+                    let levelName = Self.levels[Int(min(level, UInt32(Self.levels.count - 1)))]
+                    var text = String(decoding: bytes, as: UTF8.self)
+                    if Int(length) > shown { text += "… (\(length) bytes, cut)" }
+                    sink(LogLine(level: levelName, message: text))
+                case let .summary(dropped):
+                    sink(LogLine(level: "warning", message: "\(dropped) guest log lines dropped (rate limit)"))
+                case .drop:
+                    break
+                }
+                return []
+            })
+        imports.define(module: "plugvisor", name: "config_get",
+            Function(store: store, parameters: [.i32, .i32, .i32, .i32], results: [.i32]) { [unowned self] caller, args in
+                guard case let .i32(keyPointer) = args[0], case let .i32(keyLength) = args[1],
+                    case let .i32(bufferPointer) = args[2], case let .i32(bufferLength) = args[3]
+                else { return [.i32(UInt32(bitPattern: -1))] }
+                let memory = try Self.memory(caller)
+                let key = String(decoding: try Self.read(memory, pointer: keyPointer, length: keyLength, limit: 4096), as: UTF8.self)
+                guard let value = config[key] else { return [.i32(UInt32(bitPattern: -1))] }
+                let bytes = Array(value.utf8)
+                let copied = min(bytes.count, Int(bufferLength))
+                if copied > 0 {
+                    guard GuestAnswer.checkBounds(pointer: bufferPointer, length: UInt32(copied), memorySize: memory.byteCount) else {
+                        throw GuestFault(description: "config_get: buffer \(bufferPointer)+\(copied) is outside guest memory")
+                    }
+                    memory.withUnsafeMutableBufferPointer(offset: UInt(bufferPointer), count: copied) {
+                        $0.copyBytes(from: bytes[0..<copied])
+                    }
+                }
+                return [.i32(UInt32(bytes.count))]
+            })
+        imports.define(module: "plugvisor", name: "http_request",
+            Function(store: store, parameters: [.i32, .i32, .i32, .i32], results: [.i32]) { _, _ in
+                // No network capability is granted yet: the request is refused, as for a host not allowed.
+                [.i32(UInt32(bitPattern: -1))]
+            })
+    }
+
+    static func memory(_ caller: borrowing Caller) throws -> Memory {
+        guard let memory = caller.instance?.exports[memory: "memory"] else {
+            throw GuestFault(description: "the guest has no exported memory")
+        }
+        return memory
+    }
+
+    static func read(_ memory: Memory, pointer: UInt32, length: UInt32, limit: Int) throws -> [UInt8] {
+        guard GuestAnswer.checkBounds(pointer: pointer, length: length, memorySize: memory.byteCount) else {
+            throw GuestFault(description: "pointer \(pointer) with length \(length) is outside guest memory")
+        }
+        let count = min(Int(length), limit)
+        if count == 0 { return [] }
+        return memory.withUnsafeBufferPointer(offset: UInt(pointer), count: count) { Array($0) }
+    }
+}
+
+/// Lines and bytes per second a guest may log; past that lines are dropped and counted.
+struct LogBudget {
+    enum Verdict: Equatable { case log, drop, summary(Int) }
+    let linesPerSecond: Int
+    let bytesPerSecond: Int
+    private var windowStart: ContinuousClock.Instant?
+    private var lines = 0
+    private var bytes = 0
+    private var dropped = 0
+
+    init(linesPerSecond: Int, bytesPerSecond: Int) {
+        self.linesPerSecond = linesPerSecond
+        self.bytesPerSecond = bytesPerSecond
+    }
+
+    mutating func admit(bytes count: Int, now: ContinuousClock.Instant) -> Verdict {
+        if let start = windowStart, now - start < .seconds(1) {
+            if lines < linesPerSecond && bytes + count <= bytesPerSecond {
+                lines += 1
+                bytes += count
+                return .log
+            }
+            dropped += 1
+            return .drop
+        }
+        let summary = dropped
+        windowStart = now
+        lines = 1
+        bytes = count
+        dropped = 0
+        return summary > 0 ? .summary(summary) : .log
+    }
+}

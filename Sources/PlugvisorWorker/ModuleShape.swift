@@ -1,0 +1,236 @@
+import PlugvisorProtocol
+import WasmKit
+import WasmParser
+
+/// A module's imports, exports and memory, read from its sections without running any of it.
+struct ModuleShape {
+    struct FunctionSignature: Equatable, CustomStringConvertible {
+        var parameters: [ValueType]
+        var results: [ValueType]
+        var description: String {
+            let params = parameters.map(Self.name).joined(separator: ", ")
+            let returns = results.isEmpty ? "()" : results.count == 1 ? Self.name(results[0])
+                : "(" + results.map(Self.name).joined(separator: ", ") + ")"
+            return "(\(params)) -> \(returns)"
+        }
+        static func name(_ type: ValueType) -> String {
+            switch type {
+            case .i32: return "i32"
+            case .i64: return "i64"
+            case .f32: return "f32"
+            case .f64: return "f64"
+            case .v128: return "v128"
+            case .ref: return "ref"
+            }
+        }
+    }
+
+    struct Item {
+        var module: String?
+        var name: String
+        var kind: String
+        var signature: FunctionSignature?
+    }
+
+    var imports: [Item] = []
+    var exports: [Item] = []
+    var memoryMinPages: UInt64?
+    var memoryMaxPages: UInt64?
+    var hasStartFunction = false
+
+    init(bytes: [UInt8]) throws {
+        var types: [FunctionSignature?] = []
+        var functionTypes: [UInt32] = []  // type index of each function, imports first
+        var parser = Parser(bytes: bytes)
+        var rawExports: [Export] = []
+        while let payload = try parser.parseNext() {
+            switch payload {
+            case let .typeSection(groups):
+                for group in groups {
+                    for sub in group.types {
+                        if case let .function(f) = sub.body {
+                            types.append(FunctionSignature(parameters: f.parameters, results: f.results))
+                        } else {
+                            types.append(nil)
+                        }
+                    }
+                }
+            case let .importSection(list):
+                for imp in list {
+                    switch imp.descriptor {
+                    case let .function(typeIndex):
+                        functionTypes.append(typeIndex)
+                        imports.append(Item(module: imp.module, name: imp.name, kind: "func",
+                                            signature: Int(typeIndex) < types.count ? types[Int(typeIndex)] : nil))
+                    case let .memory(limits):
+                        memoryMinPages = limits.min
+                        memoryMaxPages = limits.max
+                        imports.append(Item(module: imp.module, name: imp.name, kind: "memory"))
+                    case .table: imports.append(Item(module: imp.module, name: imp.name, kind: "table"))
+                    case .global: imports.append(Item(module: imp.module, name: imp.name, kind: "global"))
+                    case .tag: imports.append(Item(module: imp.module, name: imp.name, kind: "tag"))
+                    }
+                }
+            case let .functionSection(indices):
+                functionTypes.append(contentsOf: indices)
+            case let .memorySection(memories):
+                if let first = memories.first {
+                    memoryMinPages = first.type.min
+                    memoryMaxPages = first.type.max
+                }
+            case let .exportSection(list):
+                rawExports = list
+            case .startSection:
+                hasStartFunction = true
+            default:
+                break
+            }
+        }
+        for export in rawExports {
+            switch export.descriptor {
+            case let .function(index):
+                let typeIndex = Int(index) < functionTypes.count ? Int(functionTypes[Int(index)]) : -1
+                let signature = typeIndex >= 0 && typeIndex < types.count ? types[typeIndex] : nil
+                exports.append(Item(name: export.name, kind: "func", signature: signature))
+            case .memory: exports.append(Item(name: export.name, kind: "memory"))
+            case .table: exports.append(Item(name: export.name, kind: "table"))
+            case .global: exports.append(Item(name: export.name, kind: "global"))
+            case .tag: exports.append(Item(name: export.name, kind: "tag"))
+            }
+        }
+    }
+
+    func export(_ name: String) -> Item? { exports.first { $0.name == name } }
+
+    var moduleItems: (imports: [ModuleItem], exports: [ModuleItem]) {
+        (imports.map { ModuleItem(module: $0.module, name: $0.name, kind: $0.kind, signature: $0.signature?.description) },
+         exports.map { ModuleItem(name: $0.name, kind: $0.kind, signature: $0.signature?.description) })
+    }
+}
+
+/// The host side of the guest ABI (DESIGN §4): which exports and imports a module must, may and
+/// must not have, checked before anything is instantiated.
+enum ABICheck {
+    enum ResultForm: Equatable {
+        /// `(ptr << 32) | len` in an i64.
+        case packed
+        /// The original Go pattern: an i32 pointer to one JSON value.
+        case pointer
+    }
+
+    static let i32 = ValueType.i32
+    static let i64 = ValueType.i64
+
+    /// `plugvisor` host functions a guest may import, with their exact signatures.
+    static let hostFunctions: [String: ModuleShape.FunctionSignature] = [
+        "log": .init(parameters: [i32, i32, i32], results: []),
+        "config_get": .init(parameters: [i32, i32, i32, i32], results: [i32]),
+        "http_request": .init(parameters: [i32, i32, i32, i32], results: [i32]),
+    ]
+
+    static let wasiModule = "wasi_snapshot_preview1"
+    static let hostModule = "plugvisor"
+
+    /// Problems that keep a module from loading under `abi`, each a sentence naming the item.
+    static func problems(_ shape: ModuleShape, abi: GuestABI) -> [String] {
+        var problems: [String] = []
+        for item in shape.imports {
+            switch (item.module, item.kind) {
+            case (wasiModule?, "func"):
+                continue
+            case (hostModule?, "func"):
+                guard let expected = hostFunctions[item.name] else {
+                    problems.append("imports plugvisor.\(item.name), which the host does not provide (it has \(hostFunctions.keys.sorted().joined(separator: ", ")))")
+                    continue
+                }
+                if item.signature != expected {
+                    problems.append("imports plugvisor.\(item.name) as \(item.signature?.description ?? "?"), but it is \(expected)")
+                }
+            default:
+                problems.append("imports \(item.kind) \(item.module ?? "").\(item.name), which is neither WASI nor plugvisor: refused")
+            }
+        }
+        switch abi {
+        case .wasiCommand:
+            if shape.export("_start")?.kind != "func" { problems.append("a wasi-command module must export a _start function") }
+            if shape.export("memory")?.kind != "memory" { problems.append("missing export: memory") }
+        case .plugvisor:
+            if shape.export("memory")?.kind != "memory" { problems.append("missing export: memory (the guest's linear memory)") }
+            requireFunction(shape, "allocate", [.init(parameters: [i32], results: [i32])], &problems)
+            requireFunction(shape, "deallocate", [.init(parameters: [i32, i32], results: [])], &problems)
+            requireFunction(shape, "execute", [
+                .init(parameters: [i32, i32], results: [i64]), .init(parameters: [i32, i32], results: [i32]),
+            ], &problems)
+            optionalFunction(shape, "meta", [.init(parameters: [], results: [i64]), .init(parameters: [], results: [i32])], &problems)
+            optionalFunction(shape, "init", [
+                .init(parameters: [i32, i32], results: [i64]), .init(parameters: [i32, i32], results: [i32]),
+            ], &problems)
+            optionalFunction(shape, "destroy", [.init(parameters: [], results: [])], &problems)
+        }
+        return problems
+    }
+
+    static func resultForm(_ signature: ModuleShape.FunctionSignature?) -> ResultForm {
+        signature?.results == [i32] ? .pointer : .packed
+    }
+
+    /// Which ABI a module speaks, judging by its exports alone.
+    static func detectABI(_ shape: ModuleShape) -> String? {
+        if problems(shape, abi: .plugvisor).allSatisfy({ $0.hasPrefix("imports") }) {
+            return resultForm(shape.export("execute")?.signature) == .pointer ? "plugvisor-i32" : "plugvisor"
+        }
+        if shape.export("_start") != nil { return "wasi-command" }
+        return nil
+    }
+
+    /// Capabilities the module's imports ask for.
+    static func capabilities(_ shape: ModuleShape) -> [String] {
+        var needs: Set<String> = []
+        for item in shape.imports where item.kind == "func" {
+            switch (item.module, item.name) {
+            case (hostModule?, "http_request"): needs.insert("network")
+            case (hostModule?, "config_get"): needs.insert("config")
+            case (hostModule?, "log"): needs.insert("log")
+            case (wasiModule?, let name):
+                if name.hasPrefix("path_") || name.hasPrefix("fd_prestat") || name == "fd_readdir" { needs.insert("filesystem") }
+                if name.hasPrefix("environ_") { needs.insert("env") }
+                if name.hasPrefix("clock_") { needs.insert("time") }
+                if name == "random_get" { needs.insert("random") }
+                if name.hasPrefix("sock_") { needs.insert("sockets (not available: use plugvisor.http_request)") }
+            default: break
+            }
+        }
+        return needs.sorted()
+    }
+
+    private static func requireFunction(
+        _ shape: ModuleShape, _ name: String, _ allowed: [ModuleShape.FunctionSignature], _ problems: inout [String]
+    ) {
+        guard let item = shape.export(name), item.kind == "func" else {
+            problems.append("missing export: \(name) \(allowed[0])")
+            return
+        }
+        checkSignature(item, allowed, &problems)
+    }
+
+    private static func optionalFunction(
+        _ shape: ModuleShape, _ name: String, _ allowed: [ModuleShape.FunctionSignature], _ problems: inout [String]
+    ) {
+        guard let item = shape.export(name) else { return }
+        guard item.kind == "func" else {
+            problems.append("export \(name) must be a function \(allowed[0])")
+            return
+        }
+        checkSignature(item, allowed, &problems)
+    }
+
+    private static func checkSignature(
+        _ item: ModuleShape.Item, _ allowed: [ModuleShape.FunctionSignature], _ problems: inout [String]
+    ) {
+        guard let signature = item.signature, allowed.contains(signature) else {
+            let expected = allowed.map(\.description).joined(separator: " or ")
+            problems.append("export \(item.name) is \(item.signature?.description ?? "?"), expected \(expected)")
+            return
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import CPlugvisorLinux
+import Foundation
+import PlugvisorPosix
+import PlugvisorProtocol
+
+/// The worker process: handshake, load, then one call at a time until the supervisor hangs up.
+///
+/// It is started by the supervisor with fd 3 = its socketpair end and fd 4 = the module bytes.
+public enum PlugvisorWorker {
+    static let channelFD: Int32 = 3
+    static let moduleFD: Int32 = 4
+
+    public static func main() -> Never {
+        var type: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(channelFD, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
+            // UX, not security: a person who runs this binary by hand gets told what it is.
+            FileHandle.standardError.write(Data(
+                "plugvisor-worker is started by the plugvisor supervisor; run `plugvisor start MANIFEST` instead.\n".utf8))
+            exit(64)
+        }
+        // Die with the supervisor, and close the race where it died before this line ran.
+        _ = pv_set_parent_death_signal(SIGKILL)
+        if let expected = ProcessInfo.processInfo.environment["PLUGVISOR_SUPERVISOR_PID"], Int32(expected) != getppid() {
+            exit(70)
+        }
+        let channel = FrameChannel(descriptor: OwnedDescriptor(channelFD))
+        do {
+            try channel.send(WorkerMessage.hello(Hello(pid: getpid())))
+            switch try channel.receive(SupervisorMessage.self) {
+            case .inspect:
+                try channel.send(WorkerMessage.inspected(Inspector.report(moduleBytes: try readModule())))
+                exit(0)
+            case let .load(request):
+                let bytes = try readModule()
+                let host: GuestHost
+                do {
+                    host = try GuestHost(moduleBytes: bytes, request: request) { line in
+                        try? channel.send(WorkerMessage.log(line))
+                    }
+                } catch {
+                    try channel.send(WorkerMessage.loadFailed(reason: error.message))
+                    exit(0)
+                }
+                try channel.send(WorkerMessage.ready(host.ready))
+                serve(host, channel)
+            case .call:
+                fail("the supervisor sent a call before load")
+            }
+        } catch {
+            fail("\(error)")
+        }
+    }
+
+    private static func readModule() throws -> [UInt8] {
+        defer { close(moduleFD) }
+        return try Descriptors.readAll(moduleFD, limit: 256 << 20)
+    }
+
+    private static func serve(_ host: GuestHost, _ channel: FrameChannel) -> Never {
+        while true {
+            let message: SupervisorMessage
+            do { message = try channel.receive(SupervisorMessage.self) } catch .closed {
+                // The supervisor hung up: it is shutting down (or gone). Let the guest clean up.
+                host.destroy()
+                host.close()
+                exit(0)
+            } catch {
+                fail("\(error)")
+            }
+            guard case let .call(request) = message else { fail("unexpected message while serving") }
+            let started = ContinuousClock.now
+            let outcome: Result<JSONValue, PluginError>
+            switch request.fn {
+            case .execute: outcome = host.execute(context: request.payload ?? .object([:]))
+            case .meta: outcome = host.meta()
+            case .destroy:
+                host.destroy()
+                outcome = .success(["success": true])
+            }
+            let elapsed = ContinuousClock.now - started
+            let (seconds, attos) = elapsed.components
+            let stats = CallStats(micros: Int(seconds * 1_000_000 + attos / 1_000_000_000_000), memoryBytes: host.memoryBytes)
+            let result: CallResult
+            switch outcome {
+            case let .success(payload): result = CallResult(id: request.id, payload: payload, stats: stats)
+            case let .failure(error): result = CallResult(id: request.id, error: error, stats: stats)
+            }
+            do { try channel.send(WorkerMessage.result(result)) } catch { fail("\(error)") }
+        }
+    }
+
+    private static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("plugvisor-worker: \(message)\n".utf8))
+        exit(70)
+    }
+}
+
+enum Inspector {
+    static func report(moduleBytes: [UInt8]) -> InspectReport {
+        let shape: ModuleShape
+        do { shape = try ModuleShape(bytes: moduleBytes) } catch {
+            return InspectReport(
+                abi: nil, exports: [], imports: [], memoryMinPages: nil, memoryMaxPages: nil,
+                problems: ["not a valid WebAssembly module: \(error)"], capabilities: [], sizeBytes: moduleBytes.count)
+        }
+        let abi = ABICheck.detectABI(shape)
+        let problems = ABICheck.problems(shape, abi: abi == "wasi-command" ? .wasiCommand : .plugvisor)
+        let items = shape.moduleItems
+        return InspectReport(
+            abi: abi, exports: items.exports, imports: items.imports, memoryMinPages: shape.memoryMinPages,
+            memoryMaxPages: shape.memoryMaxPages, problems: problems, capabilities: ABICheck.capabilities(shape),
+            sizeBytes: moduleBytes.count)
+    }
+}

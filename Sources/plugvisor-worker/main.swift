@@ -1,0 +1,3 @@
+import PlugvisorWorker
+
+PlugvisorWorker.main()

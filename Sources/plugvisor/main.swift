@@ -1,0 +1,3 @@
+import PlugvisorCLI
+
+PlugvisorCommand.main()
