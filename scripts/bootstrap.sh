@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what plugvisor needs on a fresh Debian 12 machine, and nothing that is already there.
+# Swift itself (6.3 or newer, with its clang and wasm-ld) must be on PATH.
+set -euo pipefail
+
+need=()
+command -v wat2wasm >/dev/null || need+=(wabt)
+[ -f /usr/lib/wasm32-wasi/libc.a ] || need+=(wasi-libc)
+compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null || need+=(libclang-rt-dev-wasm32)
+[ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+command -v strace >/dev/null || need+=(strace)
+command -v curl >/dev/null || need+=(curl)
+
+if [ ${#need[@]} -gt 0 ]; then
+    echo "bootstrap: installing ${need[*]}" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+command -v swift >/dev/null || { echo "bootstrap: swift is not on PATH (Swift 6.3 or newer is needed)" >&2; exit 1; }

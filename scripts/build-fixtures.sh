@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds every guest plugin under Fixtures/plugins from source: WAT with wat2wasm, C with the
+# toolchain's clang for wasm32-wasi (Debian's wasi-libc), Swift with Embedded Swift. Idempotent:
+# a module is rebuilt only when its source is newer. Safe to run from several processes at once.
+set -euo pipefail
+cd "$(dirname "$0")/../Fixtures/plugins"
+
+exec 9>.build.lock
+flock 9
+
+builtins=$(compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" | sort -V | tail -n 1 || true)
+[ -n "$builtins" ] || { echo "build-fixtures: libclang_rt.builtins-wasm32.a missing: run scripts/bootstrap.sh" >&2; exit 1; }
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+stale() { [ ! -f "$2" ] || [ "$1" -nt "$2" ]; }
+
+for source in *.wat; do
+    target="${source%.wat}.wasm"
+    stale "$source" "$target" || continue
+    wat2wasm "$source" -o "$target"
+done
+
+for source in *.c; do
+    target="${source%.c}.wasm"
+    stale "$source" "$target" || continue
+    clang --target=wasm32-wasi --sysroot=/usr -O2 -c "$source" -o "$scratch/${source%.c}.o"
+    wasm-ld --no-entry --export-dynamic --strip-all /usr/lib/wasm32-wasi/crt1-reactor.o "$scratch/${source%.c}.o" \
+        -L/usr/lib/wasm32-wasi -lc "$builtins" -o "$target"
+done
+
+for source in *.swift; do
+    target="${source%.swift}.wasm"
+    stale "$source" "$target" || continue
+    swiftc -target wasm32-unknown-none-wasm -enable-experimental-feature Embedded \
+        -enable-experimental-feature Extern -wmo -Osize -parse-as-library -Xfrontend -disable-stack-protector \
+        -c "$source" -o "$scratch/${source%.swift}.o"
+    wasm-ld --no-entry --strip-all "$scratch/${source%.swift}.o" -L/usr/lib/wasm32-wasi -lc "$builtins" -o "$target"
+done
