@@ -59,13 +59,16 @@ let package = Package(
             dependencies: ["CPlugvisorLinux", "PlugvisorProtocol"]
         ),
         .target(name: "CPlugvisorLinux", cSettings: [.define("_GNU_SOURCE")]),
+        // Test-only: finds fixtures and binaries, runs processes. Not a product.
+        .target(name: "PlugvisorTestSupport"),
 
         .testTarget(name: "PlugvisorProtocolTests", dependencies: ["PlugvisorProtocol", "PlugvisorPosix"]),
         .testTarget(name: "PlugvisorManifestTests", dependencies: ["PlugvisorManifest"]),
-        .testTarget(name: "PlugvisorWorkerTests", dependencies: ["PlugvisorWorker", "PlugvisorProtocol"]),
+        .testTarget(
+            name: "PlugvisorWorkerTests", dependencies: ["PlugvisorWorker", "PlugvisorProtocol", "PlugvisorTestSupport"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PlugvisorProtocol", "PlugvisorPosix"]
+            dependencies: ["PlugvisorProtocol", "PlugvisorPosix", "PlugvisorTestSupport"]
         ),
     ]
 )

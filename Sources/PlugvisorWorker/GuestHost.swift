@@ -62,21 +62,21 @@ public final class GuestHost {
         } catch {
             throw loadFailed("cannot set up WASI: \(error)")
         }
-        var imports = Imports()
-        var capabilities: [WasmKitWASI.WASICapability] = [.environment, .clocks, .random, .process, .stdio]
-        if !request.preopens.isEmpty { capabilities.append(.fileSystem) }
-        wasi.link(to: &imports, store: store, capabilities: capabilities, stubUnlinked: true)
-        context.define(in: &imports, store: store)
-
-        if let fuel = request.fuel { store.fuel = Fuel(remaining: fuel) }
         let instance: Instance
-        do { instance = try module.instantiate(store: store, imports: imports) } catch {
-            throw loadFailed("instantiation failed: \(Self.describe(error))")
+        do throws(PluginError) {
+            instance = try Self.instantiate(module, store: store, wasi: wasi, context: context, preopens: !request.preopens.isEmpty,
+                                            fuel: request.fuel, plugin: request.plugin)
+        } catch {
+            try? wasi.close()  // WasmKit requires close before the bridge goes away
+            throw error
         }
         self.instance = instance
         guard let memory = instance.exports[memory: "memory"], let allocate = instance.exports[function: "allocate"],
             let deallocate = instance.exports[function: "deallocate"], let execute = instance.exports[function: "execute"]
-        else { throw loadFailed("missing exports after instantiation") }
+        else {
+            try? wasi.close()
+            throw loadFailed("missing exports after instantiation")
+        }
         self.memory = memory
         self.allocate = allocate
         self.deallocate = deallocate
@@ -85,6 +85,23 @@ public final class GuestHost {
         metaFunction = instance.exports[function: "meta"].map { ($0, ABICheck.resultForm(shape.export("meta")?.signature)) }
         destroyFunction = instance.exports[function: "destroy"]
         try initialize(shape: shape, request: request)
+    }
+
+    deinit { try? wasi.close() }
+
+    private static func instantiate(
+        _ module: Module, store: Store, wasi: WASIBridgeToHost, context: HostContext, preopens: Bool, fuel: UInt64?,
+        plugin: String
+    ) throws(PluginError) -> Instance {
+        var imports = Imports()
+        var capabilities: [WasmKitWASI.WASICapability] = [.environment, .clocks, .random, .process, .stdio]
+        if preopens { capabilities.append(.fileSystem) }
+        wasi.link(to: &imports, store: store, capabilities: capabilities, stubUnlinked: true)
+        context.define(in: &imports, store: store)
+        if let fuel { store.fuel = Fuel(remaining: fuel) }
+        do { return try module.instantiate(store: store, imports: imports) } catch {
+            throw PluginError(.loadFailed, plugin: plugin, "instantiation failed: \(describe(error))")
+        }
     }
 
     /// `_initialize`, then `init` with the config, then `meta`: each failure refuses the load.
@@ -145,9 +162,6 @@ public final class GuestHost {
     }
 
     public var memoryBytes: Int { memory.byteCount }
-
-    /// Ends WASI cleanly (WasmKit requires close before the bridge goes away).
-    public func close() { try? wasi.close() }
 
     // MARK: - The call protocol
 

@@ -63,7 +63,6 @@ public enum PlugvisorWorker {
             do { message = try channel.receive(SupervisorMessage.self) } catch .closed {
                 // The supervisor hung up: it is shutting down (or gone). Let the guest clean up.
                 host.destroy()
-                host.close()
                 exit(0)
             } catch {
                 fail("\(error)")

@@ -1,0 +1,62 @@
+import PlugvisorProtocol
+import Testing
+
+@Suite struct MessageTests {
+    @Test func helloDecodesFromItsGoldenForm() throws {
+        let golden = #"{"type":"hello","plugvisor":1,"pid":4242}"#
+        let message = try JSONCoding.decode(WorkerMessage.self, from: Array(golden.utf8))
+        #expect(message == .hello(Hello(plugvisor: 1, pid: 4242)))
+    }
+
+    @Test func everyWorkerMessageSurvivesARoundTrip() throws {
+        let messages: [WorkerMessage] = [
+            .hello(Hello(pid: 1)),
+            .ready(ReadyInfo(meta: ["name": "x", "version": "1.0.0"],
+                             exports: [ModuleItem(name: "execute", kind: "func", signature: "(i32, i32) -> i64")],
+                             imports: [], memoryBytes: 65536)),
+            .loadFailed(reason: "missing export: execute"),
+            .result(CallResult(id: 7, payload: ["success": true, "data": [1, 2.5, "three", nil]],
+                               stats: CallStats(micros: 12, fuelUsed: 99, memoryBytes: 65536))),
+            .result(CallResult(id: 8, error: PluginError(.trap, plugin: "p", "unreachable"))),
+            .log(LogLine(level: "info", message: "hi")),
+        ]
+        for message in messages {
+            let bytes = try JSONCoding.encode(message)
+            #expect(try JSONCoding.decode(WorkerMessage.self, from: bytes) == message)
+        }
+    }
+
+    @Test func supervisorMessagesSurviveARoundTrip() throws {
+        let messages: [SupervisorMessage] = [
+            .load(LoadRequest(plugin: "p", memoryLimit: 1 << 20, fuel: 1000, env: ["A": "b"], config: ["k": "v"],
+                              preopens: [Preopen(host: "/tmp", guest: "/data", readOnly: true)])),
+            .call(CallRequest(id: 1, fn: .execute, payload: ["parameters": [:]])),
+            .inspect,
+        ]
+        for message in messages {
+            #expect(try JSONCoding.decode(SupervisorMessage.self, from: JSONCoding.encode(message)) == message)
+        }
+    }
+
+    @Test func anUnknownMessageTypeIsAnErrorThatNamesIt() {
+        let bytes = Array(#"{"type":"shell","command":"rm -rf /"}"#.utf8)
+        #expect {
+            try JSONCoding.decode(WorkerMessage.self, from: bytes)
+        } throws: { error in
+            "\(error)".contains("shell")
+        }
+    }
+
+    @Test func largeIntegersKeepTheirExactValue() throws {
+        let bytes = Array(#"{"id":9007199254740993,"ratio":0.5}"#.utf8)
+        let value = try JSONCoding.decode(JSONValue.self, from: bytes)
+        #expect(value["id"] == .integer(9_007_199_254_740_993))
+        #expect(value["ratio"] == .double(0.5))
+    }
+
+    @Test func pluginErrorsPrintAsTheCLIShowsThem() throws {
+        let error = PluginError(.timeout, plugin: "spin", "call ran longer than 5 seconds")
+        let line = JSONCoding.compact(["error": error])
+        #expect(line == #"{"error":{"code":"timeout","message":"call ran longer than 5 seconds","plugin":"spin"}}"#)
+    }
+}
