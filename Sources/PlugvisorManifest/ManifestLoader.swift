@@ -28,7 +28,10 @@ extension Manifest {
         var reader = ManifestReader(file: path)
         let manifest = reader.read(text)
         if let manifest, reader.problems.isEmpty { return manifest }
-        throw ManifestErrors(reader.problems)
+        // In file order, as a person reads them (the walk finds some, such as duplicates, late).
+        throw ManifestErrors(reader.problems.enumerated().sorted {
+            ($0.element.line ?? 0, $0.element.column ?? 0, $0.offset) < ($1.element.line ?? 0, $1.element.column ?? 0, $1.offset)
+        }.map(\.element))
     }
 }
 

@@ -6,6 +6,11 @@ public enum ProcessRunner {
         public var status: Int32
         public var stdout: String
         public var stderr: String
+        public init(status: Int32, stdout: String, stderr: String) {
+            self.status = status
+            self.stdout = stdout
+            self.stderr = stderr
+        }
     }
 
     public static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil) -> Output {

@@ -1,0 +1,134 @@
+import Foundation
+import Glibc
+import PlugvisorProtocol
+import PlugvisorTestSupport
+
+/// A real `plugvisor start` process on a manifest of fixture plugins, with its own control
+/// socket in a private temporary directory, driven through the real `plugvisor` CLI.
+final class RunningSupervisor {
+    let directory: URL
+    let controlPath: String
+    let manifestPath: String
+    let logPath: String
+    let process: Process
+    private(set) var exitStatus: Int32?
+
+    /// Writes `manifest` (where `{{plugins}}` stands for the fixture plugins directory) and starts
+    /// a supervisor on it, returning once its control socket answers.
+    init(manifest: String, arguments: [String] = [], environment: [String: String] = [:]) throws {
+        _ = try Fixtures.plugin("echo")  // builds the fixtures once
+        directory = try Self.makeTemporaryDirectory()
+        controlPath = directory.appendingPathComponent("control.sock").path
+        manifestPath = directory.appendingPathComponent("plugins.yaml").path
+        logPath = directory.appendingPathComponent("supervisor.log").path
+        let text = manifest.replacingOccurrences(of: "{{plugins}}", with: Fixtures.pluginsDirectory.path)
+        try text.write(toFile: manifestPath, atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: try Fixtures.binary("plugvisor"))
+        process.arguments = ["start", manifestPath, "--control", controlPath] + arguments
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = FileHandle.nullDevice
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        process.environment = env
+        try process.run()
+
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if !process.isRunning {
+                process.waitUntilExit()
+                exitStatus = process.terminationStatus
+                throw FixtureError("plugvisor start exited with \(process.terminationStatus): \(log)")
+            }
+            if cli(["status", "--json"]).status == 0 { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw FixtureError("supervisor did not answer within 30s: \(log)")
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Runs the `plugvisor` CLI against this supervisor.
+    func cli(_ arguments: [String], stdin: String? = nil) -> ProcessRunner.Output {
+        guard let binary = try? Fixtures.binary("plugvisor") else {
+            return ProcessRunner.Output(status: -1, stdout: "", stderr: "plugvisor not built")
+        }
+        return ProcessRunner.run([binary] + arguments + ["--control", controlPath], stdin: stdin)
+    }
+
+    func call(_ plugin: String, _ arguments: String...) -> ProcessRunner.Output {
+        cli(["call", plugin] + arguments)
+    }
+
+    func status() throws -> StatusReport {
+        let output = cli(["status", "--json"])
+        guard output.status == 0 else { throw FixtureError("status failed: \(output.stderr)") }
+        return try JSONCoding.decode(StatusReport.self, from: Array(output.stdout.utf8))
+    }
+
+    func plugin(_ name: String) throws -> PluginStatus {
+        guard let plugin = try status().plugins.first(where: { $0.name == name }) else {
+            throw FixtureError("no plugin \(name) in status")
+        }
+        return plugin
+    }
+
+    /// Polls `condition` until it holds or `timeout` passes.
+    func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return try condition()
+    }
+
+    /// `plugvisor stop`, then waits for the supervisor process to exit.
+    func stop() -> ProcessRunner.Output {
+        let output = cli(["stop"])
+        waitForExit()
+        return output
+    }
+
+    func waitForExit(timeout: Duration = .seconds(30)) {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if !process.isRunning {
+            process.waitUntilExit()
+            exitStatus = process.terminationStatus
+        }
+    }
+
+    static func makeTemporaryDirectory() throws -> URL {
+        var template = Array("/tmp/plugvisor-test-XXXXXX".utf8CString)
+        guard let path = mkdtemp(&template) else { throw FixtureError("mkdtemp failed") }
+        return URL(fileURLWithPath: String(cString: path))
+    }
+}
+
+/// Whether a process with this pid exists (and is not a zombie we are about to reap).
+func processIsAlive(_ pid: Int32) -> Bool {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
+    return !status.contains("State:\tZ")
+}
+
+extension ProcessRunner.Output {
+    /// The typed error the CLI printed on stderr.
+    var error: PluginError? {
+        struct Envelope: Decodable { var error: PluginError }
+        guard let line = stderr.split(separator: "\n").last else { return nil }
+        return try? JSONCoding.decode(Envelope.self, from: Array(line.utf8)).error
+    }
+
+    var json: JSONValue? { try? JSONCoding.decode(JSONValue.self, from: Array(stdout.utf8)) }
+}

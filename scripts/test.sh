@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: install what is missing, build the binaries and
+# the guest fixtures from source, run every test (unit and integration, real processes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/bootstrap.sh
+swift build --build-tests --quiet
+scripts/build-fixtures.sh
+swift test --skip-build "$@"
