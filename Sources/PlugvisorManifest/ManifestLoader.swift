@@ -61,7 +61,7 @@ struct ManifestReader {
             return nil
         }
         guard let root, case let .mapping(top) = root else {
-            problem(nil, nil, "the manifest must be a mapping with a 'plugins' list")
+            problem(root, nil, "the manifest must be a mapping with a 'plugins' list")
             return nil
         }
         var plugins: [PluginSpec] = []
@@ -148,7 +148,7 @@ struct ManifestReader {
             case "sha256":
                 if let hash = string(value, at) {
                     let lower = hash.lowercased()
-                    if lower.count == 64, lower.allSatisfy({ $0.isHexDigit }) { spec.sha256 = lower } else {
+                    if lower.count == 64, lower.allSatisfy({ $0.isASCII && $0.isHexDigit }) { spec.sha256 = lower } else {
                         problem(value, at, "must be 64 hexadecimal digits")
                     }
                 }
@@ -343,8 +343,10 @@ struct ManifestReader {
     private mutating func integer(_ node: Node, _ at: String, in range: ClosedRange<Int>) -> Int? {
         guard let text = string(node, at) else { return nil }
         guard let value = Units.integer(text), value <= UInt64(Int.max), range.contains(Int(value)) else {
-            let upper = range.upperBound == Int.max ? "" : " and \(range.upperBound)"
-            problem(node, at, "'\(text)' is not a whole number between \(range.lowerBound)\(upper)")
+            let expected = range.upperBound == Int.max
+                ? "a whole number of at least \(range.lowerBound)"
+                : "a whole number between \(range.lowerBound) and \(range.upperBound)"
+            problem(node, at, "'\(text)' is not \(expected)")
             return nil
         }
         return Int(value)

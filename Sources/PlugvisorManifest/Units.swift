@@ -6,7 +6,9 @@ public enum Units {
         let units: [(String, Double)] = [("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
             let number = text.dropLast(suffix.count)
-            guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+            // A leading digit is required, so that "100ms...5s" cannot pass as 100ms..0.5s.
+            guard let first = number.first, first.isASCII, first.isNumber,
+                number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
                 let value = Double(number), value.isFinite
             else { return nil }
             let micros = value * scale * 1e6

@@ -1,0 +1,618 @@
+import Foundation
+import PlugvisorManifest
+import Testing
+
+/// One field (or a few lines of fields) of a plugin that must be rejected, and where and why.
+/// `fields` start on line 4 of a manifest, after `plugins:`, `- name: probe` and `wasm: echo.wasm`.
+struct BadField: Sendable, CustomTestStringConvertible {
+    var fields: String
+    var line: Int
+    var keyPath: String
+    var message: String
+    var testDescription: String { fields.trimmingCharacters(in: .whitespaces) }
+
+    init(_ fields: String, line: Int = 4, _ keyPath: String, _ message: String) {
+        self.fields = fields
+        self.line = line
+        self.keyPath = keyPath
+        self.message = message
+    }
+
+    /// Checks that a sandbox (with a `data` directory) rejects these fields for this one reason.
+    func check(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let sandbox = try Sandbox()
+        try sandbox.directory("data")
+        let problem = try sandbox.problem(inPlugin: fields, sourceLocation: sourceLocation)
+        #expect(problem.line == line, sourceLocation: sourceLocation)
+        #expect(problem.keyPath == keyPath, sourceLocation: sourceLocation)
+        #expect(problem.message.contains(message), "\(problem.message)", sourceLocation: sourceLocation)
+        #expect(problem.file == sandbox.manifestPath, sourceLocation: sourceLocation)
+    }
+}
+
+/// Manifests that are rejected: every problem is reported at once, on its own line, with its key path.
+@Suite struct ManifestValidationTests {
+    // MARK: Every problem at once
+
+    @Test func severalProblemsInOneFileAreAllReportedEachOnItsLine() throws {
+        let sandbox = try Sandbox()
+        let problems = sandbox.problems("""
+            plugins:
+              - name: alpha
+                wasm: echo.wasm
+                colour: blue
+              - name: beta
+                timeout: soon
+                wasm: echo.wasm
+              - wasm: echo.wasm
+                name: alpha
+            """)
+        #expect(problems.map(\.line) == [4, 6, 9])
+        #expect(problems.map(\.column) == [5, 14, 11])
+        #expect(problems.map(\.keyPath) == ["plugins[0].colour", "plugins[1].timeout", "plugins[2].name"])
+        try #require(problems.count == 3)
+        #expect(problems[0].message.hasPrefix("unknown key (known: "))
+        #expect(problems[1].message == "'soon' is not a duration (e.g. 250ms, 5s, 2m)")
+        #expect(problems[2].message == "duplicate plugin name 'alpha' (first used on line 2)")
+        #expect(problems.allSatisfy { $0.file == sandbox.manifestPath })
+    }
+
+    @Test func everyBadFieldOfOnePluginIsReportedNotJustTheFirst() throws {
+        let sandbox = try Sandbox()
+        try sandbox.directory("data")
+        let problems = sandbox.problems(Sandbox.plugin("""
+                timeout: 0s
+                fuel: 0
+                instances: 65
+                memory: 1KiB
+                restart: {backoff: 5s..1s, max: -1, within: 1x, what: 2}
+                circuit: {failures: 0, reset: 2d, extra: 1}
+                network: {allowed_hosts: ['*', 'a..b', 'Ok.Example.COM'], other: 1}
+                filesystem:
+                  - {host: data, guest: rel, mode: rx, x: 1}
+                  - {host: nope, guest: /a/../b}
+                  - {guest: /c}
+                  - 5
+                env: {1BAD: x, GOOD: [1]}
+                config: {'': x}
+                sha256: xyz
+                abi: wasm
+            """))
+        let found = problems.map { "\($0.line ?? 0) \($0.keyPath ?? "-")" }
+        #expect(found == [
+            "4 plugins[0].timeout",
+            "5 plugins[0].fuel",
+            "6 plugins[0].instances",
+            "7 plugins[0].memory",
+            "8 plugins[0].restart.backoff",
+            "8 plugins[0].restart.max",
+            "8 plugins[0].restart.within",
+            "8 plugins[0].restart.what",
+            "9 plugins[0].circuit.failures",
+            "9 plugins[0].circuit.reset",
+            "9 plugins[0].circuit.extra",
+            "10 plugins[0].network.allowed_hosts[0]",
+            "10 plugins[0].network.allowed_hosts[1]",
+            "10 plugins[0].network.other",
+            "12 plugins[0].filesystem[0].guest",
+            "12 plugins[0].filesystem[0].mode",
+            "12 plugins[0].filesystem[0].x",
+            "13 plugins[0].filesystem[1].host",
+            "13 plugins[0].filesystem[1].guest",
+            "14 plugins[0].filesystem[2]",
+            "15 plugins[0].filesystem[3]",
+            "16 plugins[0].env.1BAD",
+            "16 plugins[0].env.GOOD",
+            "17 plugins[0].config.",
+            "18 plugins[0].sha256",
+            "19 plugins[0].abi",
+        ])
+    }
+
+    @Test func aBrokenPluginDoesNotHideTheProblemsOfTheOthers() throws {
+        let sandbox = try Sandbox()
+        try sandbox.directory("modules")
+        let problems = sandbox.problems("""
+            plugins:
+              - name: first
+                wasm: modules
+              - name: Second
+                wasm: missing.wasm
+              - just-a-name
+              - {}
+            """)
+        #expect(problems.map(\.line) == [3, 4, 5, 6, 7, 7])
+        #expect(problems.map(\.keyPath) == [
+            "plugins[0].wasm", "plugins[1].name", "plugins[1].wasm", "plugins[2]", "plugins[3]", "plugins[3]",
+        ])
+        #expect(problems.map(\.message) == [
+            "is a directory, not a .wasm file: \(sandbox.directory)/modules",
+            "'Second' is not a valid name: lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 64 characters",
+            "file not found: \(sandbox.directory)/missing.wasm",
+            "must be a mapping with at least 'name' and 'wasm'",
+            "missing required key 'name'",
+            "missing required key 'wasm'",
+        ])
+    }
+
+    // MARK: Duplicate names
+
+    @Test func aDuplicatePluginNameIsReportedWhereItIsReusedAndNamesTheFirstLine() throws {
+        let sandbox = try Sandbox()
+        let problem = try sandbox.problem("""
+            plugins:
+              - name: echo
+                wasm: echo.wasm
+
+              - name: other
+                wasm: echo.wasm
+
+              - name: echo
+                wasm: echo.wasm
+            """)
+        #expect(problem.line == 8)
+        #expect(problem.column == 11)
+        #expect(problem.keyPath == "plugins[2].name")
+        #expect(problem.message == "duplicate plugin name 'echo' (first used on line 2)")
+    }
+
+    @Test func everyReuseOfANamePointsBackToItsFirstUse() throws {
+        let sandbox = try Sandbox()
+        let problems = sandbox.problems("""
+            plugins:
+              - {name: echo, wasm: echo.wasm}
+              - {name: echo, wasm: echo.wasm}
+              - {name: "echo", wasm: echo.wasm}
+            """)
+        #expect(problems.map(\.line) == [3, 4])
+        #expect(problems.map(\.keyPath) == ["plugins[1].name", "plugins[2].name"])
+        #expect(problems.allSatisfy { $0.message == "duplicate plugin name 'echo' (first used on line 2)" })
+    }
+
+    // MARK: Unknown keys
+
+    @Test func anUnknownTopLevelKeyIsReportedOnItsLine() throws {
+        let sandbox = try Sandbox()
+        let problems = sandbox.problems("""
+            version: 2
+            plugins: [{name: echo, wasm: echo.wasm}]
+            plugin: []
+            """)
+        #expect(problems.map(\.line) == [1, 3])
+        #expect(problems.map(\.keyPath) == ["version", "plugin"])
+        #expect(problems.allSatisfy { $0.message == "unknown key (the top level has only 'plugins')" })
+    }
+
+    @Test(arguments: [
+        BadField("    timout: 5s", "plugins[0].timout",
+                 "unknown key (known: abi, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, timeout, wasm)"),
+        BadField("    Name: other", "plugins[0].Name", "unknown key (known: "),
+        BadField("    restart:\n      max: 1\n      retries: 3", line: 6, "plugins[0].restart.retries",
+                 "unknown key (known: backoff, max, within)"),
+        BadField("    circuit: {failures: 1, cooldown: 5s}", "plugins[0].circuit.cooldown", "unknown key (known: failures, reset)"),
+        BadField("    network:\n      allowed_host: [example.com]", line: 5, "plugins[0].network.allowed_host",
+                 "unknown key (known: allowed_hosts)"),
+        BadField("    filesystem:\n      - host: data\n        guest: /data\n        readonly: true", line: 7,
+                 "plugins[0].filesystem[0].readonly", "unknown key (known: guest, host, mode)"),
+    ])
+    func anUnknownKeyInAPluginOrInsideOneOfItsSectionsIsReported(_ bad: BadField) throws {
+        try bad.check()
+    }
+
+    // MARK: Required keys and shapes
+
+    @Test func aPluginWithoutANameIsReportedAtThePlugin() throws {
+        let problem = try Sandbox().problem("plugins:\n  - wasm: echo.wasm\n    instances: 2\n")
+        #expect(problem.line == 2)
+        #expect(problem.column == 5)
+        #expect(problem.keyPath == "plugins[0]")
+        #expect(problem.message == "missing required key 'name'")
+    }
+
+    @Test func aPluginWithoutAWasmIsReportedAtThePlugin() throws {
+        let problem = try Sandbox().problem("plugins:\n  - name: echo\n")
+        #expect(problem.line == 2)
+        #expect(problem.keyPath == "plugins[0]")
+        #expect(problem.message == "missing required key 'wasm'")
+    }
+
+    @Test func aManifestWithoutPluginsSaysSo() throws {
+        let problem = try Sandbox().problem("# nothing here yet\n{}\n")
+        #expect(problem.line == 2)
+        #expect(problem.keyPath == nil)
+        #expect(problem.message == "missing required key 'plugins'")
+    }
+
+    @Test func anEmptyPluginsListIsRejected() throws {
+        let problem = try Sandbox().problem("plugins: []\n")
+        #expect(problem.line == 1)
+        #expect(problem.column == 10)
+        #expect(problem.keyPath == "plugins")
+        #expect(problem.message == "lists no plugin")
+    }
+
+    @Test(arguments: ["plugins:\n", "plugins: 3\n", "plugins: echo\n", "plugins: {name: echo, wasm: echo.wasm}\n"])
+    func pluginsThatIsNotAListIsRejected(text: String) throws {
+        let problem = try Sandbox().problem(text)
+        #expect(problem.line == 1)
+        #expect(problem.keyPath == "plugins")
+        #expect(problem.message == "must be a list of plugins")
+    }
+
+    @Test(arguments: ["", "# only a comment\n", "just some text\n", "42\n", "[]\n", "- name: echo\n  wasm: echo.wasm\n"])
+    func aTopLevelThatIsNotAMappingIsRejected(text: String) throws {
+        let problem = try Sandbox().problem(text)
+        #expect(problem.keyPath == nil)
+        #expect(problem.message == "the manifest must be a mapping with a 'plugins' list")
+    }
+
+    @Test(arguments: [
+        BadField("    timeout: [5s]", "plugins[0].timeout", "must be a single value, not a list or mapping"),
+        BadField("    abi: {kind: plugvisor}", "plugins[0].abi", "must be a single value, not a list or mapping"),
+        BadField("    fuel:\n      - 1000", line: 5, "plugins[0].fuel", "must be a single value, not a list or mapping"),
+        BadField("    env: {LOG: [a, b]}", "plugins[0].env.LOG", "must be a single value, not a list or mapping"),
+        BadField("    config:\n      nested:\n        deep: 1", line: 6, "plugins[0].config.nested",
+                 "must be a single value, not a list or mapping"),
+        BadField("    restart: {backoff: [1s, 5s]}", "plugins[0].restart.backoff", "must be a single value, not a list or mapping"),
+        BadField("    circuit: {reset: [1s]}", "plugins[0].circuit.reset", "must be a single value, not a list or mapping"),
+        BadField("    network: {allowed_hosts: [[example.com]]}", "plugins[0].network.allowed_hosts[0]",
+                 "must be a single value, not a list or mapping"),
+        BadField("    filesystem: [{host: [data], guest: /data}]", "plugins[0].filesystem[0].host",
+                 "must be a single value, not a list or mapping"),
+        BadField("    filesystem: [{host: data, guest: {path: /data}}]", "plugins[0].filesystem[0].guest",
+                 "must be a single value, not a list or mapping"),
+    ])
+    func aListOrMappingWhereASingleValueBelongsIsRejected(_ bad: BadField) throws {
+        try bad.check()
+    }
+
+    @Test func aNameThatIsAListIsRejected() throws {
+        let problem = try Sandbox().problem("plugins:\n  - name: [echo]\n    wasm: echo.wasm\n")
+        #expect(problem.line == 2)
+        #expect(problem.keyPath == "plugins[0].name")
+        #expect(problem.message == "must be a single value, not a list or mapping")
+    }
+
+    @Test(arguments: [
+        BadField("    filesystem: {host: data, guest: /data}", "plugins[0].filesystem", "must be a list of {host, guest, mode}"),
+        BadField("    filesystem: [/data]", "plugins[0].filesystem[0]", "must be a mapping {host, guest, mode}"),
+        BadField("    network: [example.com]", "plugins[0].network", "must be a mapping {allowed_hosts: [...]}"),
+        BadField("    network: {allowed_hosts: example.com}", "plugins[0].network.allowed_hosts", "must be a list of host names"),
+        BadField("    env: [LOG=debug]", "plugins[0].env", "must be a mapping of names to values"),
+        BadField("    config: greeting", "plugins[0].config", "must be a mapping of names to values"),
+        BadField("    restart: 3", "plugins[0].restart", "must be a mapping {max, within, backoff}"),
+        BadField("    circuit: on", "plugins[0].circuit", "must be a mapping {failures, reset}"),
+    ])
+    func aSectionOfTheWrongShapeIsRejected(_ bad: BadField) throws {
+        try bad.check()
+    }
+
+    @Test(arguments: [
+        BadField("    timeout:", "plugins[0].timeout", "must not be empty"),
+        BadField("    sha256: \"\"", "plugins[0].sha256", "must not be empty"),
+        BadField("    memory: ''", "plugins[0].memory", "must not be empty"),
+        BadField("    restart: {within: ''}", "plugins[0].restart.within", "must not be empty"),
+    ])
+    func anEmptyValueIsRejected(_ bad: BadField) throws {
+        try bad.check()
+    }
+
+    // MARK: Names
+
+    @Test(arguments: [
+        "Echo", "ECHO", "-echo", "_echo", "echo server", "echo.v2", "echo/1", "écho", "echo!",
+        String(repeating: "x", count: 65),
+    ])
+    func anInvalidNameIsRejectedWithTheRule(name: String) throws {
+        let problem = try Sandbox().problem("plugins:\n  - name: \"\(name)\"\n    wasm: echo.wasm\n")
+        #expect(problem.line == 2)
+        #expect(problem.keyPath == "plugins[0].name")
+        #expect(problem.message == "'\(name)' is not a valid name: lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 64 characters")
+    }
+
+    // MARK: Module
+
+    @Test func aMissingWasmFileIsReportedWithItsResolvedPath() throws {
+        let sandbox = try Sandbox()
+        let problem = try sandbox.problem("plugins:\n  - name: echo\n    wasm: ../plugins/missing.wasm\n")
+        #expect(problem.line == 3)
+        #expect(problem.column == 11)
+        #expect(problem.keyPath == "plugins[0].wasm")
+        let parent = (sandbox.directory as NSString).deletingLastPathComponent
+        #expect(problem.message == "file not found: \(parent)/plugins/missing.wasm")
+    }
+
+    @Test func aWasmPathThatIsADirectoryIsRejected() throws {
+        let sandbox = try Sandbox()
+        let modules = try sandbox.directory("modules.wasm")
+        let problem = try sandbox.problem("plugins:\n  - name: echo\n    wasm: modules.wasm/\n")
+        #expect(problem.line == 3)
+        #expect(problem.keyPath == "plugins[0].wasm")
+        #expect(problem.message == "is a directory, not a .wasm file: \(modules)")
+    }
+
+    @Test(arguments: [
+        BadField("    sha256: abc123", "plugins[0].sha256", "must be 64 hexadecimal digits"),
+        BadField("    sha256: \(String(repeating: "a", count: 63))", "plugins[0].sha256", "must be 64 hexadecimal digits"),
+        BadField("    sha256: \(String(repeating: "a", count: 65))", "plugins[0].sha256", "must be 64 hexadecimal digits"),
+        BadField("    sha256: \(String(repeating: "a", count: 63))g", "plugins[0].sha256", "must be 64 hexadecimal digits"),
+        BadField("    sha256: \"sha256:\(String(repeating: "a", count: 64))\"", "plugins[0].sha256", "must be 64 hexadecimal digits"),
+        BadField("    sha256: \" \(String(repeating: "a", count: 63))\"", "plugins[0].sha256", "must be 64 hexadecimal digits"),
+    ])
+    func aSha256ThatIsNot64HexDigitsIsRejected(_ bad: BadField) throws {
+        try bad.check()
+    }
+
+    @Test func aSha256OfNonASCIIDigitsIsRejected() throws {
+        // Character.isHexDigit also accepts the fullwidth forms U+FF10–U+FF19, U+FF21–U+FF26 and
+        // U+FF41–U+FF46; only ASCII hex digits may spell a hash.
+        let fullwidth = String(repeating: "\u{FF10}\u{FF41}", count: 32)
+        let sandbox = try Sandbox()
+        let problem = try sandbox.problem(inPlugin: "    sha256: \(fullwidth)")
+        #expect(problem.keyPath == "plugins[0].sha256")
+        #expect(problem.message == "must be 64 hexadecimal digits")
+    }
+
+    @Test(arguments: ["wasi", "Plugvisor", "WASI-COMMAND", "wasi_command", "wasm"])
+    func anUnknownABIIsRejectedWithTheChoices(abi: String) throws {
+        try BadField("    abi: \(abi)", "plugins[0].abi", "'\(abi)' is not an ABI (plugvisor, wasi-command)").check()
+    }
+
+    // MARK: Durations, sizes and numbers
+
+    @Test(arguments: ["soon", "5", "5 s", "-1s", "5sec", "5S", "1_000ms", "1d", "PT5S"])
+    func aTimeoutThatIsNotADurationIsRejected(text: String) throws {
+        try BadField("    timeout: \(text)", "plugins[0].timeout", "'\(text)' is not a duration (e.g. 250ms, 5s, 2m)").check()
+    }
+
+    @Test(arguments: ["0s", "0ms", "999us", "3601s", "2h", "61m"])
+    func aTimeoutOutsideAMillisecondToAnHourIsRejected(text: String) throws {
+        try BadField("    timeout: \(text)", "plugins[0].timeout",
+                     "'\(text)' is out of range (0.001 seconds to 3600.0 seconds)").check()
+    }
+
+    @Test(arguments: [
+        BadField("    restart: {within: 2d}", "plugins[0].restart.within", "'2d' is not a duration (e.g. 250ms, 5s, 2m)"),
+        BadField("    restart: {within: 25h}", "plugins[0].restart.within", "'25h' is out of range (0.001 seconds to 86400.0 seconds)"),
+        BadField("    circuit: {reset: never}", "plugins[0].circuit.reset", "'never' is not a duration (e.g. 250ms, 5s, 2m)"),
+        BadField("    circuit: {reset: 0ms}", "plugins[0].circuit.reset", "'0ms' is out of range (0.001 seconds to 86400.0 seconds)"),
+    ])
+    func aBadRestartWindowOrCircuitResetIsRejected(_ bad: BadField) throws {
+        try bad.check()
+    }
+
+    @Test(arguments: ["32mb", "32 MiB", "1.5MiB", "lots", "-1MiB", "1TiB", "65535", "63KiB", "4097MiB", "5GiB"])
+    func aMemorySizeThatIsNotASizeOrOutside64KiBTo4GiBIsRejected(text: String) throws {
+        try BadField("    memory: \(text)", "plugins[0].memory",
+                     "'\(text)' is not a memory size between 64KiB and 4GiB (e.g. 32MiB)").check()
+    }
+
+    @Test(arguments: [
+        BadField("    instances: 0", "plugins[0].instances", "'0' is not a whole number between 1 and 64"),
+        BadField("    instances: 65", "plugins[0].instances", "'65' is not a whole number between 1 and 64"),
+        BadField("    instances: -1", "plugins[0].instances", "'-1' is not a whole number between 1 and 64"),
+        BadField("    instances: two", "plugins[0].instances", "'two' is not a whole number between 1 and 64"),
+        BadField("    instances: 2.0", "plugins[0].instances", "'2.0' is not a whole number between 1 and 64"),
+        BadField("    max_queue: 100001", "plugins[0].max_queue", "'100001' is not a whole number between 0 and 100000"),
+        BadField("    max_queue: -1", "plugins[0].max_queue", "'-1' is not a whole number between 0 and 100000"),
+        BadField("    fuel: 0", "plugins[0].fuel", "'0' is not a whole number of at least 1"),
+        BadField("    fuel: 9223372036854775808", "plugins[0].fuel", "'9223372036854775808' is not a whole number"),
+        BadField("    fuel: 1e9", "plugins[0].fuel", "'1e9' is not a whole number"),
+        BadField("    fuel: 1_000_", "plugins[0].fuel", "'1_000_' is not a whole number"),
+        BadField("    fuel: _1000", "plugins[0].fuel", "'_1000' is not a whole number"),
+        BadField("    restart: {max: 10001}", "plugins[0].restart.max", "'10001' is not a whole number between 0 and 10000"),
+        BadField("    circuit: {failures: 0}", "plugins[0].circuit.failures", "'0' is not a whole number between 1 and 100000"),
+    ])
+    func anIntegerThatIsNotANumberOrOutOfRangeIsRejected(_ bad: BadField) throws {
+        try bad.check()
+    }
+
+    @Test(arguments: ["5s..1s", "5s", "1s..", "..5s", "fast..slow", "100ms-5s", "100ms..5s..10s"])
+    func aBackoffThatIsNotAnIncreasingRangeIsRejected(text: String) throws {
+        try BadField("    restart:\n      backoff: \(text)", line: 5, "plugins[0].restart.backoff",
+                     "'\(text)' is not a range MIN..MAX of durations (e.g. 100ms..5s)").check()
+    }
+
+    @Test func aBackoffWithThreeDotsIsRejected() throws {
+        let sandbox = try Sandbox()
+        let problem = try sandbox.problem(inPlugin: "    restart: {backoff: 100ms...5s}")
+        #expect(problem.keyPath == "plugins[0].restart.backoff")
+    }
+
+    // MARK: Filesystem
+
+    @Test func aFilesystemHostThatDoesNotExistIsRejectedWithItsResolvedPath() throws {
+        let sandbox = try Sandbox()
+        let problem = try sandbox.problem(inPlugin: "    filesystem:\n      - host: nope\n        guest: /data")
+        #expect(problem.line == 5)
+        #expect(problem.column == 15)
+        #expect(problem.keyPath == "plugins[0].filesystem[0].host")
+        #expect(problem.message == "not an existing directory: \(sandbox.directory)/nope")
+    }
+
+    @Test func aFilesystemHostThatIsAFileIsRejected() throws {
+        let sandbox = try Sandbox()
+        let problem = try sandbox.problem(inPlugin: "    filesystem: [{host: echo.wasm, guest: /data}]")
+        #expect(problem.line == 4)
+        #expect(problem.keyPath == "plugins[0].filesystem[0].host")
+        #expect(problem.message == "not an existing directory: \(sandbox.echo)")
+    }
+
+    @Test(arguments: ["data", "./data", "data/", "/data/../etc", "/..", "/data/..", "..", ""])
+    func aGuestPathMustBeAbsoluteWithoutDotDot(guest: String) throws {
+        let expected = guest.isEmpty ? "must not be empty" : "must be an absolute path without '..'"
+        try BadField("    filesystem:\n      - host: data\n        guest: \"\(guest)\"", line: 6,
+                     "plugins[0].filesystem[0].guest", expected).check()
+    }
+
+    @Test func aGuestPathWithDotsInANameIsAccepted() throws {
+        let sandbox = try Sandbox()
+        try sandbox.directory("data")
+        let plugin = try sandbox.plugin(Sandbox.plugin("    filesystem: [{host: data, guest: /data/..hidden/a..b}]"))
+        #expect(plugin.filesystem.map(\.guest) == ["/data/..hidden/a..b"])
+    }
+
+    @Test func theSameGuestPathMountedTwiceIsRejectedAtTheSecond() throws {
+        try BadField("""
+                filesystem:
+                  - {host: data, guest: /data}
+                  - {host: ., guest: /data, mode: rw}
+            """, line: 6, "plugins[0].filesystem[1].guest", "guest path '/data' is mounted twice").check()
+    }
+
+    @Test(arguments: [
+        BadField("    filesystem: [{host: data, guest: /data, mode: rwx}]", "plugins[0].filesystem[0].mode", "'rwx' is not a mode (ro, rw)"),
+        BadField("    filesystem: [{host: data, guest: /data, mode: RW}]", "plugins[0].filesystem[0].mode", "'RW' is not a mode (ro, rw)"),
+        BadField("    filesystem: [{host: data, guest: /data, mode: read-only}]", "plugins[0].filesystem[0].mode",
+                 "'read-only' is not a mode (ro, rw)"),
+        BadField("    filesystem: [{guest: /data}]", "plugins[0].filesystem[0]", "missing required key 'host'"),
+        BadField("    filesystem: [{host: data}]", "plugins[0].filesystem[0]", "missing required key 'guest'"),
+    ])
+    func aFilesystemGrantWithABadModeOrAMissingKeyIsRejected(_ bad: BadField) throws {
+        try bad.check()
+    }
+
+    // MARK: Network
+
+    @Test(arguments: [
+        "*", "*.", "**.example.com", "*.*.example.com", "example.*", "ex*ample.com", "a..b", ".example.com",
+        "example.com.", "-example.com", "example-.com", "https://example.com", "example.com:443", "exa mple.com",
+        "under_score.example", "bücher.example", "10.0.0.0/8", "[::1]",
+        String(repeating: "a", count: 64) + ".example",
+        [String](repeating: String(repeating: "a", count: 63), count: 3).joined(separator: ".") + "." + String(repeating: "b", count: 62),
+    ])
+    func anInvalidHostPatternIsRejected(pattern: String) throws {
+        try BadField("    network: {allowed_hosts: [\"\(pattern)\"]}", "plugins[0].network.allowed_hosts[0]",
+                     "'\(pattern)' is not a host name or '*.suffix' pattern").check()
+    }
+
+    @Test func aHostNameMayHave253CharactersAndLabelsOf63() throws {
+        let longest = [String](repeating: String(repeating: "a", count: 63), count: 3).joined(separator: ".")
+            + "." + String(repeating: "b", count: 61)
+        #expect(longest.count == 253)
+        let sandbox = try Sandbox()
+        let plugin = try sandbox.plugin(Sandbox.plugin("    network: {allowed_hosts: [\(longest), \"*.\(longest)\"]}"))
+        #expect(plugin.allowedHosts == [longest, "*." + longest])
+    }
+
+    @Test func everyBadHostIsReportedAtItsOwnIndex() throws {
+        let sandbox = try Sandbox()
+        let problems = sandbox.problems(Sandbox.plugin("""
+                network:
+                  allowed_hosts:
+                    - good.example
+                    - bad..example
+                    - also.good
+                    - "*"
+            """))
+        #expect(problems.map(\.line) == [7, 9])
+        #expect(problems.map(\.keyPath) == ["plugins[0].network.allowed_hosts[1]", "plugins[0].network.allowed_hosts[3]"])
+    }
+
+    // MARK: Environment and config
+
+    @Test(arguments: ["1BAD", "LOG-LEVEL", "with space", "ÉTÉ", "A.B"])
+    func anInvalidEnvironmentVariableNameIsRejected(name: String) throws {
+        try BadField("    env:\n      \"\(name)\": x", line: 5, "plugins[0].env.\(name)",
+                     "'\(name)' is not an environment variable name").check()
+    }
+
+    @Test func anEmptyConfigKeyIsRejected() throws {
+        try BadField("    config: {\"\": x}", "plugins[0].config.", "'' is not a non-empty key").check()
+    }
+
+    // MARK: YAML itself
+
+    @Test(arguments: [
+        ("plugins:\n  - name: echo\n   wasm: echo.wasm\n", 3),
+        ("plugins: [{name: echo, wasm: echo.wasm}\n", 2),
+        ("plugins:\n\t- name: echo\n", 2),
+        ("plugins:\n  - name: echo\n    wasm: echo.wasm\n    env: {A: 1\n    config: {}\n", 5),
+        ("plugins:\n  - name: echo\n    wasm: echo.wasm\n    timeout: \"5s\n", 5),
+        ("plugins:\n  - name: echo\n    wasm: echo.wasm\n---\nplugins: []\n", 4),
+    ])
+    func aYAMLSyntaxErrorIsTheOnlyProblemAndHasALine(text: String, line: Int) throws {
+        let problem = try Sandbox().problem(text)
+        #expect(problem.line == line)
+        #expect(problem.column != nil)
+        #expect(problem.keyPath == nil)
+        #expect(problem.message.hasPrefix("YAML syntax: "))
+    }
+
+    @Test func aJSONSyntaxErrorHasALine() throws {
+        let problem = try Sandbox().problem("{\n  \"plugins\": [\n    {\"name\": \"echo\" \"wasm\": \"echo.wasm\"}\n  ]\n}\n")
+        #expect(problem.line == 3)
+        #expect(problem.message.hasPrefix("YAML syntax: "))
+    }
+
+    @Test func aJSONManifestReportsProblemsOnTheirLines() throws {
+        let sandbox = try Sandbox()
+        let problems = sandbox.problems("""
+            {
+              "plugins": [
+                {
+                  "name": "echo",
+                  "wasm": "echo.wasm",
+                  "timeout": "5x",
+                  "colour": "blue"
+                }
+              ]
+            }
+            """)
+        #expect(problems.map(\.line) == [6, 7])
+        #expect(problems.map(\.keyPath) == ["plugins[0].timeout", "plugins[0].colour"])
+    }
+
+    /// Yams stops at the first repeated key and gives the position of its first use, so that is
+    /// where the problem points; nothing else in the file is checked.
+    @Test(arguments: [
+        ("plugins:\n  - name: echo\n    wasm: echo.wasm\n    timeout: 1s\n    timeout: 2s\n", 4, "timeout"),
+        ("plugins:\n  - name: echo\n    wasm: echo.wasm\n    restart:\n      max: 1\n      max: 2\n", 5, "max"),
+        ("plugins: [{name: a, wasm: echo.wasm}]\nplugins: []\n", 1, "plugins"),
+        ("{\"plugins\": [{\"name\": \"a\",\n \"wasm\": \"echo.wasm\",\n \"name\": \"b\"}]}", 1, "name"),
+    ])
+    func aKeyRepeatedInOneMappingIsReported(text: String, line: Int, key: String) throws {
+        let problem = try Sandbox().problem(text)
+        #expect(problem.line == line)
+        #expect(problem.keyPath == nil)
+        #expect(problem.message == "duplicate key '\(key)' in one mapping")
+    }
+
+    // MARK: Reading the file
+
+    @Test func aManifestThatCannotBeReadIsOneProblemWithoutALine() throws {
+        let sandbox = try Sandbox()
+        let path = sandbox.directory + "/absent.yaml"
+        let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: path) }
+        try #require(error.problems.count == 1)
+        #expect(error.problems[0].file == path)
+        #expect(error.problems[0].line == nil)
+        #expect(error.problems[0].keyPath == nil)
+        #expect(error.problems[0].message.hasPrefix("cannot read manifest: "))
+    }
+
+    @Test func aManifestThatIsADirectoryCannotBeRead() throws {
+        let sandbox = try Sandbox()
+        let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: sandbox.directory) }
+        #expect(error.problems.map(\.file) == [sandbox.directory])
+        #expect(error.problems.first?.message.hasPrefix("cannot read manifest: ") == true)
+    }
+
+    @Test func aManifestThatIsNotUTF8IsRejected() throws {
+        let sandbox = try Sandbox()
+        let path = try sandbox.file("latin1.yaml", contents: Data([0x70, 0x6C, 0x75, 0x67, 0x3A, 0x20, 0xE9, 0xFF, 0x0A]))
+        let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: path) }
+        #expect(error.problems == [
+            ManifestProblem(file: path, line: nil, column: nil, keyPath: nil, message: "manifest is not UTF-8 text")
+        ])
+    }
+
+    @Test func loadReportsProblemsWithThePathItWasGiven() throws {
+        let sandbox = try Sandbox()
+        try sandbox.file("plugins.yaml", contents: Data("plugins:\n  - name: echo\n    wasm: echo.wasm\n    fuel: lots\n".utf8))
+        let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: sandbox.manifestPath) }
+        #expect(error.problems.map(\.description) == [
+            "\(sandbox.manifestPath):4:11: plugins[0].fuel: 'lots' is not a whole number of at least 1"
+        ])
+    }
+}
