@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "PlugvisorWorker",
             dependencies: [
-                "PlugvisorProtocol", "PlugvisorPosix", "CPlugvisorLinux",
+                "PlugvisorProtocol", "PlugvisorPosix", "PlugvisorSandbox", "CPlugvisorLinux",
                 .product(name: "WasmKit", package: "WasmKit"),
                 .product(name: "WasmKitWASI", package: "WasmKit"),
                 .product(name: "WASI", package: "WasmKit"),
@@ -59,6 +59,10 @@ let package = Package(
             dependencies: ["CPlugvisorLinux", "PlugvisorProtocol"]
         ),
         .target(name: "CPlugvisorLinux", cSettings: [.define("_GNU_SOURCE")]),
+        // The worker's lockdown: the allowlist as data with reasons, in the order nsjail uses.
+        .target(name: "PlugvisorSandbox", dependencies: ["CPlugvisorSandbox"]),
+        // libseccomp (Debian's libseccomp-dev), Landlock, rlimits; no _GNU_SOURCE here.
+        .target(name: "CPlugvisorSandbox", linkerSettings: [.linkedLibrary("seccomp")]),
         // Test-only: finds fixtures and binaries, runs processes. Not a product.
         .target(name: "PlugvisorTestSupport"),
 

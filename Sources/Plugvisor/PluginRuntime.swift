@@ -166,7 +166,9 @@ final class PluginRuntime: @unchecked Sendable {
             fuel: spec.fuel,
             env: spec.env,
             config: spec.config,
-            preopens: spec.filesystem.map { Preopen(host: $0.host, guest: $0.guest, readOnly: $0.mode == .readOnly) })
+            preopens: spec.filesystem.map { Preopen(host: $0.host, guest: $0.guest, readOnly: $0.mode == .readOnly) },
+            workerUser: geteuid() == 0 ? environment.configuration.workerUser : nil,
+            sandboxDrill: environment.configuration.sandboxDrill)
     }
 
     private func fail(code: PluginError.Code, reason: String) {

@@ -12,14 +12,27 @@ public struct SupervisorConfiguration: Sendable {
     public var maxFrameLength: Int
     /// How long `shutdown` lets calls in flight finish.
     public var gracePeriod: Duration
+    /// When the supervisor runs as root, workers drop to this user once their grants are open.
+    public var workerUser: WorkerUser?
+    /// Test-only: lets guests call `plugvisor.sandbox_drill` to prove the seccomp filter.
+    public var sandboxDrill: Bool
 
     public init(
         workerExecutable: String? = nil, maxFrameLength: Int = Framing.defaultMaxFrameLength,
-        gracePeriod: Duration = .seconds(10)
+        gracePeriod: Duration = .seconds(10), workerUser: WorkerUser? = nil, sandboxDrill: Bool = false
     ) {
         self.workerExecutable = workerExecutable ?? SupervisorEnvironment.defaultWorkerExecutable()
         self.maxFrameLength = maxFrameLength
         self.gracePeriod = gracePeriod
+        self.workerUser = workerUser
+        self.sandboxDrill = sandboxDrill
+    }
+
+    /// The uid and gid of `name`, for `workerUser`.
+    /// - Throws: `SupervisorError` when there is no such user.
+    public static func user(named name: String) throws -> WorkerUser {
+        guard let entry = getpwnam(name) else { throw SupervisorError("no user named '\(name)' for the workers") }
+        return WorkerUser(uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
     }
 }
 
@@ -38,8 +51,7 @@ public final class Supervisor: Sendable {
         self.manifest = manifest
         self.configuration = configuration
         self.logger = logger
-        let environment = SupervisorEnvironment(
-            workerExecutable: configuration.workerExecutable, maxFrameLength: configuration.maxFrameLength)
+        let environment = SupervisorEnvironment(configuration: configuration)
         var plugins: [String: PluginRuntime] = [:]
         for spec in manifest.plugins {
             plugins[spec.name] = PluginRuntime(spec: spec, environment: environment, logger: logger)

@@ -6,14 +6,14 @@ import PlugvisorProtocol
 
 /// What every plugin shares: where the worker binary is and the thread that spawns workers.
 final class SupervisorEnvironment: Sendable {
-    let workerExecutable: String
-    let maxFrameLength: Int
+    let configuration: SupervisorConfiguration
     private let spawner = Spawner()
 
-    init(workerExecutable: String, maxFrameLength: Int) {
-        self.workerExecutable = workerExecutable
-        self.maxFrameLength = maxFrameLength
+    init(configuration: SupervisorConfiguration) {
+        self.configuration = configuration
     }
+
+    var workerExecutable: String { configuration.workerExecutable }
 
     /// Spawns a worker for `plugin`: fd 3 is our socketpair, fd 4 a sealed memfd with the module,
     /// stderr a pipe watched by the worker's monitor thread. The worker's environment is empty but
@@ -38,7 +38,7 @@ final class SupervisorEnvironment: Sendable {
             stderrWrite.close()
             moduleFile.close()
             let worker = WorkerHandle(
-                process: process, channel: FrameChannel(descriptor: ours, maxFrameLength: maxFrameLength),
+                process: process, channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength),
                 generation: generation)
             worker.monitor(stderr: stderrRead, logger: logger) { [worker] exit in onExit(worker, exit) }
             return worker

@@ -60,13 +60,27 @@ final class WorkerHandle: @unchecked Sendable {
         }
     }
 
-    /// What to tell a caller whose call died with this worker.
+    /// What to tell a caller whose call died with this worker: how it ended, the syscall the
+    /// sandbox refused when it died of SIGSYS, and its last stderr lines.
     func crashDescription() -> String {
-        let (exit, tail) = lock.withLock { (self.exit, stderrTail) }
-        var text = exit.map { "worker \(process.pid) \($0)" } ?? "worker \(process.pid) stopped answering"
-        if !tail.isEmpty { text += "; last stderr: " + tail.suffix(5).joined(separator: " | ") }
+        let (exit, tail, reason) = lock.withLock { (self.exit, stderrTail, killReason) }
+        var text = "worker \(process.pid) "
+        switch (exit, reason) {
+        case (_, let reason?): text += "was killed by the supervisor (\(reason))"
+        case (let exit?, nil): text += "\(exit)"
+        case (nil, nil): text += "stopped answering"
+        }
+        if exit == .signalled(SIGSYS), let refused = tail.last(where: { $0.contains(Self.seccompMarker) }) {
+            let syscall = refused.components(separatedBy: Self.seccompMarker).last ?? refused
+            text += ": the sandbox refused syscall \(syscall)"
+        }
+        let others = tail.filter { !$0.contains(Self.seccompMarker) }
+        if !others.isEmpty { text += "; last stderr: " + others.suffix(5).joined(separator: " | ") }
         return text
     }
+
+    /// What the worker's SIGSYS reporter writes before it dies (CPlugvisorSandbox).
+    static let seccompMarker = "seccomp refused syscall "
 
     func killedReason() -> PluginError.Code? { lock.withLock { killReason } }
 

@@ -23,6 +23,15 @@ struct Start: ParsableCommand {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: Logger.Level = .info
 
+    @Option(help: ArgumentHelp(
+        "When started as root, workers drop to this user after opening their granted directories.",
+        valueName: "user"))
+    var workerUser: String = "nobody"
+
+    /// Test-only: links plugvisor.sandbox_drill into guests, to prove the seccomp filter.
+    @Flag(help: .hidden)
+    var sandboxDrill = false
+
     @OptionGroup var control: ControlOptions
 
     func run() throws {
@@ -42,7 +51,14 @@ struct Start: ParsableCommand {
             throw ExitCode(1)
         }
 
-        let supervisor = Supervisor(manifest: loaded, logger: logger)
+        var configuration = SupervisorConfiguration(sandboxDrill: sandboxDrill)
+        if geteuid() == 0 {
+            do { configuration.workerUser = try SupervisorConfiguration.user(named: workerUser) } catch {
+                Report.stderr("plugvisor: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        let supervisor = Supervisor(manifest: loaded, configuration: configuration, logger: logger)
         let stopRequested = StopSignal()
         let server: ControlServer
         do {

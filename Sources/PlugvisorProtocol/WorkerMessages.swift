@@ -41,8 +41,9 @@ public enum GuestABI: String, Codable, Sendable, CaseIterable {
 public struct LoadRequest: Codable, Sendable, Equatable {
     public var plugin: String
     public var abi: GuestABI
-    /// Linear memory cap in bytes; nil means the module's own maximum.
+    /// Linear memory cap in bytes; nil means `defaultMemoryLimit`.
     public var memoryLimit: Int?
+    public static let defaultMemoryLimit = 128 << 20
     /// Per-call instruction budget; nil means unmetered.
     public var fuel: UInt64?
     public var env: [String: String]
@@ -50,11 +51,15 @@ public struct LoadRequest: Codable, Sendable, Equatable {
     public var preopens: [Preopen]
     /// Ceiling on one result the guest returns, in bytes.
     public var maxResultBytes: Int
+    /// When the worker starts as root, it drops to this user after opening its grants.
+    public var workerUser: WorkerUser?
+    /// Test-only: links `plugvisor.sandbox_drill`, which attempts a forbidden syscall.
+    public var sandboxDrill: Bool
 
     public init(
         plugin: String, abi: GuestABI = .plugvisor, memoryLimit: Int? = nil, fuel: UInt64? = nil,
         env: [String: String] = [:], config: [String: String] = [:], preopens: [Preopen] = [],
-        maxResultBytes: Int = 8 * 1024 * 1024
+        maxResultBytes: Int = 8 * 1024 * 1024, workerUser: WorkerUser? = nil, sandboxDrill: Bool = false
     ) {
         self.plugin = plugin
         self.abi = abi
@@ -64,6 +69,17 @@ public struct LoadRequest: Codable, Sendable, Equatable {
         self.config = config
         self.preopens = preopens
         self.maxResultBytes = maxResultBytes
+        self.workerUser = workerUser
+        self.sandboxDrill = sandboxDrill
+    }
+}
+
+public struct WorkerUser: Codable, Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public init(uid: UInt32, gid: UInt32) {
+        self.uid = uid
+        self.gid = gid
     }
 }
 

@@ -25,8 +25,14 @@ public final class GuestHost {
 
     /// Validates, instantiates and initialises the module (start function, `_initialize`, `init`),
     /// then asks `meta` if the guest has one.
+    /// - Parameter beforeGuestCode: runs after the module is compiled and WASI has opened the
+    ///   granted directories, right before the first guest instruction: the worker locks itself
+    ///   down there, so that even a start function runs sandboxed.
     /// - Throws: `PluginError` with code `load_failed` that says what is wrong, naming the item.
-    public init(moduleBytes: [UInt8], request: LoadRequest, log: @escaping (LogLine) -> Void) throws(PluginError) {
+    public init(
+        moduleBytes: [UInt8], request: LoadRequest, log: @escaping (LogLine) -> Void,
+        beforeGuestCode: () throws(PluginError) -> Void = {}
+    ) throws(PluginError) {
         plugin = request.plugin
         fuel = request.fuel
         maxResultBytes = request.maxResultBytes
@@ -36,9 +42,13 @@ public final class GuestHost {
         do { shape = try ModuleShape(bytes: moduleBytes) } catch {
             throw loadFailed("not a valid WebAssembly module: \(error)")
         }
-        let problems = ABICheck.problems(shape, abi: request.abi)
+        guard request.abi == .plugvisor else {
+            throw loadFailed("abi \(request.abi.rawValue) is not served yet; use abi: plugvisor")
+        }
+        let problems = ABICheck.problems(shape, abi: request.abi, sandboxDrill: request.sandboxDrill)
         guard problems.isEmpty else { throw loadFailed(problems.joined(separator: "; ")) }
-        if let limit = request.memoryLimit, let minPages = shape.memoryMinPages, Int(minPages) * 65536 > limit {
+        let limit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
+        if let minPages = shape.memoryMinPages, minPages > UInt64(limit / 65536) {
             throw loadFailed("initial memory of \(minPages * 64) KiB exceeds the plugin's memory limit of \(limit / 1024) KiB")
         }
 
@@ -51,9 +61,9 @@ public final class GuestHost {
         let engine = Engine(configuration: EngineConfiguration(
             compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
         store = Store(engine: engine)
-        store.resourceLimiter = MemoryCap(bytes: request.memoryLimit)
+        store.resourceLimiter = MemoryCap(bytes: limit)
 
-        context = HostContext(plugin: request.plugin, config: request.config, log: log)
+        context = HostContext(plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill, log: log)
         do {
             wasi = try WASIBridgeToHost(
                 args: [request.plugin], environment: request.env,
@@ -64,6 +74,7 @@ public final class GuestHost {
         }
         let instance: Instance
         do throws(PluginError) {
+            try beforeGuestCode()
             instance = try Self.instantiate(module, store: store, wasi: wasi, context: context, preopens: !request.preopens.isEmpty,
                                             fuel: request.fuel, plugin: request.plugin)
         } catch {
@@ -264,8 +275,8 @@ public final class GuestHost {
 /// Caps linear memory growth: a refused `memory.grow` returns -1 to the guest.
 final class MemoryCap: ResourceLimiter, @unchecked Sendable {
     // SAFETY: immutable.
-    let bytes: Int?
-    init(bytes: Int?) { self.bytes = bytes }
-    func limitMemoryGrowth(to desired: Int) throws -> Bool { bytes.map { desired <= $0 } ?? true }
+    let bytes: Int
+    init(bytes: Int) { self.bytes = bytes }
+    func limitMemoryGrowth(to desired: Int) throws -> Bool { desired <= bytes }
     func limitTableGrowth(to desired: Int) throws -> Bool { desired <= 1_000_000 }
 }

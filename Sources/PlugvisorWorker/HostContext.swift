@@ -1,4 +1,5 @@
 import PlugvisorProtocol
+import PlugvisorSandbox
 import WasmKit
 
 /// The `plugvisor` host module a guest may import: log, config_get, http_request.
@@ -14,9 +15,12 @@ final class HostContext {
     static let maxLogLine = 4096
     static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
-    init(plugin: String, config: [String: String], log: @escaping (LogLine) -> Void) {
+    let sandboxDrill: Bool
+
+    init(plugin: String, config: [String: String], sandboxDrill: Bool, log: @escaping (LogLine) -> Void) {
         self.plugin = plugin
         self.config = config
+        self.sandboxDrill = sandboxDrill
         self.sink = log
     }
 
@@ -68,10 +72,17 @@ final class HostContext {
                 return [.i32(UInt32(bytes.count))]
             })
         imports.define(module: "plugvisor", name: "http_request",
-            Function(store: store, parameters: [.i32, .i32, .i32, .i32], results: [.i32]) { _, _ in
-                // No network capability is granted yet: the request is refused, as for a host not allowed.
-                [.i32(UInt32(bitPattern: -1))]
+            Function(store: store, parameters: [.i32, .i32], results: [.i64]) { _, _ in
+                // Not brokered yet: every request is refused.
+                [.i64(0)]
             })
+        if sandboxDrill {
+            imports.define(module: "plugvisor", name: "sandbox_drill",
+                Function(store: store, parameters: [.i32], results: [.i32]) { _, args in
+                    guard case let .i32(which) = args[0] else { return [.i32(0)] }
+                    return [.i32(UInt32(truncatingIfNeeded: Lockdown.drill(Int32(bitPattern: which))))]
+                })
+        }
     }
 
     static func memory(_ caller: borrowing Caller) throws -> Memory {

@@ -125,20 +125,24 @@ enum ABICheck {
     static let hostFunctions: [String: ModuleShape.FunctionSignature] = [
         "log": .init(parameters: [i32, i32, i32], results: []),
         "config_get": .init(parameters: [i32, i32, i32, i32], results: [i32]),
-        "http_request": .init(parameters: [i32, i32, i32, i32], results: [i32]),
+        "http_request": .init(parameters: [i32, i32], results: [i64]),
     ]
 
     static let wasiModule = "wasi_snapshot_preview1"
     static let hostModule = "plugvisor"
 
     /// Problems that keep a module from loading under `abi`, each a sentence naming the item.
-    static func problems(_ shape: ModuleShape, abi: GuestABI) -> [String] {
+    /// Test-only host function, linked only when the supervisor runs with `--sandbox-drill`.
+    static let drillFunction = ("sandbox_drill", ModuleShape.FunctionSignature(parameters: [i32], results: [i32]))
+
+    static func problems(_ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool = false) -> [String] {
         var problems: [String] = []
         for item in shape.imports {
             switch (item.module, item.kind) {
             case (wasiModule?, "func"):
                 continue
             case (hostModule?, "func"):
+                if sandboxDrill && item.name == drillFunction.0 && item.signature == drillFunction.1 { continue }
                 guard let expected = hostFunctions[item.name] else {
                     problems.append("imports plugvisor.\(item.name), which the host does not provide (it has \(hostFunctions.keys.sorted().joined(separator: ", ")))")
                     continue

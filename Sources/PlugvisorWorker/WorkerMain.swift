@@ -2,6 +2,7 @@ import CPlugvisorLinux
 import Foundation
 import PlugvisorPosix
 import PlugvisorProtocol
+import PlugvisorSandbox
 
 /// The worker process: handshake, load, then one call at a time until the supervisor hangs up.
 ///
@@ -24,6 +25,7 @@ public enum PlugvisorWorker {
         if let expected = ProcessInfo.processInfo.environment["PLUGVISOR_SUPERVISOR_PID"], Int32(expected) != getppid() {
             exit(70)
         }
+        do { try Lockdown.atStart() } catch { fail("\(error)") }
         let channel = FrameChannel(descriptor: OwnedDescriptor(channelFD))
         do {
             try channel.send(WorkerMessage.hello(Hello(pid: getpid())))
@@ -32,12 +34,16 @@ public enum PlugvisorWorker {
                 try channel.send(WorkerMessage.inspected(Inspector.report(moduleBytes: try readModule())))
                 exit(0)
             case let .load(request):
-                let bytes = try readModule()
                 let host: GuestHost
-                do {
-                    host = try GuestHost(moduleBytes: bytes, request: request) { line in
-                        try? channel.send(WorkerMessage.log(line))
+                do throws(PluginError) {
+                    let limit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
+                    do { try Lockdown.setResourceLimits(.worker(memoryLimit: limit)) } catch {
+                        throw PluginError(.loadFailed, plugin: request.plugin, "\(error)")
                     }
+                    let bytes = try readModule()
+                    host = try GuestHost(
+                        moduleBytes: bytes, request: request, log: { line in try? channel.send(WorkerMessage.log(line)) },
+                        beforeGuestCode: { () throws(PluginError) in try lockDown(for: request) })
                 } catch {
                     try channel.send(WorkerMessage.loadFailed(reason: error.message))
                     exit(0)
@@ -52,9 +58,22 @@ public enum PlugvisorWorker {
         }
     }
 
-    private static func readModule() throws -> [UInt8] {
+    /// Landlock, privilege drop, no_new_privs and seccomp: after this only the allowlist works.
+    private static func lockDown(for request: LoadRequest) throws(PluginError) {
+        let plan = LockdownPlan(
+            directories: request.preopens.map { .init(path: $0.host, writable: !$0.readOnly) },
+            user: request.workerUser.map { (uid: uid_t($0.uid), gid: gid_t($0.gid)) },
+            policy: .worker(channel: channelFD, processID: getpid(), filesystem: !request.preopens.isEmpty))
+        do { try Lockdown.apply(plan) } catch {
+            throw PluginError(.loadFailed, plugin: request.plugin, "\(error)")
+        }
+    }
+
+    private static func readModule() throws(PluginError) -> [UInt8] {
         defer { close(moduleFD) }
-        return try Descriptors.readAll(moduleFD, limit: 256 << 20)
+        do { return try Descriptors.readAll(moduleFD, limit: 256 << 20) } catch {
+            throw PluginError(.loadFailed, "cannot read the module: \(error)")
+        }
     }
 
     private static func serve(_ host: GuestHost, _ channel: FrameChannel) -> Never {

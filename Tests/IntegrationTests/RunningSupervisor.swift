@@ -5,7 +5,8 @@ import PlugvisorTestSupport
 
 /// A real `plugvisor start` process on a manifest of fixture plugins, with its own control
 /// socket in a private temporary directory, driven through the real `plugvisor` CLI.
-final class RunningSupervisor {
+// SAFETY: the CLI helpers only read immutable state; exitStatus is written by the test thread.
+final class RunningSupervisor: @unchecked Sendable {
     let directory: URL
     let controlPath: String
     let manifestPath: String

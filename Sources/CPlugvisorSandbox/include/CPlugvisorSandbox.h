@@ -1,0 +1,67 @@
+// The worker's lockdown primitives: libseccomp (whose variadic rule API and macro actions Swift
+// cannot call), Landlock (raw syscalls), rlimits, privilege drop, and the SIGSYS reporter.
+// Kept apart from CPlugvisorLinux, which needs _GNU_SOURCE (it clashes with seccomp.h there).
+#ifndef CPLUGVISOR_SANDBOX_H
+#define CPLUGVISOR_SANDBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// One allowed syscall, optionally only when argument `arg_index` equals `arg_value`.
+typedef struct {
+    int number;
+    int arg_index;  // -1: any arguments
+    uint64_t arg_value;
+} pv_seccomp_rule;
+
+/// The syscall number for `name` on this architecture, or -1 when it has none.
+int pv_syscall_number(const char *name);
+
+/// Remembers the names of syscalls 0..limit so the SIGSYS reporter can name one without
+/// allocating (it runs in a signal handler). Call before `pv_seccomp_install`.
+void pv_prepare_syscall_names(void);
+
+/// Installs a SIGSYS handler that writes "plugvisor-worker: seccomp refused syscall N (name)"
+/// to fd 2, then dies of SIGSYS. Returns 0 or -1 with errno.
+int pv_install_sigsys_reporter(void);
+
+/// Loads a filter that allows exactly `rules` and traps (SIGSYS) everything else, including
+/// every syscall of a foreign architecture. Returns 0, or a negative errno with `error` filled.
+int pv_seccomp_install(const pv_seccomp_rule *rules, size_t count, char *error, size_t error_length);
+
+/// The Landlock ABI version the kernel offers, or 0 when it has none.
+int pv_landlock_abi(void);
+
+/// Restricts the filesystem to `paths` (read-only, or read-write when `writable[i]`) and
+/// forbids TCP bind/connect where the ABI allows. Returns 0 or a negative errno.
+int pv_landlock_restrict(const char *const *paths, const int *writable, size_t count);
+
+/// Sets soft and hard limits of `resource`. Returns 0 or -1 with errno.
+int pv_set_rlimit(int resource, uint64_t value);
+int pv_rlimit_as(void);
+int pv_rlimit_data(void);
+int pv_rlimit_nofile(void);
+int pv_rlimit_core(void);
+int pv_rlimit_cpu(void);
+int pv_rlimit_fsize(void);
+
+/// setgroups([]), setgid, setuid, and a check that they cannot be undone. 0 or -1 with errno.
+int pv_drop_privileges(uid_t uid, gid_t gid);
+
+/// Sets PR_SET_PDEATHSIG to SIGKILL again (a credential change clears it) and checks that the
+/// parent is still `parent`. 0, or -1 when the parent is gone or prctl failed.
+int pv_rearm_parent_death_signal(pid_t parent);
+
+/// PR_SET_NO_NEW_PRIVS. 0 or -1 with errno.
+int pv_set_no_new_privileges(void);
+
+/// Closes every descriptor from `first` up. 0 or -1 with errno.
+int pv_close_from(int first);
+
+/// Test-only drill: attempts one forbidden operation, chosen by `which`, with harmless fixed
+/// arguments. Under the filter the process dies of SIGSYS before the call returns.
+/// 0 socket, 1 connect, 2 execve, 3 fork, 4 clone (a process), 5 openat, 6 ptrace.
+long pv_sandbox_drill(int which);
+
+#endif

@@ -1,0 +1,107 @@
+import CPlugvisorSandbox
+import Glibc
+
+/// Resource limits of a worker process.
+public struct ResourceLimits: Sendable, Equatable {
+    /// RLIMIT_DATA: heap and private mappings (WasmKit's linear memory lives there).
+    public var dataBytes: UInt64
+    /// RLIMIT_NOFILE.
+    public var openFiles: UInt64
+    /// RLIMIT_CPU in seconds: a backstop for a worker that escapes every other bound.
+    public var cpuSeconds: UInt64
+    /// RLIMIT_FSIZE: the largest file a plugin may write in a granted directory.
+    public var fileBytes: UInt64
+
+    /// Limits for a plugin whose linear memory is capped at `memoryLimit` bytes. Growing a
+    /// memory copies it, so the data limit leaves room for two copies plus the runtime, and
+    /// the limiter refuses growth (memory.grow = -1) well before the kernel would.
+    public static func worker(memoryLimit: Int) -> ResourceLimits {
+        ResourceLimits(
+            dataBytes: UInt64(memoryLimit) * 2 + 256 << 20, openFiles: 64, cpuSeconds: 3600, fileBytes: 1 << 30)
+    }
+
+    public init(dataBytes: UInt64, openFiles: UInt64, cpuSeconds: UInt64, fileBytes: UInt64) {
+        self.dataBytes = dataBytes
+        self.openFiles = openFiles
+        self.cpuSeconds = cpuSeconds
+        self.fileBytes = fileBytes
+    }
+}
+
+/// Everything a worker locks itself down with, right before guest code runs.
+public struct LockdownPlan: Sendable {
+    public struct Directory: Sendable, Equatable {
+        public var path: String
+        public var writable: Bool
+        public init(path: String, writable: Bool) {
+            self.path = path
+            self.writable = writable
+        }
+    }
+
+    /// The only directories the worker may touch afterwards (Landlock).
+    public var directories: [Directory]
+    /// Drop to this uid and gid when running as root.
+    public var user: (uid: uid_t, gid: gid_t)?
+    public var policy: SeccompPolicy
+
+    public init(directories: [Directory], user: (uid: uid_t, gid: gid_t)?, policy: SeccompPolicy) {
+        self.directories = directories
+        self.user = user
+        self.policy = policy
+    }
+}
+
+/// The worker's sandbox as an ordered checklist (nsjail order), seccomp last.
+public enum Lockdown {
+    /// First thing after exec: keep only fds 0-4 (stdio, the channel, the module) and no core dumps.
+    public static func atStart() throws(SandboxError) {
+        if pv_close_from(5) != 0 { throw SandboxError(step: "close descriptors", errno: errno) }
+        if pv_set_rlimit(pv_rlimit_core(), 0) != 0 { throw SandboxError(step: "RLIMIT_CORE", errno: errno) }
+    }
+
+    /// Before the module is read and compiled.
+    public static func setResourceLimits(_ limits: ResourceLimits) throws(SandboxError) {
+        let steps: [(String, Int32, UInt64)] = [
+            ("RLIMIT_DATA", pv_rlimit_data(), limits.dataBytes),
+            ("RLIMIT_NOFILE", pv_rlimit_nofile(), limits.openFiles),
+            ("RLIMIT_CPU", pv_rlimit_cpu(), limits.cpuSeconds),
+            ("RLIMIT_FSIZE", pv_rlimit_fsize(), limits.fileBytes),
+        ]
+        for (name, resource, value) in steps where pv_set_rlimit(resource, value) != 0 {
+            throw SandboxError(step: name, errno: errno)
+        }
+    }
+
+    /// After granted directories are open, right before guest code runs. Irreversible.
+    public static func apply(_ plan: LockdownPlan) throws(SandboxError) {
+        try restrictFilesystem(plan.directories)
+        if let user = plan.user, geteuid() == 0 {
+            let parent = getppid()
+            if pv_drop_privileges(user.uid, user.gid) != 0 {
+                throw SandboxError(step: "drop privileges to \(user.uid):\(user.gid)", errno: errno)
+            }
+            // Changing credentials clears PR_SET_PDEATHSIG: arm it again.
+            if pv_rearm_parent_death_signal(parent) != 0 { throw SandboxError(step: "PR_SET_PDEATHSIG", errno: errno) }
+        }
+        if pv_set_no_new_privileges() != 0 { throw SandboxError(step: "PR_SET_NO_NEW_PRIVS", errno: errno) }
+        try plan.policy.install()  // must stay last
+    }
+
+    /// Landlock where the kernel has it; without it, seccomp still forbids open when nothing is
+    /// granted, and read-only grants cannot be enforced (the README says so).
+    static func restrictFilesystem(_ directories: [LockdownPlan.Directory]) throws(SandboxError) {
+        guard landlockABI > 0 else { return }
+        let owned = directories.map { strdup($0.path) }
+        defer { owned.forEach { free($0) } }
+        let paths: [UnsafePointer<CChar>?] = owned.map { $0.map { UnsafePointer($0) } }
+        let writable: [Int32] = directories.map { $0.writable ? 1 : 0 }
+        let rc = pv_landlock_restrict(paths, writable, directories.count)
+        if rc != 0 { throw SandboxError(step: "landlock", errno: -rc) }
+    }
+
+    public static var landlockABI: Int { Int(pv_landlock_abi()) }
+
+    /// Test-only: attempts forbidden operation `which` (see `pv_sandbox_drill`).
+    public static func drill(_ which: Int32) -> Int { Int(pv_sandbox_drill(which)) }
+}

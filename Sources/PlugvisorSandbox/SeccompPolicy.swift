@@ -1,0 +1,135 @@
+import CPlugvisorSandbox
+import Glibc
+
+/// A seccomp allowlist kept as data, with the reason for every syscall (Firecracker style).
+/// Anything not listed traps: the worker reports the syscall on stderr and dies of SIGSYS.
+public struct SeccompPolicy: Sendable, Equatable {
+    public struct Rule: Sendable, Equatable {
+        public var name: String
+        public var why: String
+        /// Allowed only when this argument has this value.
+        public var argument: Argument?
+        public init(_ name: String, why: String, argument: Argument? = nil) {
+            self.name = name
+            self.why = why
+            self.argument = argument
+        }
+    }
+
+    public struct Argument: Sendable, Equatable {
+        public var index: Int
+        public var value: UInt64
+        public init(index: Int, value: UInt64) {
+            self.index = index
+            self.value = value
+        }
+    }
+
+    public var rules: [Rule]
+
+    public init(rules: [Rule]) { self.rules = rules }
+
+    /// What a locked-down worker needs: read and write its frames, allocate, run WasmKit, and
+    /// serve the WASI functions its grants allow. No sockets, exec, fork, ptrace; no open at all
+    /// unless the plugin was granted directories (then Landlock confines where).
+    public static func worker(channel: Int32, processID: pid_t, filesystem: Bool) -> SeccompPolicy {
+        var rules: [Rule] = [
+            Rule("read", why: "frames from the supervisor; WASI fd_read"),
+            Rule("write", why: "frames to the supervisor, log lines to fd 2; WASI fd_write"),
+            Rule("sendto", why: "frames to the supervisor with MSG_NOSIGNAL, on the channel only",
+                 argument: Argument(index: 0, value: UInt64(channel))),
+            Rule("readv", why: "WASI fd_read with several buffers"),
+            Rule("writev", why: "WASI fd_write with several buffers"),
+            Rule("close", why: "WASI fd_close"),
+            Rule("lseek", why: "WASI fd_seek and fd_tell"),
+            Rule("fstat", why: "WASI fd_filestat_get, and the C library on its own descriptors"),
+            Rule("newfstatat", why: "WASI fd_filestat_get (fstatat with AT_EMPTY_PATH)"),
+            Rule("fcntl", why: "WASI fd_fdstat_get and fd_fdstat_set_flags"),
+            Rule("mmap", why: "memory for the Swift runtime and malloc"),
+            Rule("munmap", why: "memory for the Swift runtime and malloc"),
+            Rule("mremap", why: "malloc growing large blocks"),
+            Rule("mprotect", why: "malloc arenas"),
+            Rule("brk", why: "malloc"),
+            Rule("madvise", why: "malloc returning memory"),
+            Rule("futex", why: "locks in the Swift runtime and WasmKit"),
+            Rule("rt_sigprocmask", why: "the SIGSYS reporter unblocks the signal it re-raises"),
+            Rule("rt_sigaction", why: "the SIGSYS reporter restores the default action"),
+            Rule("rt_sigreturn", why: "returning from signal handlers"),
+            Rule("getpid", why: "raise() in the SIGSYS reporter"),
+            Rule("gettid", why: "raise() in the SIGSYS reporter; the Swift runtime"),
+            Rule("tgkill", why: "raise() in the SIGSYS reporter, at this process only",
+                 argument: Argument(index: 0, value: UInt64(processID))),
+            Rule("exit", why: "thread exit"),
+            Rule("exit_group", why: "the worker's own exit"),
+            Rule("clock_gettime", why: "WASI clocks, call timing (when the vDSO is not used)"),
+            Rule("clock_getres", why: "WASI clock_res_get"),
+            Rule("gettimeofday", why: "WASI wall clock (when the vDSO is not used)"),
+            Rule("clock_nanosleep", why: "WASI poll_oneoff on a clock"),
+            Rule("nanosleep", why: "WASI poll_oneoff on a clock"),
+            Rule("sched_yield", why: "WASI sched_yield; spin locks"),
+            Rule("getrandom", why: "WASI random_get; Swift's random numbers"),
+            Rule("poll", why: "WASI poll_oneoff; waiting for frames with a deadline"),
+            Rule("ppoll", why: "WASI poll_oneoff"),
+        ]
+        if filesystem {
+            rules += [
+                Rule("openat", why: "WASI path_open, beneath granted directories (Landlock confines it)"),
+                Rule("getdents64", why: "WASI fd_readdir"),
+                Rule("pread64", why: "WASI fd_pread"),
+                Rule("pwrite64", why: "WASI fd_pwrite"),
+                Rule("mkdirat", why: "WASI path_create_directory"),
+                Rule("unlinkat", why: "WASI path_unlink_file and path_remove_directory"),
+                Rule("renameat", why: "WASI path_rename"),
+                Rule("renameat2", why: "WASI path_rename"),
+                Rule("readlinkat", why: "WASI path_readlink; resolving paths beneath a preopen"),
+                Rule("symlinkat", why: "WASI path_symlink"),
+                Rule("linkat", why: "WASI path_link"),
+                Rule("utimensat", why: "WASI path_filestat_set_times and fd_filestat_set_times"),
+                Rule("ftruncate", why: "WASI fd_filestat_set_size"),
+                Rule("fsync", why: "WASI fd_sync"),
+                Rule("fdatasync", why: "WASI fd_datasync"),
+                Rule("fadvise64", why: "WASI fd_advise"),
+                Rule("fallocate", why: "WASI fd_allocate"),
+                Rule("statx", why: "WASI path_filestat_get"),
+            ]
+        }
+        return SeccompPolicy(rules: rules)
+    }
+
+    /// Problems the kernel would report less clearly: names unknown on this architecture.
+    public func problems() -> [String] {
+        rules.filter { pv_syscall_number($0.name) < 0 }.map { "unknown syscall \($0.name)" }
+    }
+
+    /// Loads the filter into this process. Irreversible.
+    public func install() throws(SandboxError) {
+        let unknown = problems()
+        guard unknown.isEmpty else { throw SandboxError(step: "seccomp", unknown.joined(separator: ", ")) }
+        pv_prepare_syscall_names()
+        if pv_install_sigsys_reporter() != 0 { throw SandboxError(step: "seccomp", errno: errno) }
+        let compiled = rules.map { rule in
+            pv_seccomp_rule(number: pv_syscall_number(rule.name), arg_index: Int32(rule.argument?.index ?? -1),
+                            arg_value: rule.argument?.value ?? 0)
+        }
+        var message = [CChar](repeating: 0, count: 256)
+        let rc = pv_seccomp_install(compiled, compiled.count, &message, message.count)
+        if rc != 0 {
+            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw SandboxError(step: "seccomp", text)
+        }
+    }
+}
+
+/// A lockdown step failed: the worker must not serve.
+public struct SandboxError: Error, Sendable, CustomStringConvertible {
+    public var step: String
+    public var detail: String
+    public init(step: String, _ detail: String) {
+        self.step = step
+        self.detail = detail
+    }
+    public init(step: String, errno: Int32) {
+        self.init(step: step, String(cString: strerror(errno)))
+    }
+    public var description: String { "sandbox \(step): \(detail)" }
+}
