@@ -275,6 +275,8 @@ final class PluginRuntime: @unchecked Sendable {
                 switch try worker.channel.receive(WorkerMessage.self, deadline: deadline) {
                 case let .log(line):
                     guestLog(line, pid: worker.pid)
+                case let .host(hostRequest):
+                    try worker.channel.send(SupervisorMessage.hostResult(serve(hostRequest, deadline: deadline)))
                 case let .result(result) where result.id == request.id:
                     worker.noteMemory(result.stats?.memoryBytes)
                     if let error = result.error {
@@ -306,6 +308,18 @@ final class PluginRuntime: @unchecked Sendable {
             worker.kill(because: .protocolViolation)
             return .failure(PluginError(.protocolViolation, plugin: spec.name,
                 "worker \(worker.pid) broke the protocol (\(error)); it was killed"))
+        }
+    }
+
+    /// A host service the guest asked for during its call; refused unless the manifest grants it.
+    private func serve(_ request: HostRequest, deadline: ContinuousClock.Instant) -> HostResult {
+        switch request.op {
+        case "http":
+            let answer = HTTPBroker.perform(request.request, allowedHosts: spec.allowedHosts, deadline: deadline)
+            if let error = answer["error"]?.stringValue { logger.notice("http_request refused: \(error)") }
+            return HostResult(id: request.id, result: answer)
+        default:
+            return HostResult(id: request.id, result: ["error": .string("unknown host service \(request.op)")])
         }
     }
 

@@ -166,6 +166,28 @@ public struct LogLine: Codable, Sendable, Equatable {
     }
 }
 
+/// A brokered host service the guest asked for during a call (the worker has no network).
+public struct HostRequest: Codable, Sendable, Equatable {
+    public var id: UInt64
+    /// "http".
+    public var op: String
+    public var request: JSONValue
+    public init(id: UInt64, op: String, request: JSONValue) {
+        self.id = id
+        self.op = op
+        self.request = request
+    }
+}
+
+public struct HostResult: Codable, Sendable, Equatable {
+    public var id: UInt64
+    public var result: JSONValue
+    public init(id: UInt64, result: JSONValue) {
+        self.id = id
+        self.result = result
+    }
+}
+
 public enum WorkerMessage: Sendable, Equatable {
     case hello(Hello)
     case ready(ReadyInfo)
@@ -173,6 +195,7 @@ public enum WorkerMessage: Sendable, Equatable {
     case result(CallResult)
     case log(LogLine)
     case inspected(InspectReport)
+    case host(HostRequest)
 }
 
 public enum SupervisorMessage: Sendable, Equatable {
@@ -180,6 +203,7 @@ public enum SupervisorMessage: Sendable, Equatable {
     case call(CallRequest)
     /// Describe the module on fd 4 without running any of it.
     case inspect
+    case hostResult(HostResult)
 }
 
 private enum TypeKey: String, CodingKey { case type, reason }
@@ -194,6 +218,7 @@ extension WorkerMessage: Codable {
         case "result": self = .result(try CallResult(from: decoder))
         case "log": self = .log(try LogLine(from: decoder))
         case "inspected": self = .inspected(try InspectReport(from: decoder))
+        case "host": self = .host(try HostRequest(from: decoder))
         case let other:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: c, debugDescription: "unknown worker message type \"\(other)\"")
@@ -211,6 +236,7 @@ extension WorkerMessage: Codable {
         case let .result(m): try c.encode("result", forKey: .type); try m.encode(to: encoder)
         case let .log(m): try c.encode("log", forKey: .type); try m.encode(to: encoder)
         case let .inspected(m): try c.encode("inspected", forKey: .type); try m.encode(to: encoder)
+        case let .host(m): try c.encode("host", forKey: .type); try m.encode(to: encoder)
         }
     }
 }
@@ -222,6 +248,7 @@ extension SupervisorMessage: Codable {
         case "load": self = .load(try LoadRequest(from: decoder))
         case "call": self = .call(try CallRequest(from: decoder))
         case "inspect": self = .inspect
+        case "host_result": self = .hostResult(try HostResult(from: decoder))
         case let other:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: c, debugDescription: "unknown supervisor message type \"\(other)\"")
@@ -234,6 +261,7 @@ extension SupervisorMessage: Codable {
         case let .load(m): try c.encode("load", forKey: .type); try m.encode(to: encoder)
         case let .call(m): try c.encode("call", forKey: .type); try m.encode(to: encoder)
         case .inspect: try c.encode("inspect", forKey: .type)
+        case let .hostResult(m): try c.encode("host_result", forKey: .type); try m.encode(to: encoder)
         }
     }
 }

@@ -31,6 +31,7 @@ public final class GuestHost {
     /// - Throws: `PluginError` with code `load_failed` that says what is wrong, naming the item.
     public init(
         moduleBytes: [UInt8], request: LoadRequest, log: @escaping (LogLine) -> Void,
+        broker: @escaping (String, JSONValue) -> JSONValue = { _, _ in ["error": "no broker"] },
         beforeGuestCode: () throws(PluginError) -> Void = {}
     ) throws(PluginError) {
         plugin = request.plugin
@@ -63,7 +64,8 @@ public final class GuestHost {
         store = Store(engine: engine)
         store.resourceLimiter = MemoryCap(bytes: limit)
 
-        context = HostContext(plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill, log: log)
+        context = HostContext(
+            plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill, log: log, broker: broker)
         do {
             wasi = try WASIBridgeToHost(
                 args: [request.plugin], environment: request.env,

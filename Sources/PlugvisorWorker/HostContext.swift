@@ -16,12 +16,20 @@ final class HostContext {
     static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     let sandboxDrill: Bool
+    /// Hands a brokered request to the supervisor and waits for its answer.
+    private let broker: (String, JSONValue) -> JSONValue
 
-    init(plugin: String, config: [String: String], sandboxDrill: Bool, log: @escaping (LogLine) -> Void) {
+    static let maxHostRequest = 1 << 20
+
+    init(
+        plugin: String, config: [String: String], sandboxDrill: Bool, log: @escaping (LogLine) -> Void,
+        broker: @escaping (String, JSONValue) -> JSONValue
+    ) {
         self.plugin = plugin
         self.config = config
         self.sandboxDrill = sandboxDrill
         self.sink = log
+        self.broker = broker
     }
 
     func log(_ line: LogLine) { sink(line) }
@@ -72,9 +80,17 @@ final class HostContext {
                 return [.i32(UInt32(bytes.count))]
             })
         imports.define(module: "plugvisor", name: "http_request",
-            Function(store: store, parameters: [.i32, .i32], results: [.i64]) { _, _ in
-                // Not brokered yet: every request is refused.
-                [.i64(0)]
+            Function(store: store, parameters: [.i32, .i32], results: [.i64]) { [unowned self] caller, args in
+                guard case let .i32(pointer) = args[0], case let .i32(length) = args[1] else { return [.i64(0)] }
+                let memory = try Self.memory(caller)
+                guard Int(length) <= Self.maxHostRequest else {
+                    return [.i64(try Self.give(caller, ["error": "request larger than 1 MiB"]))]
+                }
+                let bytes = try Self.read(memory, pointer: pointer, length: length, limit: Self.maxHostRequest)
+                guard case let .object(request)? = try? JSONCoding.decode(JSONValue.self, from: bytes) else {
+                    return [.i64(try Self.give(caller, ["error": "the request is not a JSON object"]))]
+                }
+                return [.i64(try Self.give(caller, broker("http", .object(request))))]
             })
         if sandboxDrill {
             imports.define(module: "plugvisor", name: "sandbox_drill",
@@ -83,6 +99,24 @@ final class HostContext {
                     return [.i32(UInt32(truncatingIfNeeded: Lockdown.drill(Int32(bitPattern: which))))]
                 })
         }
+    }
+
+    /// Copies `answer` into a buffer from the guest's own `allocate` and packs (ptr << 32) | len;
+    /// the guest owns the buffer and frees it with `deallocate`.
+    static func give(_ caller: borrowing Caller, _ answer: JSONValue) throws -> UInt64 {
+        let bytes = try JSONCoding.encode(answer)
+        guard let allocate = caller.instance?.exports[function: "allocate"] else {
+            throw GuestFault(description: "the guest has no allocate export")
+        }
+        guard case let .i32(pointer)? = try allocate.invoke([.i32(UInt32(bytes.count))]).first else {
+            throw GuestFault(description: "allocate returned no i32")
+        }
+        let memory = try memory(caller)
+        guard GuestAnswer.checkBounds(pointer: pointer, length: UInt32(bytes.count), memorySize: memory.byteCount) else {
+            throw GuestFault(description: "allocate(\(bytes.count)) returned \(pointer), outside guest memory")
+        }
+        memory.withUnsafeMutableBufferPointer(offset: UInt(pointer), count: bytes.count) { $0.copyBytes(from: bytes) }
+        return UInt64(pointer) << 32 | UInt64(bytes.count)
     }
 
     static func memory(_ caller: borrowing Caller) throws -> Memory {

@@ -29,7 +29,8 @@ public enum PlugvisorWorker {
         let channel = FrameChannel(descriptor: OwnedDescriptor(channelFD))
         do {
             try channel.send(WorkerMessage.hello(Hello(pid: getpid())))
-            switch try channel.receive(SupervisorMessage.self) {
+            let first = try channel.receive(SupervisorMessage.self)
+            switch first {
             case .inspect:
                 try channel.send(WorkerMessage.inspected(Inspector.report(moduleBytes: try readModule())))
                 exit(0)
@@ -43,6 +44,7 @@ public enum PlugvisorWorker {
                     let bytes = try readModule()
                     host = try GuestHost(
                         moduleBytes: bytes, request: request, log: { line in try? channel.send(WorkerMessage.log(line)) },
+                        broker: { op, request in broker(channel, op: op, request: request) },
                         beforeGuestCode: { () throws(PluginError) in try lockDown(for: request) })
                 } catch {
                     try channel.send(WorkerMessage.loadFailed(reason: error.message))
@@ -50,8 +52,8 @@ public enum PlugvisorWorker {
                 }
                 try channel.send(WorkerMessage.ready(host.ready))
                 serve(host, channel)
-            case .call:
-                fail("the supervisor sent a call before load")
+            case .call, .hostResult:
+                fail("the supervisor sent \(first) before load")
             }
         } catch {
             fail("\(error)")
@@ -68,6 +70,24 @@ public enum PlugvisorWorker {
             throw PluginError(.loadFailed, plugin: request.plugin, "\(error)")
         }
     }
+
+    /// Asks the supervisor to perform a host service (the worker itself has no network) and
+    /// waits for the answer on the same channel: the guest's call is blocked meanwhile anyway.
+    private static func broker(_ channel: FrameChannel, op: String, request: JSONValue) -> JSONValue {
+        nextHostRequest += 1
+        let id = nextHostRequest
+        do {
+            try channel.send(WorkerMessage.host(HostRequest(id: id, op: op, request: request)))
+            guard case let .hostResult(answer) = try channel.receive(SupervisorMessage.self), answer.id == id else {
+                fail("the supervisor answered a host request with something else")
+            }
+            return answer.result
+        } catch {
+            fail("\(error)")
+        }
+    }
+
+    nonisolated(unsafe) private static var nextHostRequest: UInt64 = 0
 
     private static func readModule() throws(PluginError) -> [UInt8] {
         defer { close(moduleFD) }
@@ -86,7 +106,7 @@ public enum PlugvisorWorker {
             } catch {
                 fail("\(error)")
             }
-            guard case let .call(request) = message else { fail("unexpected message while serving") }
+            guard case let .call(request) = message else { fail("unexpected message while serving: \(message)") }
             let started = ContinuousClock.now
             let outcome: Result<JSONValue, PluginError>
             switch request.fn {

@@ -1,0 +1,147 @@
+import Foundation
+import FoundationNetworking
+import PlugvisorProtocol
+
+/// Performs a guest's `plugvisor.http_request` on its behalf: workers have no network syscalls,
+/// so every request goes through here and is checked against the plugin's `allowed_hosts`.
+///
+/// The request is `{"method", "url", "headers", "body"}`; the answer is
+/// `{"status", "headers", "body"}` or `{"error"}`. Responses are bounded in size and time.
+enum HTTPBroker {
+    static let maxResponseBytes = 1 << 20
+    static let maxDuration: Duration = .seconds(30)
+    static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+    /// `host` matches an exact name, or `*.suffix` for any name under suffix (not suffix itself).
+    static func isAllowed(host: String, patterns: [String]) -> Bool {
+        let host = host.lowercased()
+        return patterns.contains { pattern in
+            if pattern.hasPrefix("*.") { return host.hasSuffix(String(pattern.dropFirst(1))) }
+            return host == pattern
+        }
+    }
+
+    static func perform(_ request: JSONValue, allowedHosts: [String], deadline: ContinuousClock.Instant) -> JSONValue {
+        func refuse(_ message: String) -> JSONValue { ["error": .string(message)] }
+        guard let text = request["url"]?.stringValue, let url = URL(string: text),
+            let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = url.host
+        else { return refuse("the request needs an http or https \"url\"") }
+        guard isAllowed(host: host, patterns: allowedHosts) else {
+            return refuse(allowedHosts.isEmpty
+                ? "network access is not granted to this plugin"
+                : "host \(host) is not in this plugin's allowed_hosts")
+        }
+        let method = (request["method"]?.stringValue ?? "GET").uppercased()
+        guard methods.contains(method) else { return refuse("method \(method) is not supported") }
+        let remaining = min(ContinuousClock.now.duration(to: deadline), maxDuration)
+        guard remaining > .milliseconds(10) else { return refuse("no time left in this call for a request") }
+
+        var urlRequest = URLRequest(url: url)
+        urlRequest.httpMethod = method
+        urlRequest.timeoutInterval = remaining.timeInterval
+        if case let .object(headers)? = request["headers"] {
+            for (name, value) in headers where name.lowercased() != "host" {
+                if let value = value.stringValue { urlRequest.setValue(value, forHTTPHeaderField: name) }
+            }
+        }
+        if let body = request["body"]?.stringValue { urlRequest.httpBody = Data(body.utf8) }
+
+        let fetch = BoundedFetch(allowedHosts: allowedHosts, limit: maxResponseBytes)
+        let session = URLSession(configuration: .ephemeral, delegate: fetch, delegateQueue: nil)
+        defer { session.invalidateAndCancel() }
+        let task = session.dataTask(with: urlRequest)
+        task.resume()
+        guard fetch.wait(timeout: remaining) else {
+            task.cancel()
+            return refuse("no answer from \(host) within \(remaining)")
+        }
+        return fetch.answer()
+    }
+}
+
+/// Collects one response, cancelling it past `limit` bytes or on a redirect to a host that is
+/// not allowed.
+private final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    // SAFETY: mutable state is only touched under `lock`.
+    private let allowedHosts: [String]
+    private let limit: Int
+    private let lock = NSCondition()
+    private var body = Data()
+    private var response: HTTPURLResponse?
+    private var failure: String?
+    private var done = false
+
+    init(allowedHosts: [String], limit: Int) {
+        self.allowedHosts = allowedHosts
+        self.limit = limit
+    }
+
+    func wait(timeout: Duration) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout.timeInterval)
+        lock.lock()
+        defer { lock.unlock() }
+        while !done { if !lock.wait(until: deadline) { return done } }
+        return true
+    }
+
+    func answer() -> JSONValue {
+        lock.lock()
+        defer { lock.unlock() }
+        if let failure { return ["error": .string(failure)] }
+        guard let response else { return ["error": "no response"] }
+        var headers: [String: JSONValue] = [:]
+        for (name, value) in response.allHeaderFields {
+            if let name = name as? String, let value = value as? String { headers[name.lowercased()] = .string(value) }
+        }
+        var answer: [String: JSONValue] = ["status": .integer(Int64(response.statusCode)), "headers": .object(headers)]
+        if let text = String(data: body, encoding: .utf8) {
+            answer["body"] = .string(text)
+        } else {
+            answer["body_base64"] = .string(body.base64EncodedString())
+        }
+        return .object(answer)
+    }
+
+    private func finish(_ update: () -> Void) {
+        lock.lock()
+        if !done { update() }
+        done = true
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        lock.lock()
+        body.append(data)
+        let tooLarge = body.count > limit
+        lock.unlock()
+        if tooLarge {
+            finish { failure = "the response is larger than \(limit) bytes" }
+            dataTask.cancel()
+        }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        finish {
+            response = task.response as? HTTPURLResponse
+            if let error {
+                let code = (error as NSError).code
+                failure = code == NSURLErrorTimedOut ? "the request timed out"
+                    : code == NSURLErrorCannotConnectToHost ? "cannot connect to \(task.originalRequest?.url?.host ?? "the host")"
+                    : "request failed: \(error.localizedDescription)"
+            }
+        }
+    }
+
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void
+    ) {
+        if let host = request.url?.host, HTTPBroker.isAllowed(host: host, patterns: allowedHosts) {
+            completionHandler(request)
+        } else {
+            finish { failure = "redirect to \(request.url?.host ?? "?") refused: not in allowed_hosts" }
+            completionHandler(nil)
+        }
+    }
+}

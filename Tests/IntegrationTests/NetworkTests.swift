@@ -1,0 +1,78 @@
+import Foundation
+import Glibc
+import PlugvisorProtocol
+import PlugvisorTestSupport
+import Testing
+
+/// `plugvisor.http_request`: workers have no network; the supervisor performs each request
+/// within the plugin's allowed_hosts, bounded in size and time.
+@Suite(.serialized) struct NetworkTests {
+    /// Fixtures/http-server.py on a free loopback port.
+    final class LoopbackServer {
+        let process = Process()
+        let port: Int
+
+        init() throws {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", Fixtures.root.appendingPathComponent("Fixtures/http-server.py").path]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            var line = Data()
+            while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
+                line.append(byte)
+            }
+            guard let port = Int(String(decoding: line, as: UTF8.self)) else { throw FixtureError("http-server.py gave no port") }
+            self.port = port
+        }
+
+        deinit {
+            // SIGKILL: a child spawned from a test thread may inherit a mask that blocks SIGTERM.
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+
+        func url(_ path: String) -> String { "http://127.0.0.1:\(port)/\(path)" }
+    }
+
+    @Test func anAllowedHostIsFetchedAndEverythingElseIsRefused() throws {
+        let server = try LoopbackServer()
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: [127.0.0.1]}, timeout: 3s}
+              - {name: elsewhere, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["*.example.com"]}}
+              - {name: offline, wasm: "{{plugins}}/fetch.wasm"}
+            """)
+        let hello = supervisor.call("fetch", "-p", "url=\(server.url("hello"))")
+        #expect(hello.status == 0, "\(hello.stderr)")
+        #expect(hello.json?["data"]?["status"] == 200)
+        #expect(hello.json?["data"]?["body"] == "hello from the host")
+
+        let elsewhere = supervisor.call("elsewhere", "-p", "url=\(server.url("hello"))")
+        #expect(elsewhere.json?["data"]?["error"] == "host 127.0.0.1 is not in this plugin's allowed_hosts")
+        let offline = supervisor.call("offline", "-p", "url=\(server.url("hello"))")
+        #expect(offline.json?["data"]?["error"] == "network access is not granted to this plugin")
+        #expect(supervisor.log.contains("http_request refused"))
+        withExtendedLifetime(server) {}
+    }
+
+    @Test func responsesAreBoundedInSizeTimeAndRedirects() throws {
+        let server = try LoopbackServer()
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: [127.0.0.1]}, timeout: 2s}
+            """)
+        let big = supervisor.call("fetch", "-p", "url=\(server.url("big"))")
+        #expect(big.json?["data"]?["error"] == "the response is larger than 1048576 bytes")
+        let redirect = supervisor.call("fetch", "-p", "url=\(server.url("redirect"))")
+        #expect(redirect.json?["data"]?["error"]?.stringValue?.contains("redirect to not-allowed.invalid refused") == true)
+
+        let started = ContinuousClock.now
+        let slow = supervisor.call("fetch", "-p", "url=\(server.url("slow"))")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        // Either the broker gives up inside the call's 2 s, or the call itself times out.
+        #expect(slow.json?["data"]?["error"] == "the request timed out" || slow.error?.code == .timeout, "\(slow)")
+        #expect(supervisor.call("fetch", "-p", "url=\(server.url("hello"))").json?["data"]?["status"] == 200)
+        withExtendedLifetime(server) {}
+    }
+}
