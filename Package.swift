@@ -24,7 +24,7 @@ let package = Package(
         .target(
             name: "PlugvisorCLI",
             dependencies: [
-                "Plugvisor", "PlugvisorManifest", "PlugvisorProtocol", "PlugvisorPosix",
+                "Plugvisor", "PlugvisorManifest", "PlugvisorProtocol", "PlugvisorPosix", "PlugvisorSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -11,7 +11,9 @@ public struct PlugvisorCommand: ParsableCommand {
             from another terminal; they reach it through its control socket.
             """,
         version: "0.1.0",
-        subcommands: [Start.self, Call.self, Status.self, Stop.self, Validate.self, Inspect.self]
+        subcommands: [
+            Start.self, Call.self, Status.self, Stop.self, Validate.self, Inspect.self, SandboxPolicyCommand.self,
+        ]
     )
 
     public init() {}

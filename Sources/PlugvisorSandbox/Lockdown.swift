@@ -88,10 +88,15 @@ public enum Lockdown {
         try plan.policy.install()  // must stay last
     }
 
-    /// Landlock where the kernel has it; without it, seccomp still forbids open when nothing is
-    /// granted, and read-only grants cannot be enforced (the README says so).
+    /// Landlock where the kernel has it. Without it, seccomp still forbids open when nothing is
+    /// granted, and a read-only grant is refused rather than silently left writable.
     static func restrictFilesystem(_ directories: [LockdownPlan.Directory]) throws(SandboxError) {
-        guard landlockABI > 0 else { return }
+        guard landlockABI > 0 else {
+            if let readOnly = directories.first(where: { !$0.writable }) {
+                throw SandboxError(step: "landlock", "this kernel has no Landlock, so \(readOnly.path) cannot be made read-only")
+            }
+            return
+        }
         let owned = directories.map { strdup($0.path) }
         defer { owned.forEach { free($0) } }
         let paths: [UnsafePointer<CChar>?] = owned.map { $0.map { UnsafePointer($0) } }

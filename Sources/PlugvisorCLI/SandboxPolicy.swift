@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import PlugvisorProtocol
+import PlugvisorSandbox
+
+struct SandboxPolicyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sandbox-policy",
+        abstract: "Print the seccomp allowlist of a locked-down worker, with the reason for each syscall.",
+        discussion: "Anything not listed kills the worker with SIGSYS, and the supervisor names the syscall.")
+
+    @Flag(help: "The allowlist of a plugin that was granted directories (adds the WASI filesystem calls).")
+    var filesystem = false
+
+    @Flag(help: "Print only the syscall names, one per line (for scripts/seccomp-audit.sh).")
+    var namesOnly = false
+
+    func run() throws {
+        let policy = SeccompPolicy.worker(channel: 3, processID: getpid(), filesystem: filesystem)
+        for rule in policy.rules {
+            if namesOnly {
+                Report.stdout(rule.name)
+            } else {
+                let condition = rule.argument.map { " (only when argument \($0.index) is the \($0.index == 0 && rule.name == "tgkill" ? "worker's own pid" : "channel"))" } ?? ""
+                Report.stdout("\(rule.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(rule.why)\(condition)")
+            }
+        }
+    }
+}
