@@ -68,6 +68,7 @@ let package = Package(
 
         .testTarget(name: "PlugvisorProtocolTests", dependencies: ["PlugvisorProtocol", "PlugvisorPosix"]),
         .testTarget(name: "PlugvisorManifestTests", dependencies: ["PlugvisorManifest"]),
+        .testTarget(name: "PlugvisorSupervisorTests", dependencies: ["Plugvisor", "PlugvisorManifest", "PlugvisorProtocol"]),
         .testTarget(
             name: "PlugvisorWorkerTests", dependencies: ["PlugvisorWorker", "PlugvisorProtocol", "PlugvisorTestSupport"]),
         .testTarget(

@@ -136,6 +136,17 @@ public final class ControlServer: @unchecked Sendable {
             }
         case .status:
             return ControlResponse(status: supervisor.status())
+        case .kill, .restart:
+            guard let plugin = request.plugin else {
+                return ControlResponse(error: PluginError(.badRequest, "\(request.op.rawValue) needs a plugin name"))
+            }
+            let outcome = request.op == .kill ? supervisor.kill(plugin: plugin) : supervisor.restart(plugin: plugin)
+            switch outcome {
+            case .success:
+                let state = supervisor.status().plugins.first { $0.name == plugin }
+                return ControlResponse(result: ["plugin": .string(plugin), "state": .string(state?.state ?? "?")])
+            case let .failure(error): return ControlResponse(error: error)
+            }
         case .stop:
             return ControlResponse(result: ["stopping": true])
         }

@@ -4,36 +4,26 @@ import PlugvisorManifest
 import PlugvisorPosix
 import PlugvisorProtocol
 
-/// One plugin: its module bytes, its pool of workers, its state and its counters.
+/// One plugin at run time: performs what its `PluginStateMachine` decides (spawn, kill, retire
+/// workers), runs calls on its workers, and keeps its counters.
 final class PluginRuntime: @unchecked Sendable {
-    enum State: Equatable {
-        case starting
-        case ready
-        /// Will not serve until restarted; `code` is what callers get.
-        case failed(code: PluginError.Code, reason: String)
-        case stopped
-    }
+    typealias WorkerID = PluginStateMachine.WorkerID
 
     // SAFETY: `spec`, `environment` and `logger` are immutable; everything else is under `lock`.
     let spec: PluginSpec
-    private let environment: SupervisorEnvironment
-    private let logger: Logger
+    let environment: SupervisorEnvironment
+    let logger: Logger
     private let lock = Lock()
 
-    private var state: State = .starting
+    private var machine: PluginStateMachine
+    private var handles: [WorkerID: WorkerHandle] = [:]
     private var module: (bytes: [UInt8], sha256: String)?
     private var meta: JSONValue?
-    private var workers: [WorkerHandle] = []
-    private var idle: [WorkerHandle] = []
-    private var waiting = 0
-    private var generation = 0
-    private var restarts = RestartTracker(policy: .default)
-    private var shuttingDown = false
-    private var lastError: String?
-
     private var calls = 0
     private var errorsByCode: [String: Int] = [:]
     private var latencies = LatencyWindow(capacity: 2048)
+    /// Workers being started, so that `start` can wait for the first ones.
+    private let starting = DispatchGroup()
 
     init(spec: PluginSpec, environment: SupervisorEnvironment, logger: Logger) {
         self.spec = spec
@@ -41,27 +31,34 @@ final class PluginRuntime: @unchecked Sendable {
         var logger = logger
         logger[metadataKey: "plugin"] = "\(spec.name)"
         self.logger = logger
-        restarts = RestartTracker(policy: spec.restart)
+        machine = PluginStateMachine(spec: spec)
     }
 
-    // MARK: Starting
+    // MARK: Lifecycle
 
-    /// Reads and checks the module, then starts `instances` workers and waits for them.
-    /// Never throws: a plugin that cannot start is `failed`, with the reason in its status.
+    /// Reads and checks the module, starts `instances` workers and waits until each is ready or
+    /// failed. Never throws: a plugin that cannot start is `failed`, with the reason in its status.
     func start() {
-        switch Self.readModule(spec) {
-        case let .failure(error):
-            fail(code: .loadFailed, reason: error.message)
-            return
-        case let .success(module):
-            lock.withLock { self.module = module }
-        }
-        let group = DispatchGroup()
-        for _ in 0..<spec.instances {
-            group.enter()
-            startWorker { group.leave() }
-        }
-        group.wait()
+        begin { machine in machine.begin() }
+    }
+
+    /// Reads the module, then lets the machine start workers with `start` (or fails the plugin
+    /// when the module cannot be read), and waits for the workers to be ready or failed.
+    private func begin(_ start: (inout PluginStateMachine) -> [PluginStateMachine.Action]) {
+        let read = Self.readModule(spec)
+        perform(lock.withLock {
+            let actions: [PluginStateMachine.Action]
+            switch read {
+            case let .failure(error): actions = machine.fail(code: .loadFailed, reason: error.message)
+            case let .success(module):
+                self.module = module
+                actions = start(&machine)
+            }
+            lock.broadcast()
+            return actions
+        })
+        if case let .failure(error) = read { logger.error("plugin failed: \(error.message)") }
+        starting.wait()
     }
 
     static func readModule(_ spec: PluginSpec) -> Result<(bytes: [UInt8], sha256: String), PluginError> {
@@ -76,44 +73,152 @@ final class PluginRuntime: @unchecked Sendable {
         return .success((module.bytes, module.sha256))
     }
 
-    /// Spawns one worker and runs its handshake on a thread of its own; `done` runs when it is
-    /// ready or has failed.
-    private func startWorker(done: @escaping @Sendable () -> Void = {}) {
-        let thread = Thread { [self] in
-            defer { done() }
-            guard let (bytes, generation) = lock.withLock({ () -> ([UInt8], Int)? in
-                guard let module, !shuttingDown, state != .stopped else { return nil }
-                return (module.bytes, self.generation)
-            }) else { return }
-            do throws(PluginError) {
-                let worker = try environment.launchWorker(
-                    plugin: spec, module: bytes, generation: generation, logger: logger
-                ) { [weak self] worker, exit in self?.workerExited(worker, exit) }
-                let ready = try handshake(worker)
-                lock.withLock {
-                    if shuttingDown || state == .stopped || worker.hasExited {
-                        worker.kill(because: .stopped)
-                        return
-                    }
-                    meta = ready.meta
-                    worker.noteMemory(ready.memoryBytes)
-                    workers.append(worker)
-                    idle.append(worker)
-                    if state == .starting { state = .ready }
-                    lock.broadcast()
+    /// `plugvisor kill NAME`.
+    func kill() {
+        perform(lock.withLock {
+            let actions = machine.kill()
+            lock.broadcast()
+            return actions
+        })
+        logger.warning("killed by name")
+    }
+
+    /// `plugvisor restart NAME`: re-reads the module and starts fresh workers (killing any that
+    /// still run), with a clean restart count and circuit.
+    func restart() {
+        logger.info("restarting")
+        begin { machine in machine.restart() }
+    }
+
+    /// Refuses new calls, lets calls in flight finish until `deadline`, then ends every worker.
+    func shutdown(deadline: ContinuousClock.Instant) {
+        perform(lock.withLock {
+            let actions = machine.shutdown()
+            lock.broadcast()
+            return actions
+        })
+        lock.withLock {
+            while !handles.isEmpty { if !lock.wait(until: deadline) { break } }
+        }
+        // Whoever is still there past the grace period is killed.
+        let stragglers = lock.withLock { Array(handles.values) }
+        for worker in stragglers {
+            worker.kill(because: .stopped)
+            _ = worker.awaitExit(timeout: .seconds(2))
+        }
+    }
+
+    // MARK: Performing actions
+
+    private func perform(_ actions: [PluginStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case let .spawn(id, delay):
+                starting.enter()
+                if delay == .zero {
+                    startWorker(id)
+                } else {
+                    DispatchQueue.global().asyncAfter(deadline: .now() + delay.timeInterval) { [self] in startWorker(id) }
                 }
-                logger.info("worker ready", metadata: ["pid": "\(worker.pid)", "generation": "\(generation)"])
+            case let .kill(id, reason):
+                lock.withLock { handles[id] }?.kill(because: reason)
+            case let .retire(id):
+                // Closing our end is the worker's cue to call destroy() and exit.
+                if let worker = lock.withLock({ handles[id] }) {
+                    Glibc.shutdown(worker.channel.descriptor.rawValue, Int32(SHUT_RDWR))
+                }
+            }
+        }
+    }
+
+    /// Spawns worker `id` and runs its handshake on a thread of its own.
+    private func startWorker(_ id: WorkerID) {
+        let thread = Thread { [self] in
+            defer { starting.leave() }
+            guard let bytes = lock.withLock({ () -> [UInt8]? in
+                guard machine.workers[id]?.phase == .starting else { return nil }
+                machine.workerSpawning(id, now: .now)
+                return module?.bytes
+            }) else { return }
+            let worker: WorkerHandle
+            do throws(PluginError) {
+                worker = try environment.launchWorker(plugin: spec, module: bytes, logger: logger) { [weak self] worker, exit in
+                    self?.workerExited(id, worker, exit)
+                }
             } catch {
-                fail(code: error.code, reason: error.message)
+                failToStart(id, error)
+                return
+            }
+            let stillWanted = lock.withLock { () -> Bool in
+                handles[id] = worker
+                return machine.workers[id]?.phase == .starting
+            }
+            guard stillWanted else {
+                worker.kill(because: .stopped)
+                return
+            }
+            do throws(PluginError) {
+                let ready = try handshake(worker)
+                let (wanted, actions) = lock.withLock { () -> (Bool, [PluginStateMachine.Action]) in
+                    var result = machine.workerReady(id)
+                    if result.wanted {
+                        meta = ready.meta
+                        worker.noteMemory(ready.memoryBytes)
+                    }
+                    // It died right after its handshake: its exit was reported while it was
+                    // still starting, so report it again now that it counts.
+                    if worker.hasExited {
+                        handles.removeValue(forKey: id)
+                        result.actions += machine.workerExited(id, now: .now, description: worker.crashDescription())
+                    }
+                    lock.broadcast()
+                    return result
+                }
+                perform(actions)
+                if wanted { logger.info("worker ready", metadata: ["pid": "\(worker.pid)"]) }
+            } catch {
+                worker.kill(because: .loadFailed)
+                failToStart(id, error)
             }
         }
         thread.name = "plugvisor-start-\(spec.name)"
         thread.start()
     }
 
+    private func failToStart(_ id: WorkerID, _ error: PluginError) {
+        let (actions, failed) = lock.withLock { () -> ([PluginStateMachine.Action], Bool) in
+            let actions = machine.workerFailedToStart(id, code: error.code, reason: error.message, now: .now)
+            lock.broadcast()
+            if case .failed = machine.state { return (actions, true) }
+            return (actions, false)
+        }
+        perform(actions)
+        if failed { logger.error("plugin failed: \(error.message)") }
+    }
+
+    private func workerExited(_ id: WorkerID, _ worker: WorkerHandle, _ exit: ProcessExit) {
+        let description = worker.crashDescription()
+        let (actions, state) = lock.withLock { () -> ([PluginStateMachine.Action], PluginStateMachine.State) in
+            if handles[id] === worker { handles.removeValue(forKey: id) }
+            let actions = machine.workerExited(id, now: .now, description: description)
+            lock.broadcast()
+            return (actions, machine.state)
+        }
+        let metadata: Logger.Metadata = ["pid": "\(worker.pid)", "exit": "\(worker.killedReason().map { "killed by supervisor (\($0))" } ?? "\(exit)")"]
+        if case let .spawn(_, delay)? = actions.first {
+            logger.warning("worker ended, restarting in \(delay)", metadata: metadata)
+        } else if case .failed = state, !actions.isEmpty || worker.killedReason() == nil {
+            logger.error("worker ended and the plugin is failed", metadata: metadata)
+        } else {
+            logger.debug("worker ended", metadata: metadata)
+        }
+        perform(actions)
+    }
+
     /// hello → load → ready, within the plugin's timeout (which also bounds a runaway start function).
     private func handshake(_ worker: WorkerHandle) throws(PluginError) -> ReadyInfo {
-        let deadline = ContinuousClock.now + max(spec.timeout, .seconds(2))
+        let limit = max(spec.timeout, .seconds(2))
+        let deadline = ContinuousClock.now + limit
         do {
             let hello = try worker.channel.receive(WorkerMessage.self, deadline: deadline)
             guard case let .hello(h) = hello else {
@@ -130,7 +235,6 @@ final class PluginRuntime: @unchecked Sendable {
                 switch try worker.channel.receive(WorkerMessage.self, deadline: deadline) {
                 case let .ready(info): return info
                 case let .loadFailed(reason):
-                    worker.kill(because: .loadFailed)
                     throw PluginError(.loadFailed, plugin: spec.name, reason)
                 case let .log(line): guestLog(line, pid: worker.pid)
                 default:
@@ -143,10 +247,10 @@ final class PluginRuntime: @unchecked Sendable {
             case .timedOut:
                 worker.kill(because: .timeout)
                 throw PluginError(.loadFailed, plugin: spec.name,
-                    "loading took longer than \(max(spec.timeout, .seconds(2))) (a runaway start function?)")
+                    "loading took longer than \(limit) (a runaway start function?)")
             case .closed:
                 _ = worker.awaitExit(timeout: .seconds(2))
-                throw PluginError(.loadFailed, plugin: spec.name, "worker died while loading: \(worker.crashDescription())")
+                throw PluginError(.workerCrashed, plugin: spec.name, "worker died while loading: \(worker.crashDescription())")
             default:
                 worker.kill(because: .protocolViolation)
                 throw PluginError(.protocolViolation, plugin: spec.name, "during load: \(error)")
@@ -171,45 +275,6 @@ final class PluginRuntime: @unchecked Sendable {
             sandboxDrill: environment.configuration.sandboxDrill)
     }
 
-    private func fail(code: PluginError.Code, reason: String) {
-        let doomed = lock.withLock { () -> [WorkerHandle] in
-            state = .failed(code: code, reason: reason)
-            lastError = reason
-            lock.broadcast()
-            return workers
-        }
-        doomed.forEach { $0.kill(because: .stopped) }
-        logger.error("plugin failed: \(reason)")
-    }
-
-    // MARK: Worker exits
-
-    private func workerExited(_ worker: WorkerHandle, _ exit: ProcessExit) {
-        let decision = lock.withLock { () -> RestartTracker.Decision? in
-            let wasServing = workers.contains { $0 === worker }
-            workers.removeAll { $0 === worker }
-            idle.removeAll { $0 === worker }
-            guard wasServing, !shuttingDown, state == .ready || state == .starting else { return nil }
-            lastError = worker.crashDescription()
-            let decision = restarts.workerDied(at: .now, uptime: .now - worker.startedAt)
-            if case let .giveUp(count) = decision {
-                state = .failed(code: .failed, reason: "restarted \(count) times within \(spec.restart.within); last: \(lastError ?? "")")
-                lock.broadcast()
-            }
-            return decision
-        }
-        let reason = worker.killedReason().map { "killed by supervisor (\($0))" } ?? "\(exit)"
-        switch decision {
-        case nil:
-            logger.debug("worker ended", metadata: ["pid": "\(worker.pid)", "exit": "\(reason)"])
-        case let .restart(after)?:
-            logger.warning("worker ended, restarting in \(after)", metadata: ["pid": "\(worker.pid)", "exit": "\(reason)"])
-            DispatchQueue.global().asyncAfter(deadline: .now() + after.timeInterval) { [self] in startWorker() }
-        case .giveUp?:
-            logger.error("worker ended and the restart limit is reached: plugin failed", metadata: ["pid": "\(worker.pid)", "exit": "\(reason)"])
-        }
-    }
-
     // MARK: Calls
 
     /// Runs `execute` with `context` on an idle worker, waiting in the bounded queue if needed.
@@ -221,47 +286,41 @@ final class PluginRuntime: @unchecked Sendable {
         switch checkout(deadline: deadline) {
         case let .failure(error):
             result = .failure(error)
-        case let .success(worker):
+        case let .success((id, worker)):
             result = perform(CallRequest(id: worker.takeCallID(), fn: .execute, payload: context), on: worker, deadline: deadline)
-            checkin(worker)
+            let failure = result.failureCode
+            let lost = failure.map { [.timeout, .workerCrashed, .protocolViolation, .killed].contains($0) } ?? false
+            perform(lock.withLock {
+                let actions = machine.finish(id, failure: failure, workerLost: lost || worker.hasExited, now: .now)
+                lock.broadcast()
+                return actions
+            })
         }
         record(result, micros: Int((ContinuousClock.now - started).microseconds))
         return result
     }
 
-    private func checkout(deadline: ContinuousClock.Instant) -> Result<WorkerHandle, PluginError> {
+    private func checkout(deadline: ContinuousClock.Instant) -> Result<(WorkerID, WorkerHandle), PluginError> {
         lock.withLock {
             var queued = false
-            defer { if queued { waiting -= 1 } }
             while true {
-                switch state {
-                case let .failed(code, reason): return .failure(PluginError(code, plugin: spec.name, reason))
-                case .stopped: return .failure(PluginError(.stopped, plugin: spec.name, "plugin is stopped"))
-                case .starting, .ready: break
-                }
-                if shuttingDown { return .failure(PluginError(.stopped, plugin: spec.name, "supervisor is shutting down")) }
-                if let worker = idle.popLast() { return .success(worker) }
-                if !queued {
-                    guard waiting < spec.maxQueue else {
-                        return .failure(PluginError(.overloaded, plugin: spec.name,
-                            "all \(spec.instances) workers busy and \(spec.maxQueue) calls queued"))
+                switch machine.admit(now: .now, queued: queued) {
+                case let .run(id):
+                    guard let worker = handles[id] else {
+                        // Ready in the machine but not registered: cannot happen (registered first).
+                        preconditionFailure("worker \(id) admitted without a handle")
                     }
-                    waiting += 1
+                    return .success((id, worker))
+                case let .reject(code, message):
+                    return .failure(PluginError(code, plugin: spec.name, message))
+                case .wait:
                     queued = true
-                }
-                if !lock.wait(until: deadline) {
-                    return .failure(PluginError(.timeout, plugin: spec.name,
-                        "no worker became free within \(spec.timeout)"))
+                    if !lock.wait(until: deadline) {
+                        machine.leaveQueue()
+                        return .failure(PluginError(.timeout, plugin: spec.name, "no worker became free within \(spec.timeout)"))
+                    }
                 }
             }
-        }
-    }
-
-    private func checkin(_ worker: WorkerHandle) {
-        lock.withLock {
-            guard !worker.hasExited, worker.killedReason() == nil, workers.contains(where: { $0 === worker }) else { return }
-            idle.append(worker)
-            lock.broadcast()
         }
     }
 
@@ -336,55 +395,32 @@ final class PluginRuntime: @unchecked Sendable {
         }
     }
 
-    // MARK: Status and shutdown
+    // MARK: Status
 
     func status() -> PluginStatus {
         lock.withLock {
-            let stateName: String
-            switch state {
-            case .starting: stateName = "starting"
-            case .ready: stateName = "ready"
-            case .failed: stateName = "failed"
-            case .stopped: stateName = "stopped"
-            }
-            let idleSet = Set(idle.map { ObjectIdentifier($0) })
-            let workerStatus = workers.map { worker in
+            let workerStatus = handles.sorted { $0.key < $1.key }.map { id, worker in
                 WorkerStatus(
-                    pid: worker.pid, state: idleSet.contains(ObjectIdentifier(worker)) ? "idle" : "busy",
+                    pid: worker.pid, state: machine.phaseName(id),
                     uptimeSeconds: Double((ContinuousClock.now - worker.startedAt).microseconds) / 1e6,
                     rssBytes: worker.process.residentBytes, memoryBytes: worker.memoryBytes)
             }
-            var reason = lastError
-            if case let .failed(_, why) = state { reason = why }
+            var reason = machine.lastError
+            if case let .failed(_, why) = machine.state { reason = why }
             return PluginStatus(
-                name: spec.name, version: meta?["version"]?.stringValue, state: stateName, workers: workerStatus,
+                name: spec.name, version: meta?["version"]?.stringValue, state: machine.stateName, workers: workerStatus,
                 calls: calls, errors: errorsByCode.values.reduce(0, +), errorsByCode: errorsByCode,
                 p50Micros: latencies.percentile(50), p99Micros: latencies.percentile(99),
-                restarts: restarts.total, lastError: reason, sha256: module?.sha256)
+                restarts: machine.restarts.total, lastError: reason, sha256: module?.sha256,
+                circuit: machine.circuit?.name, queued: machine.waiting)
         }
     }
+}
 
-    /// Refuses new calls, lets calls in flight finish until `deadline`, then ends every worker.
-    func shutdown(deadline: ContinuousClock.Instant) {
-        lock.withLock {
-            shuttingDown = true
-            lock.broadcast()
-            while idle.count < workers.count { if !lock.wait(until: deadline) { break } }
-        }
-        let all = lock.withLock { workers }
-        for worker in all {
-            // Closing our end is the worker's cue to call destroy() and exit; SIGKILL if it lingers.
-            _ = shutdownSocket(worker.channel.descriptor)
-        }
-        for worker in all where worker.awaitExit(timeout: .seconds(2)) == nil {
-            worker.kill(because: .stopped)
-            _ = worker.awaitExit(timeout: .seconds(2))
-        }
-        lock.withLock { state = .stopped }
-    }
-
-    private func shutdownSocket(_ descriptor: OwnedDescriptor) -> Int32 {
-        Glibc.shutdown(descriptor.rawValue, Int32(SHUT_RDWR))
+extension Result where Failure == PluginError {
+    var failureCode: PluginError.Code? {
+        if case let .failure(error) = self { return error.code }
+        return nil
     }
 }
 

@@ -9,9 +9,11 @@ final class Spawner: @unchecked Sendable {
     // SAFETY: `jobs` is only touched under `lock`.
     private let lock = Lock()
     private var jobs: [@Sendable () -> Void] = []
+    private var stopped = false
 
     init() {
-        let thread = Thread { [unowned self] in self.serve() }
+        // The thread keeps the spawner alive until `stop()`.
+        let thread = Thread { [self] in self.serve() }
         thread.name = "plugvisor-spawner"
         thread.start()
     }
@@ -30,12 +32,22 @@ final class Spawner: @unchecked Sendable {
         return try box.wait().get()
     }
 
+    /// Ends the thread once the jobs already queued are done. Workers it spawned are killed by
+    /// PDEATHSIG when the thread ends: stop only after they are gone.
+    func stop() {
+        lock.withLock {
+            stopped = true
+            lock.broadcast()
+        }
+    }
+
     private func serve() {
         while true {
-            let job: @Sendable () -> Void = lock.withLock {
-                while jobs.isEmpty { lock.wait() }
-                return jobs.removeFirst()
+            let job: (@Sendable () -> Void)? = lock.withLock {
+                while jobs.isEmpty && !stopped { lock.wait() }
+                return jobs.isEmpty ? nil : jobs.removeFirst()
             }
+            guard let job else { return }
             job()
         }
     }

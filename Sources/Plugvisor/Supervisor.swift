@@ -42,6 +42,7 @@ public struct SupervisorConfiguration: Sendable {
 public final class Supervisor: Sendable {
     public let manifest: Manifest
     private let plugins: [String: PluginRuntime]
+    private let environment: SupervisorEnvironment
     private let order: [String]
     private let configuration: SupervisorConfiguration
     private let logger: Logger
@@ -52,6 +53,7 @@ public final class Supervisor: Sendable {
         self.configuration = configuration
         self.logger = logger
         let environment = SupervisorEnvironment(configuration: configuration)
+        self.environment = environment
         var plugins: [String: PluginRuntime] = [:]
         for spec in manifest.plugins {
             plugins[spec.name] = PluginRuntime(spec: spec, environment: environment, logger: logger)
@@ -79,11 +81,26 @@ public final class Supervisor: Sendable {
     /// Calls the plugin's `execute` with `context` (`{"request_id", "headers", "parameters"}`).
     /// - Returns: the guest's result object, or a typed error.
     public func execute(plugin name: String, context: JSONValue) -> Result<JSONValue, PluginError> {
+        runtime(name).flatMap { $0.execute(context: context) }
+    }
+
+    /// SIGKILLs the plugin's workers now: calls in flight get `killed`, later calls `stopped`,
+    /// until `restart`. Other plugins are not touched.
+    public func kill(plugin name: String) -> Result<Void, PluginError> {
+        runtime(name).map { $0.kill() }
+    }
+
+    /// Starts the plugin again with fresh workers (re-reading its module), whatever its state.
+    public func restart(plugin name: String) -> Result<Void, PluginError> {
+        runtime(name).map { $0.restart() }
+    }
+
+    private func runtime(_ name: String) -> Result<PluginRuntime, PluginError> {
         guard let runtime = plugins[name] else {
             return .failure(PluginError(.unknownPlugin, plugin: name,
                 "no plugin named '\(name)' (known: \(order.joined(separator: ", ")))"))
         }
-        return runtime.execute(context: context)
+        return .success(runtime)
     }
 
     public func status() -> StatusReport {
@@ -98,6 +115,7 @@ public final class Supervisor: Sendable {
             DispatchQueue.global().async(group: group) { runtime.shutdown(deadline: deadline) }
         }
         group.wait()
+        environment.stop()
         logger.info("all workers stopped")
     }
 }

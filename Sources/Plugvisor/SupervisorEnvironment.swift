@@ -15,11 +15,14 @@ final class SupervisorEnvironment: Sendable {
 
     var workerExecutable: String { configuration.workerExecutable }
 
+    /// Call once every worker is gone.
+    func stop() { spawner.stop() }
+
     /// Spawns a worker for `plugin`: fd 3 is our socketpair, fd 4 a sealed memfd with the module,
     /// stderr a pipe watched by the worker's monitor thread. The worker's environment is empty but
     /// for what the Swift runtime needs: the host's environment never reaches a plugin.
     func launchWorker(
-        plugin: PluginSpec, module: [UInt8], generation: Int, logger: Logger,
+        plugin: PluginSpec, module: [UInt8], logger: Logger,
         onExit: @escaping @Sendable (WorkerHandle, ProcessExit) -> Void
     ) throws(PluginError) -> WorkerHandle {
         do {
@@ -38,8 +41,7 @@ final class SupervisorEnvironment: Sendable {
             stderrWrite.close()
             moduleFile.close()
             let worker = WorkerHandle(
-                process: process, channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength),
-                generation: generation)
+                process: process, channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength))
             worker.monitor(stderr: stderrRead, logger: logger) { [worker] exit in onExit(worker, exit) }
             return worker
         } catch {

@@ -13,7 +13,6 @@ final class WorkerHandle: @unchecked Sendable {
     let process: ChildProcess
     let channel: FrameChannel
     let startedAt = ContinuousClock.now
-    let generation: Int
     private let lock = Lock()
     private var exit: ProcessExit?
     private var stderrTail: [String] = []
@@ -23,10 +22,9 @@ final class WorkerHandle: @unchecked Sendable {
 
     static let stderrTailLines = 20
 
-    init(process: ChildProcess, channel: FrameChannel, generation: Int) {
+    init(process: ChildProcess, channel: FrameChannel) {
         self.process = process
         self.channel = channel
-        self.generation = generation
     }
 
     var pid: pid_t { process.pid }
@@ -79,6 +77,12 @@ final class WorkerHandle: @unchecked Sendable {
         return text
     }
 
+    static func isStackFrame(_ line: String) -> Bool {
+        if line == "Current stack trace:" { return true }
+        let fields = line.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: true)
+        return fields.count >= 3 && fields[0].allSatisfy(\.isNumber) && fields[2].hasPrefix("0x")
+    }
+
     /// What the worker's SIGSYS reporter writes before it dies (CPlugvisorSandbox).
     static let seccompMarker = "seccomp refused syscall "
 
@@ -123,9 +127,12 @@ final class WorkerHandle: @unchecked Sendable {
 
     private func record(line bytes: ArraySlice<UInt8>, limiter: inout LineRateLimiter, logger: Logger) {
         let line = String(decoding: bytes.prefix(4096), as: UTF8.self)
-        lock.withLock {
-            stderrTail.append(line)
-            if stderrTail.count > Self.stderrTailLines { stderrTail.removeFirst() }
+        // The Swift runtime follows a fatal error with a stack dump: keep the error, not the frames.
+        if !Self.isStackFrame(line) {
+            lock.withLock {
+                stderrTail.append(line)
+                if stderrTail.count > Self.stderrTailLines { stderrTail.removeFirst() }
+            }
         }
         switch limiter.admit(now: .now) {
         case .log: logger.warning("worker stderr: \(line)", metadata: ["pid": "\(process.pid)"])

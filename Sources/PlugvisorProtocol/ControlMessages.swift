@@ -1,7 +1,7 @@
 /// Messages on the control socket (CLI ⇄ supervisor). Same framing as the worker protocol.
 public struct ControlRequest: Codable, Sendable, Equatable {
     public enum Operation: String, Codable, Sendable {
-        case call, status, stop
+        case call, status, stop, kill, restart
     }
     public var op: Operation
     public var plugin: String?
@@ -47,11 +47,15 @@ public struct PluginStatus: Codable, Sendable, Equatable {
     /// Why the plugin is failed, or the last worker failure.
     public var lastError: String?
     public var sha256: String?
+    /// closed, open or half-open; nil without a circuit breaker.
+    public var circuit: String?
+    /// Calls waiting for a free worker.
+    public var queued: Int
 
     public init(
         name: String, version: String?, state: String, workers: [WorkerStatus], calls: Int, errors: Int,
         errorsByCode: [String: Int], p50Micros: Int?, p99Micros: Int?, restarts: Int, lastError: String?,
-        sha256: String?
+        sha256: String?, circuit: String? = nil, queued: Int = 0
     ) {
         self.name = name
         self.version = version
@@ -65,6 +69,8 @@ public struct PluginStatus: Codable, Sendable, Equatable {
         self.restarts = restarts
         self.lastError = lastError
         self.sha256 = sha256
+        self.circuit = circuit
+        self.queued = queued
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PlugvisorPosix
 import PlugvisorProtocol
 import PlugvisorTestSupport
 
@@ -24,7 +25,7 @@ final class RunningSupervisor: @unchecked Sendable {
         logPath = directory.appendingPathComponent("supervisor.log").path
         let text = manifest.replacingOccurrences(of: "{{plugins}}", with: Fixtures.pluginsDirectory.path)
         try text.write(toFile: manifestPath, atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
 
         process = Process()
         process.executableURL = URL(fileURLWithPath: try Fixtures.binary("plugvisor"))
@@ -82,6 +83,17 @@ final class RunningSupervisor: @unchecked Sendable {
             throw FixtureError("no plugin \(name) in status")
         }
         return plugin
+    }
+
+    /// One request straight on the control socket (no CLI process): for load and chaos tests.
+    func request(_ request: ControlRequest, timeout: Duration = .seconds(60)) throws -> ControlResponse {
+        let channel = FrameChannel(descriptor: try Descriptors.connectUnix(path: controlPath), maxFrameLength: 64 << 20)
+        try channel.send(request)
+        return try channel.receive(ControlResponse.self, deadline: .now + timeout)
+    }
+
+    func directCall(_ plugin: String, _ parameters: [String: JSONValue] = [:]) throws -> ControlResponse {
+        try request(ControlRequest(op: .call, plugin: plugin, context: ["parameters": .object(parameters)]))
     }
 
     /// Polls `condition` until it holds or `timeout` passes.
