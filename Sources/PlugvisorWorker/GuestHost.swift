@@ -182,6 +182,7 @@ public final class GuestHost {
     private func invoke(_ function: Function, form: ABICheck.ResultForm, input: [UInt8]?, what: String)
         -> Result<JSONValue, PluginError>
     {
+        defer { context.reportDroppedLines() }
         setFuel()
         do {
             var arguments: [Value] = []

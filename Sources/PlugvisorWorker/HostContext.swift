@@ -34,6 +34,13 @@ final class HostContext {
 
     func log(_ line: LogLine) { sink(line) }
 
+    /// Says how many lines the rate limit dropped, so that a call's flood is reported when the
+    /// call ends rather than at the next line the guest logs.
+    func reportDroppedLines() {
+        let dropped = limiter.takeDropped()
+        if dropped > 0 { sink(LogLine(level: "warning", message: "\(dropped) guest log lines dropped (rate limit)")) }
+    }
+
     struct GuestFault: Error, CustomStringConvertible {
         let description: String
     }
@@ -149,6 +156,11 @@ struct LogBudget {
     init(linesPerSecond: Int, bytesPerSecond: Int) {
         self.linesPerSecond = linesPerSecond
         self.bytesPerSecond = bytesPerSecond
+    }
+
+    mutating func takeDropped() -> Int {
+        defer { dropped = 0 }
+        return dropped
     }
 
     mutating func admit(bytes count: Int, now: ContinuousClock.Instant) -> Verdict {
