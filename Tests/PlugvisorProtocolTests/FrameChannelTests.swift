@@ -70,9 +70,77 @@ import Testing
         #expect(throws: ChannelError.closed) { try FrameChannel(descriptor: a).sendFrame([1, 2, 3]) }
     }
 
+    @Test func aSignalInterruptingABlockedReadIsRetried() throws {
+        // A handler without SA_RESTART makes the blocked read fail with EINTR.
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        action.sa_flags = 0
+        sigemptyset(&action.sa_mask)
+        var previous = sigaction()
+        sigaction(SIGUSR2, &action, &previous)
+        defer { sigaction(SIGUSR2, &previous, nil) }
+
+        let (a, b) = try Descriptors.socketPair()
+        let receiver = FrameChannel(descriptor: b)
+        let outcome = ThreadOutcome()
+        let thread = Thread {
+            // Threads started from test threads may inherit a mask that blocks the signal.
+            var unblock = sigset_t()
+            sigemptyset(&unblock)
+            sigaddset(&unblock, SIGUSR2)
+            pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+            outcome.setThread(pthread_self())
+            outcome.set(Result { try receiver.receive(LogLine.self) })
+        }
+        thread.start()
+        let reader = outcome.waitForThread()
+        Thread.sleep(forTimeInterval: 0.1)  // let it block in read()
+        for _ in 0..<3 {
+            pthread_kill(reader, SIGUSR2)
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        try FrameChannel(descriptor: a).send(LogLine(level: "info", message: "after the signals"))
+        #expect(try outcome.wait().get().message == "after the signals")
+    }
+
     @Test func framesTravelOverPipesToo() throws {
         let (readEnd, writeEnd) = try Descriptors.pipe()
         try FrameChannel(descriptor: writeEnd).send(LogLine(level: "info", message: "over a pipe"))
         #expect(try FrameChannel(descriptor: readEnd).receive(LogLine.self).message == "over a pipe")
+    }
+}
+
+final class ThreadOutcome: @unchecked Sendable {
+    // SAFETY: guarded by the condition.
+    private let condition = NSCondition()
+    private var thread: pthread_t?
+    private var result: Result<LogLine, Error>?
+
+    func setThread(_ id: pthread_t) {
+        condition.lock()
+        thread = id
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func waitForThread() -> pthread_t {
+        condition.lock()
+        defer { condition.unlock() }
+        while thread == nil { condition.wait() }
+        return thread!
+    }
+
+    func set(_ value: Result<LogLine, Error>) {
+        condition.lock()
+        result = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait() -> Result<LogLine, Error> {
+        condition.lock()
+        defer { condition.unlock() }
+        while result == nil { condition.wait() }
+        return result!
     }
 }
