@@ -9,30 +9,46 @@ import PlugvisorProtocol
 final class PluginRuntime: @unchecked Sendable {
     typealias WorkerID = PluginStateMachine.WorkerID
 
-    // SAFETY: `spec`, `environment` and `logger` are immutable; everything else is under `lock`.
-    let spec: PluginSpec
+    // SAFETY: `name`, `environment` and `logger` are immutable; everything else is under `lock`.
+    let name: String
     let environment: SupervisorEnvironment
     let logger: Logger
     private let lock = Lock()
 
     private var machine: PluginStateMachine
     private var handles: [WorkerID: WorkerHandle] = [:]
-    private var module: (bytes: [UInt8], sha256: String)?
-    private var meta: JSONValue?
+    /// The module of each live generation (the serving one and a reload's), as hashed.
+    private var modules: [Int: ModuleVersion] = [:]
+    private var metas: [Int: JSONValue] = [:]
+    private var lastReloadAt: Date?
     private var calls = 0
     private var errorsByCode: [String: Int] = [:]
     private var latencies = LatencyWindow(capacity: 2048)
     /// Workers being started, so that `start` can wait for the first ones.
     private let starting = DispatchGroup()
 
+    struct ModuleVersion {
+        var bytes: [UInt8]
+        var sha256: String
+    }
+
+    enum ReloadResult: Equatable {
+        case unchanged
+        case reloaded(generation: Int, sha256: String)
+        case failed(String)
+    }
+
     init(spec: PluginSpec, environment: SupervisorEnvironment, logger: Logger) {
-        self.spec = spec
+        name = spec.name
         self.environment = environment
         var logger = logger
         logger[metadataKey: "plugin"] = "\(spec.name)"
         self.logger = logger
         machine = PluginStateMachine(spec: spec)
     }
+
+    /// The spec of the generation that serves.
+    var spec: PluginSpec { lock.withLock { machine.spec } }
 
     // MARK: Lifecycle
 
@@ -51,8 +67,8 @@ final class PluginRuntime: @unchecked Sendable {
             switch read {
             case let .failure(error): actions = machine.fail(code: .loadFailed, reason: error.message)
             case let .success(module):
-                self.module = module
                 actions = start(&machine)
+                modules = [machine.generation: module]
             }
             lock.broadcast()
             return actions
@@ -61,7 +77,7 @@ final class PluginRuntime: @unchecked Sendable {
         starting.wait()
     }
 
-    static func readModule(_ spec: PluginSpec) -> Result<(bytes: [UInt8], sha256: String), PluginError> {
+    static func readModule(_ spec: PluginSpec) -> Result<ModuleVersion, PluginError> {
         let module: ModuleFile
         do { module = try ModuleFile(path: spec.wasm) } catch {
             return .failure(PluginError(.loadFailed, plugin: spec.name, error.description))
@@ -70,7 +86,7 @@ final class PluginRuntime: @unchecked Sendable {
             return .failure(PluginError(
                 .loadFailed, plugin: spec.name, "sha256 of \(spec.wasm) is \(module.sha256), the manifest pins \(pin)"))
         }
-        return .success((module.bytes, module.sha256))
+        return .success(ModuleVersion(bytes: module.bytes, sha256: module.sha256))
     }
 
     /// `plugvisor kill NAME`.
@@ -88,6 +104,54 @@ final class PluginRuntime: @unchecked Sendable {
     func restart() {
         logger.info("restarting")
         begin { machine in machine.restart() }
+    }
+
+    /// Reloads the plugin with `newSpec` (its module re-read from disk): a new generation of
+    /// workers is started and checked (load and meta) while the old one serves; then new calls
+    /// go to it and the old one finishes its calls and ends. If the new version cannot start,
+    /// the old one goes on serving and the reason is kept for `status`.
+    /// - Parameter force: reload even when neither the module's hash nor the spec changed.
+    func reload(spec newSpec: PluginSpec, force: Bool) -> ReloadResult {
+        let read = Self.readModule(newSpec)
+        if case let .failure(error) = read {
+            lock.withLock {
+                machine.noteReloadFailed(reason: error.message)
+                lastReloadAt = Date()
+            }
+            logger.error("reload refused: \(error.message)")
+            return .failed(error.message)
+        }
+        guard case let .success(module) = read else { return .failed("unreadable") }
+        let actions: [PluginStateMachine.Action]? = lock.withLock {
+            let serving = modules[machine.generation]?.sha256
+            if !force && serving == module.sha256 && newSpec == machine.spec && machine.pending == nil && machine.state == .ready {
+                return nil
+            }
+            let actions = machine.beginReload(spec: newSpec)
+            modules[machine.pending?.generation ?? machine.generation] = module
+            lastReloadAt = Date()
+            return actions
+        }
+        guard let actions else { return .unchanged }
+        logger.info("reloading", metadata: ["sha256": "\(module.sha256.prefix(12))"])
+        perform(actions)
+        starting.wait()
+        let outcome = lock.withLock { () -> PluginStateMachine.ReloadOutcome? in
+            let live = Set([machine.generation] + (machine.pending.map { [$0.generation] } ?? []))
+            modules = modules.filter { live.contains($0.key) }
+            metas = metas.filter { live.contains($0.key) }
+            return machine.lastReload
+        }
+        switch outcome {
+        case let .succeeded(generation)?:
+            logger.info("reloaded", metadata: ["generation": "\(generation)", "sha256": "\(module.sha256.prefix(12))"])
+            return .reloaded(generation: generation, sha256: module.sha256)
+        case let .failed(reason)?:
+            logger.error("reload failed, the previous version goes on serving: \(reason)")
+            return .failed(reason)
+        case nil:
+            return .failed("the reload did not finish")
+        }
     }
 
     /// Refuses new calls, lets calls in flight finish until `deadline`, then ends every worker.
@@ -135,11 +199,14 @@ final class PluginRuntime: @unchecked Sendable {
     private func startWorker(_ id: WorkerID) {
         let thread = Thread { [self] in
             defer { starting.leave() }
-            guard let bytes = lock.withLock({ () -> [UInt8]? in
-                guard machine.workers[id]?.phase == .starting else { return nil }
+            guard let (bytes, spec, generation) = lock.withLock({ () -> ([UInt8], PluginSpec, Int)? in
+                guard let worker = machine.workers[id], worker.phase == .starting, let spec = machine.spec(of: id),
+                    let module = modules[worker.generation]
+                else { return nil }
                 machine.workerSpawning(id, now: .now)
-                return module?.bytes
+                return (module.bytes, spec, worker.generation)
             }) else { return }
+            let logger = logger.with(generation: generation)
             let worker: WorkerHandle
             do throws(PluginError) {
                 worker = try environment.launchWorker(plugin: spec, module: bytes, logger: logger) { [weak self] worker, exit in
@@ -158,11 +225,11 @@ final class PluginRuntime: @unchecked Sendable {
                 return
             }
             do throws(PluginError) {
-                let ready = try handshake(worker)
+                let ready = try handshake(worker, spec: spec)
                 let (wanted, actions) = lock.withLock { () -> (Bool, [PluginStateMachine.Action]) in
                     var result = machine.workerReady(id)
                     if result.wanted {
-                        meta = ready.meta
+                        metas[generation] = ready.meta
                         worker.noteMemory(ready.memoryBytes)
                     }
                     // It died right after its handshake: its exit was reported while it was
@@ -181,7 +248,7 @@ final class PluginRuntime: @unchecked Sendable {
                 failToStart(id, error)
             }
         }
-        thread.name = "plugvisor-start-\(spec.name)"
+        thread.name = "plugvisor-start-\(name)"
         thread.start()
     }
 
@@ -216,55 +283,55 @@ final class PluginRuntime: @unchecked Sendable {
     }
 
     /// hello → load → ready, within the plugin's timeout (which also bounds a runaway start function).
-    private func handshake(_ worker: WorkerHandle) throws(PluginError) -> ReadyInfo {
+    private func handshake(_ worker: WorkerHandle, spec: PluginSpec) throws(PluginError) -> ReadyInfo {
         let limit = max(spec.timeout, .seconds(2))
         let deadline = ContinuousClock.now + limit
         do {
             let hello = try worker.channel.receive(WorkerMessage.self, deadline: deadline)
             guard case let .hello(h) = hello else {
                 worker.kill(because: .protocolViolation)
-                throw PluginError(.protocolViolation, plugin: spec.name, "worker did not start with hello")
+                throw PluginError(.protocolViolation, plugin: name, "worker did not start with hello")
             }
             guard h.plugvisor == ProtocolVersion.current else {
                 worker.kill(because: .protocolViolation)
-                throw PluginError(.protocolViolation, plugin: spec.name,
+                throw PluginError(.protocolViolation, plugin: name,
                     "worker speaks protocol \(h.plugvisor), this supervisor \(ProtocolVersion.current): reinstall plugvisor-worker")
             }
-            try worker.channel.send(SupervisorMessage.load(loadRequest()))
+            try worker.channel.send(SupervisorMessage.load(loadRequest(spec)))
             while true {
                 switch try worker.channel.receive(WorkerMessage.self, deadline: deadline) {
                 case let .ready(info): return info
                 case let .loadFailed(reason):
-                    throw PluginError(.loadFailed, plugin: spec.name, reason)
+                    throw PluginError(.loadFailed, plugin: name, reason)
                 case let .log(line): guestLog(line, pid: worker.pid)
                 default:
                     worker.kill(because: .protocolViolation)
-                    throw PluginError(.protocolViolation, plugin: spec.name, "unexpected message during load")
+                    throw PluginError(.protocolViolation, plugin: name, "unexpected message during load")
                 }
             }
         } catch let error as ChannelError {
             switch error {
             case .timedOut:
                 worker.kill(because: .timeout)
-                throw PluginError(.loadFailed, plugin: spec.name,
+                throw PluginError(.loadFailed, plugin: name,
                     "loading took longer than \(limit) (a runaway start function?)")
             case .closed:
                 _ = worker.awaitExit(timeout: .seconds(2))
-                throw PluginError(.workerCrashed, plugin: spec.name, "worker died while loading: \(worker.crashDescription())")
+                throw PluginError(.workerCrashed, plugin: name, "worker died while loading: \(worker.crashDescription())")
             default:
                 worker.kill(because: .protocolViolation)
-                throw PluginError(.protocolViolation, plugin: spec.name, "during load: \(error)")
+                throw PluginError(.protocolViolation, plugin: name, "during load: \(error)")
             }
         } catch let error as PluginError {
             throw error
         } catch {
-            throw PluginError(.internalError, plugin: spec.name, "\(error)")
+            throw PluginError(.internalError, plugin: name, "\(error)")
         }
     }
 
-    private func loadRequest() -> LoadRequest {
+    private func loadRequest(_ spec: PluginSpec) -> LoadRequest {
         LoadRequest(
-            plugin: spec.name,
+            plugin: name,
             abi: spec.abi == .wasiCommand ? .wasiCommand : .plugvisor,
             memoryLimit: spec.memory,
             fuel: spec.fuel,
@@ -281,13 +348,16 @@ final class PluginRuntime: @unchecked Sendable {
     /// Every call returns: a guest result or a typed error; none waits past the plugin's timeout.
     func execute(context: JSONValue) -> Result<JSONValue, PluginError> {
         let started = ContinuousClock.now
-        let deadline = started + spec.timeout
+        let timeout = spec.timeout
+        let deadline = started + timeout
         let result: Result<JSONValue, PluginError>
-        switch checkout(deadline: deadline) {
+        switch checkout(deadline: deadline, timeout: timeout) {
         case let .failure(error):
             result = .failure(error)
-        case let .success((id, worker)):
-            result = perform(CallRequest(id: worker.takeCallID(), fn: .execute, payload: context), on: worker, deadline: deadline)
+        case let .success((id, worker, spec)):
+            result = perform(
+                CallRequest(id: worker.takeCallID(), fn: .execute, payload: context), on: worker, spec: spec,
+                deadline: deadline)
             let failure = result.failureCode
             let lost = failure.map { [.timeout, .workerCrashed, .protocolViolation, .killed].contains($0) } ?? false
             perform(lock.withLock {
@@ -300,24 +370,26 @@ final class PluginRuntime: @unchecked Sendable {
         return result
     }
 
-    private func checkout(deadline: ContinuousClock.Instant) -> Result<(WorkerID, WorkerHandle), PluginError> {
+    private func checkout(deadline: ContinuousClock.Instant, timeout: Duration)
+        -> Result<(WorkerID, WorkerHandle, PluginSpec), PluginError>
+    {
         lock.withLock {
             var queued = false
             while true {
                 switch machine.admit(now: .now, queued: queued) {
                 case let .run(id):
-                    guard let worker = handles[id] else {
+                    guard let worker = handles[id], let spec = machine.spec(of: id) else {
                         // Ready in the machine but not registered: cannot happen (registered first).
                         preconditionFailure("worker \(id) admitted without a handle")
                     }
-                    return .success((id, worker))
+                    return .success((id, worker, spec))
                 case let .reject(code, message):
-                    return .failure(PluginError(code, plugin: spec.name, message))
+                    return .failure(PluginError(code, plugin: name, message))
                 case .wait:
                     queued = true
                     if !lock.wait(until: deadline) {
                         machine.leaveQueue()
-                        return .failure(PluginError(.timeout, plugin: spec.name, "no worker became free within \(spec.timeout)"))
+                        return .failure(PluginError(.timeout, plugin: name, "no worker became free within \(timeout)"))
                     }
                 }
             }
@@ -325,7 +397,7 @@ final class PluginRuntime: @unchecked Sendable {
     }
 
     /// Sends one call and reads until its result, forwarding guest log lines on the way.
-    private func perform(_ request: CallRequest, on worker: WorkerHandle, deadline: ContinuousClock.Instant)
+    private func perform(_ request: CallRequest, on worker: WorkerHandle, spec: PluginSpec, deadline: ContinuousClock.Instant)
         -> Result<JSONValue, PluginError>
     {
         do {
@@ -335,43 +407,43 @@ final class PluginRuntime: @unchecked Sendable {
                 case let .log(line):
                     guestLog(line, pid: worker.pid)
                 case let .host(hostRequest):
-                    try worker.channel.send(SupervisorMessage.hostResult(serve(hostRequest, deadline: deadline)))
+                    try worker.channel.send(SupervisorMessage.hostResult(serve(hostRequest, spec: spec, deadline: deadline)))
                 case let .result(result) where result.id == request.id:
                     worker.noteMemory(result.stats?.memoryBytes)
                     if let error = result.error {
-                        return .failure(PluginError(error.code, plugin: spec.name, error.message))
+                        return .failure(PluginError(error.code, plugin: name, error.message))
                     }
                     guard let payload = result.payload, payload["success"]?.boolValue != nil else {
                         worker.kill(because: .protocolViolation)
-                        return .failure(PluginError(.protocolViolation, plugin: spec.name,
+                        return .failure(PluginError(.protocolViolation, plugin: name,
                             "worker \(worker.pid) sent a result without a success flag; it was killed"))
                     }
                     return .success(payload)
                 default:
                     worker.kill(because: .protocolViolation)
-                    return .failure(PluginError(.protocolViolation, plugin: spec.name,
+                    return .failure(PluginError(.protocolViolation, plugin: name,
                         "worker \(worker.pid) sent an unexpected message; it was killed"))
                 }
             }
         } catch .timedOut {
             worker.kill(because: .timeout)
-            return .failure(PluginError(.timeout, plugin: spec.name,
+            return .failure(PluginError(.timeout, plugin: name,
                 "call ran longer than \(spec.timeout); worker \(worker.pid) was killed and is being replaced"))
         } catch .closed {
             _ = worker.awaitExit(timeout: .seconds(2))
             if let reason = worker.killedReason(), reason != .protocolViolation {
-                return .failure(PluginError(reason, plugin: spec.name, "worker \(worker.pid) was killed (\(reason))"))
+                return .failure(PluginError(reason, plugin: name, "worker \(worker.pid) was killed (\(reason))"))
             }
-            return .failure(PluginError(.workerCrashed, plugin: spec.name, worker.crashDescription()))
+            return .failure(PluginError(.workerCrashed, plugin: name, worker.crashDescription()))
         } catch {
             worker.kill(because: .protocolViolation)
-            return .failure(PluginError(.protocolViolation, plugin: spec.name,
+            return .failure(PluginError(.protocolViolation, plugin: name,
                 "worker \(worker.pid) broke the protocol (\(error)); it was killed"))
         }
     }
 
     /// A host service the guest asked for during its call; refused unless the manifest grants it.
-    private func serve(_ request: HostRequest, deadline: ContinuousClock.Instant) -> HostResult {
+    private func serve(_ request: HostRequest, spec: PluginSpec, deadline: ContinuousClock.Instant) -> HostResult {
         switch request.op {
         case "http":
             let answer = HTTPBroker.perform(request.request, allowedHosts: spec.allowedHosts, deadline: deadline)
@@ -407,12 +479,20 @@ final class PluginRuntime: @unchecked Sendable {
             }
             var reason = machine.lastError
             if case let .failed(_, why) = machine.state { reason = why }
+            var reload: String?
+            switch machine.lastReload {
+            case .succeeded?: reload = "ok"
+            case let .failed(why)?: reload = "failed: \(why)"
+            case nil: reload = nil
+            }
             return PluginStatus(
-                name: spec.name, version: meta?["version"]?.stringValue, state: machine.stateName, workers: workerStatus,
+                name: name, version: metas[machine.generation]?["version"]?.stringValue, state: machine.stateName,
+                workers: workerStatus,
                 calls: calls, errors: errorsByCode.values.reduce(0, +), errorsByCode: errorsByCode,
                 p50Micros: latencies.percentile(50), p99Micros: latencies.percentile(99),
-                restarts: machine.restarts.total, lastError: reason, sha256: module?.sha256,
-                circuit: machine.circuit?.name, queued: machine.waiting)
+                restarts: machine.restarts.total, lastError: reason, sha256: modules[machine.generation]?.sha256,
+                circuit: machine.circuit?.name, queued: machine.waiting, generation: machine.generation,
+                lastReloadAt: lastReloadAt.map { ISO8601DateFormatter().string(from: $0) }, lastReload: reload)
         }
     }
 }

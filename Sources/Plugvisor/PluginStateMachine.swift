@@ -30,6 +30,20 @@ struct PluginStateMachine: Sendable {
     struct Worker: Equatable {
         var phase: Phase
         var startedAt: ContinuousClock.Instant
+        /// Workers of one generation run one version of the module and of the plugin's spec.
+        var generation: Int
+    }
+
+    /// A new generation being started by a reload, not yet serving.
+    struct Pending: Equatable {
+        var generation: Int
+        var spec: PluginSpec
+        var ready: Set<WorkerID> = []
+    }
+
+    enum ReloadOutcome: Equatable {
+        case succeeded(generation: Int)
+        case failed(reason: String)
     }
 
     enum Action: Equatable {
@@ -49,8 +63,11 @@ struct PluginStateMachine: Sendable {
     }
 
     let name: String
-    let instances: Int
-    let maxQueue: Int
+    /// The spec of the generation that serves.
+    private(set) var spec: PluginSpec
+    private(set) var generation = 0
+    private(set) var pending: Pending?
+    private(set) var lastReload: ReloadOutcome?
     private(set) var state: State = .starting
     private(set) var workers: [WorkerID: Worker] = [:]
     private var idle: [WorkerID] = []
@@ -63,23 +80,32 @@ struct PluginStateMachine: Sendable {
 
     init(spec: PluginSpec) {
         name = spec.name
-        instances = spec.instances
-        maxQueue = spec.maxQueue
+        self.spec = spec
         restarts = RestartTracker(policy: spec.restart)
         circuit = spec.circuit.map(CircuitBreaker.init(policy:))
+    }
+
+    var instances: Int { spec.instances }
+    var maxQueue: Int { spec.maxQueue }
+
+    /// The spec a worker's generation runs with.
+    func spec(of id: WorkerID) -> PluginSpec? {
+        guard let worker = workers[id] else { return nil }
+        if let pending, pending.generation == worker.generation { return pending.spec }
+        return spec
     }
 
     // MARK: Workers
 
     /// The first workers.
     mutating func begin() -> [Action] {
-        (0..<instances).map { _ in spawn(after: .zero) }
+        (0..<instances).map { _ in spawn(after: .zero, generation: generation) }
     }
 
-    private mutating func spawn(after delay: Duration) -> Action {
+    private mutating func spawn(after delay: Duration, generation: Int) -> Action {
         let id = nextID
         nextID += 1
-        workers[id] = Worker(phase: .starting, startedAt: .now)
+        workers[id] = Worker(phase: .starting, startedAt: .now, generation: generation)
         return .spawn(id, after: delay)
     }
 
@@ -91,15 +117,93 @@ struct PluginStateMachine: Sendable {
     /// The worker finished its handshake. Returns false when it is no longer wanted (the plugin
     /// was killed or is shutting down meanwhile): then it is being killed.
     mutating func workerReady(_ id: WorkerID) -> (wanted: Bool, actions: [Action]) {
-        guard workers[id]?.phase == .starting else { return (false, []) }
-        guard !shuttingDown, state == .starting || state == .ready else {
+        guard let worker = workers[id], worker.phase == .starting else { return (false, []) }
+        let current = worker.generation == generation
+        let awaited = worker.generation == pending?.generation
+        guard !shuttingDown, state == .starting || state == .ready, current || awaited else {
             workers[id]?.phase = .dying(replace: false)
             return (false, [.kill(id, because: .stopped)])
         }
         workers[id]?.phase = .idle
+        if awaited {
+            // Not routable until the whole new generation is ready: then it takes over.
+            pending?.ready.insert(id)
+            if let pending, pending.ready.count == pending.spec.instances { return (true, switchToPending()) }
+            return (true, [])
+        }
         idle.append(id)
         state = .ready
         return (true, [])
+    }
+
+    /// The new generation is ready: it serves from now on; the old one finishes its calls and ends.
+    private mutating func switchToPending() -> [Action] {
+        guard let next = pending else { return [] }
+        var actions: [Action] = []
+        for (id, worker) in workers.sorted(by: { $0.key < $1.key }) where worker.generation != next.generation {
+            switch worker.phase {
+            case .idle:
+                workers[id]?.phase = .draining
+                actions.append(.retire(id))
+            case .starting:
+                workers[id]?.phase = .dying(replace: false)
+                actions.append(.kill(id, because: .stopped))
+            case .busy, .draining, .dying:
+                break  // a busy one is retired when its call ends
+            }
+        }
+        generation = next.generation
+        if next.spec.restart != spec.restart { restarts = RestartTracker(policy: next.spec.restart) }
+        if next.spec.circuit != spec.circuit { circuit = next.spec.circuit.map(CircuitBreaker.init(policy:)) }
+        spec = next.spec
+        idle = next.ready.sorted()
+        pending = nil
+        state = .ready
+        lastReload = .succeeded(generation: generation)
+        return actions
+    }
+
+    /// The new generation could not start: it is dropped and the old one goes on serving.
+    private mutating func abandonPending(reason: String) -> [Action] {
+        guard let abandoned = pending else { return [] }
+        pending = nil
+        lastReload = .failed(reason: reason)
+        var actions: [Action] = []
+        for (id, worker) in workers.sorted(by: { $0.key < $1.key }) where worker.generation == abandoned.generation {
+            if case .dying = worker.phase { continue }
+            workers[id]?.phase = .dying(replace: false)
+            actions.append(.kill(id, because: .stopped))
+        }
+        return actions
+    }
+
+    /// A reload that could not even begin (the new module is unreadable or its pin is wrong).
+    mutating func noteReloadFailed(reason: String) {
+        lastReload = .failed(reason: reason)
+    }
+
+    /// Starts a new generation with `spec` (a new module, limits or capabilities). Calls keep
+    /// going to the old one until every new worker is ready. A plugin that is stopped or failed
+    /// simply starts again with the new generation.
+    mutating func beginReload(spec newSpec: PluginSpec) -> [Action] {
+        guard !shuttingDown else { return [] }
+        switch state {
+        case .stopped, .failed:
+            spec = newSpec
+            restarts = RestartTracker(policy: newSpec.restart)
+            circuit = newSpec.circuit.map(CircuitBreaker.init(policy:))
+            generation += 1
+            state = .starting
+            lastError = nil
+            lastReload = .succeeded(generation: generation)
+            return killAll(because: .killed, replace: false) + begin()
+        case .starting, .ready:
+            var actions = pending == nil ? [] : abandonPending(reason: "superseded by a newer reload")
+            let next = max(generation, pending?.generation ?? generation) + 1
+            pending = Pending(generation: next, spec: newSpec)
+            actions += (0..<newSpec.instances).map { _ in spawn(after: .zero, generation: next) }
+            return actions
+        }
     }
 
     /// The worker did not get through its handshake. A module that cannot load fails the plugin
@@ -110,10 +214,12 @@ struct PluginStateMachine: Sendable {
     ) -> [Action] {
         guard let worker = workers.removeValue(forKey: id) else { return [] }
         guard state == .starting || state == .ready, !shuttingDown else { return [] }
+        if worker.generation == pending?.generation { return abandonPending(reason: reason) }
+        guard worker.generation == generation else { return [] }
         guard code == .workerCrashed else { return fail(code: code, reason: reason) }
         lastError = reason
         switch restarts.workerDied(at: now, uptime: now - worker.startedAt) {
-        case let .restart(after): return [spawn(after: after)]
+        case let .restart(after): return [spawn(after: after, generation: generation)]
         case let .giveUp(count):
             return fail(code: .failed, reason: "restarted \(count) times within \(restarts.policy.within); last: \(reason)")
         }
@@ -127,17 +233,22 @@ struct PluginStateMachine: Sendable {
         guard let worker = workers[id], worker.phase != .starting else { return [] }
         workers.removeValue(forKey: id)
         idle.removeAll { $0 == id }
+        if worker.generation == pending?.generation {
+            return abandonPending(reason: "a worker of the new version died before serving: \(description)")
+        }
         let replace: Bool
         switch worker.phase {
         case .idle, .busy: replace = true  // it died on its own
         case let .dying(wanted): replace = wanted
         case .starting, .draining: replace = false
         }
-        guard replace, !shuttingDown, state == .ready || state == .starting else { return [] }
+        guard replace, worker.generation == generation, !shuttingDown, state == .ready || state == .starting else {
+            return []
+        }
         lastError = description
         switch restarts.workerDied(at: now, uptime: now - worker.startedAt) {
         case let .restart(after):
-            return [spawn(after: after)]
+            return [spawn(after: after, generation: generation)]
         case let .giveUp(count):
             return fail(code: .failed, reason: "restarted \(count) times within \(restarts.policy.within); last: \(description)")
         }
@@ -215,7 +326,7 @@ struct PluginStateMachine: Sendable {
         case .busy where workerLost:
             workers[id]?.phase = .dying(replace: true)
             return []
-        case .busy where shuttingDown:
+        case .busy where shuttingDown || worker.generation != generation:
             workers[id]?.phase = .draining
             return [.retire(id)]
         case .busy:
@@ -234,6 +345,7 @@ struct PluginStateMachine: Sendable {
         guard !shuttingDown else { return [] }
         state = .stopped
         lastError = "killed by name"
+        pending = nil
         return killAll(because: .killed, replace: false)
     }
 
@@ -242,6 +354,8 @@ struct PluginStateMachine: Sendable {
     mutating func restart() -> [Action] {
         guard !shuttingDown else { return [] }
         var actions = killAll(because: .killed, replace: false)
+        pending = nil
+        generation += 1
         state = .starting
         lastError = nil
         restarts.reset()
@@ -267,6 +381,7 @@ struct PluginStateMachine: Sendable {
             }
         }
         idle.removeAll()
+        pending = nil
         return actions
     }
 
@@ -275,7 +390,7 @@ struct PluginStateMachine: Sendable {
     var stateName: String {
         switch state {
         case .starting: return "starting"
-        case .ready: return "ready"
+        case .ready: return pending == nil ? "ready" : "reloading"
         case .stopped: return "stopped"
         case .failed: return "failed"
         }

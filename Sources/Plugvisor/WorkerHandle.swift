@@ -168,3 +168,11 @@ struct LineRateLimiter: Sendable {
         return summary > 0 ? .suppressedSummary(summary) : .log
     }
 }
+
+extension Logger {
+    func with(generation: Int) -> Logger {
+        var logger = self
+        logger[metadataKey: "generation"] = "\(generation)"
+        return logger
+    }
+}

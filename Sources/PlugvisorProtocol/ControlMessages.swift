@@ -51,11 +51,17 @@ public struct PluginStatus: Codable, Sendable, Equatable {
     public var circuit: String?
     /// Calls waiting for a free worker.
     public var queued: Int
+    /// Which version serves: 0 at start, one more for each reload or restart.
+    public var generation: Int
+    /// When the plugin was last reloaded (ISO 8601), and how that went: "ok" or "failed: why".
+    public var lastReloadAt: String?
+    public var lastReload: String?
 
     public init(
         name: String, version: String?, state: String, workers: [WorkerStatus], calls: Int, errors: Int,
         errorsByCode: [String: Int], p50Micros: Int?, p99Micros: Int?, restarts: Int, lastError: String?,
-        sha256: String?, circuit: String? = nil, queued: Int = 0
+        sha256: String?, circuit: String? = nil, queued: Int = 0, generation: Int = 0, lastReloadAt: String? = nil,
+        lastReload: String? = nil
     ) {
         self.name = name
         self.version = version
@@ -71,6 +77,9 @@ public struct PluginStatus: Codable, Sendable, Equatable {
         self.sha256 = sha256
         self.circuit = circuit
         self.queued = queued
+        self.generation = generation
+        self.lastReloadAt = lastReloadAt
+        self.lastReload = lastReload
     }
 }
 
