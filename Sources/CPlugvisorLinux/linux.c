@@ -6,6 +6,7 @@
 #include <spawn.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -172,3 +173,11 @@ int pv_accept(int listen_fd) {
 }
 
 int pv_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
+
+int pv_inotify_init(void) { return inotify_init1(IN_CLOEXEC | IN_NONBLOCK); }
+
+int pv_inotify_watch_directory(int fd, const char *path) {
+    return inotify_add_watch(fd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY | IN_ONLYDIR);
+}
+
+int pv_inotify_remove_watch(int fd, int watch) { return inotify_rm_watch(fd, watch); }

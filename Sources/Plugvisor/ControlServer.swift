@@ -149,6 +149,25 @@ public final class ControlServer: @unchecked Sendable {
             }
         case .stop:
             return ControlResponse(result: ["stopping": true])
+        case .reload:
+            guard let plugin = request.plugin else {
+                switch supervisor.reloadManifest() {
+                case let .failure(error): return ControlResponse(error: error)
+                case let .success(changes):
+                    return ControlResponse(result: [
+                        "added": .array(changes.added.map { .string($0) }),
+                        "removed": .array(changes.removed.map { .string($0) }),
+                        "reloaded": .object(changes.reloaded.mapValues { .string($0.summary) }),
+                    ])
+                }
+            }
+            switch supervisor.reload(plugin: plugin) {
+            case let .failure(error): return ControlResponse(error: error)
+            case let .success(.failed(reason)):
+                return ControlResponse(error: PluginError(.reloadFailed, plugin: plugin, "\(reason); the previous version goes on serving"))
+            case let .success(result):
+                return ControlResponse(result: ["plugin": .string(plugin), "result": .string(result.summary)])
+            }
         }
     }
 }

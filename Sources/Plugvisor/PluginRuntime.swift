@@ -32,12 +32,6 @@ final class PluginRuntime: @unchecked Sendable {
         var sha256: String
     }
 
-    enum ReloadResult: Equatable {
-        case unchanged
-        case reloaded(generation: Int, sha256: String)
-        case failed(String)
-    }
-
     init(spec: PluginSpec, environment: SupervisorEnvironment, logger: Logger) {
         name = spec.name
         self.environment = environment
@@ -111,7 +105,7 @@ final class PluginRuntime: @unchecked Sendable {
     /// go to it and the old one finishes its calls and ends. If the new version cannot start,
     /// the old one goes on serving and the reason is kept for `status`.
     /// - Parameter force: reload even when neither the module's hash nor the spec changed.
-    func reload(spec newSpec: PluginSpec, force: Bool) -> ReloadResult {
+    func reload(spec newSpec: PluginSpec, force: Bool) -> PluginReloadResult {
         let read = Self.readModule(newSpec)
         if case let .failure(error) = read {
             lock.withLock {
@@ -501,6 +495,24 @@ extension Result where Failure == PluginError {
     var failureCode: PluginError.Code? {
         if case let .failure(error) = self { return error.code }
         return nil
+    }
+}
+
+/// How a plugin reload ended.
+public enum PluginReloadResult: Sendable, Equatable {
+    /// Neither the module's bytes nor the plugin's spec changed: nothing was done.
+    case unchanged
+    /// The new generation serves.
+    case reloaded(generation: Int, sha256: String)
+    /// The new version could not start; the previous one goes on serving.
+    case failed(String)
+
+    public var summary: String {
+        switch self {
+        case .unchanged: return "unchanged"
+        case let .reloaded(generation, sha256): return "generation \(generation), sha256 \(sha256.prefix(12))"
+        case let .failed(reason): return "failed: \(reason)"
+        }
     }
 }
 

@@ -77,6 +77,9 @@ struct PluginStateMachine: Sendable {
     private(set) var lastError: String?
     private(set) var shuttingDown = false
     private var nextID = 1
+    /// Generations are never reused, so that a late event of an abandoned one cannot pass for
+    /// the current one.
+    private var newestGeneration = 0
 
     init(spec: PluginSpec) {
         name = spec.name
@@ -192,14 +195,16 @@ struct PluginStateMachine: Sendable {
             spec = newSpec
             restarts = RestartTracker(policy: newSpec.restart)
             circuit = newSpec.circuit.map(CircuitBreaker.init(policy:))
-            generation += 1
+            newestGeneration += 1
+            generation = newestGeneration
             state = .starting
             lastError = nil
             lastReload = .succeeded(generation: generation)
             return killAll(because: .killed, replace: false) + begin()
         case .starting, .ready:
             var actions = pending == nil ? [] : abandonPending(reason: "superseded by a newer reload")
-            let next = max(generation, pending?.generation ?? generation) + 1
+            newestGeneration += 1
+            let next = newestGeneration
             pending = Pending(generation: next, spec: newSpec)
             actions += (0..<newSpec.instances).map { _ in spawn(after: .zero, generation: next) }
             return actions
@@ -355,7 +360,8 @@ struct PluginStateMachine: Sendable {
         guard !shuttingDown else { return [] }
         var actions = killAll(because: .killed, replace: false)
         pending = nil
-        generation += 1
+        newestGeneration += 1
+        generation = newestGeneration
         state = .starting
         lastError = nil
         restarts.reset()

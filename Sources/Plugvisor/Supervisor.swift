@@ -16,16 +16,20 @@ public struct SupervisorConfiguration: Sendable {
     public var workerUser: WorkerUser?
     /// Test-only: lets guests call `plugvisor.sandbox_drill` to prove the seccomp filter.
     public var sandboxDrill: Bool
+    /// Reload a plugin when its module file changes on disk.
+    public var watchFiles: Bool
 
     public init(
         workerExecutable: String? = nil, maxFrameLength: Int = Framing.defaultMaxFrameLength,
-        gracePeriod: Duration = .seconds(10), workerUser: WorkerUser? = nil, sandboxDrill: Bool = false
+        gracePeriod: Duration = .seconds(10), workerUser: WorkerUser? = nil, sandboxDrill: Bool = false,
+        watchFiles: Bool = true
     ) {
         self.workerExecutable = workerExecutable ?? SupervisorEnvironment.defaultWorkerExecutable()
         self.maxFrameLength = maxFrameLength
         self.gracePeriod = gracePeriod
         self.workerUser = workerUser
         self.sandboxDrill = sandboxDrill
+        self.watchFiles = watchFiles
     }
 
     /// The uid and gid of `name`, for `workerUser`.
@@ -39,38 +43,50 @@ public struct SupervisorConfiguration: Sendable {
 /// Runs the plugins of a manifest, each in its own worker processes, and routes calls to them.
 ///
 /// All methods are thread-safe and blocking; a call never waits past its plugin's timeout.
-public final class Supervisor: Sendable {
-    public let manifest: Manifest
-    private let plugins: [String: PluginRuntime]
+public final class Supervisor: @unchecked Sendable {
+    // SAFETY: `plugins`, `order` and `manifest` are only touched under `registry`; the rest is
+    // immutable or thread-safe.
+    private let registry = Lock()
+    private var plugins: [String: PluginRuntime] = [:]
+    private var order: [String] = []
+    public private(set) var manifest: Manifest
     private let environment: SupervisorEnvironment
-    private let order: [String]
     private let configuration: SupervisorConfiguration
     private let logger: Logger
+    /// Reloads run one at a time, in the order they were asked for.
+    private let reloads = DispatchQueue(label: "plugvisor.reload")
+    private var watcher: DirectoryWatcher?
 
     public init(manifest: Manifest, configuration: SupervisorConfiguration = .init(),
                 logger: Logger = Logger(label: "plugvisor.supervisor")) {
         self.manifest = manifest
         self.configuration = configuration
         self.logger = logger
-        let environment = SupervisorEnvironment(configuration: configuration)
-        self.environment = environment
-        var plugins: [String: PluginRuntime] = [:]
+        environment = SupervisorEnvironment(configuration: configuration)
         for spec in manifest.plugins {
             plugins[spec.name] = PluginRuntime(spec: spec, environment: environment, logger: logger)
         }
-        self.plugins = plugins
-        self.order = manifest.plugins.map(\.name)
+        order = manifest.plugins.map(\.name)
     }
 
-    /// Starts every plugin's workers and returns when each plugin is ready or failed.
+    /// Starts every plugin's workers and returns when each plugin is ready or failed, then
+    /// watches the plugins' files for changes (when `watchFiles`).
     /// A plugin that fails to load does not stop the others: see `status()`.
     public func start() {
+        let runtimes = registry.withLock { order.compactMap { plugins[$0] } }
         let group = DispatchGroup()
-        for name in order {
-            let runtime = plugins[name]!
+        for runtime in runtimes {
             DispatchQueue.global().async(group: group) { runtime.start() }
         }
         group.wait()
+        if configuration.watchFiles {
+            do {
+                watcher = try DirectoryWatcher { [weak self] changed in self?.filesChanged(changed) }
+                updateWatches()
+            } catch {
+                logger.error("cannot watch plugin files, hot reload is off: \(error)")
+            }
+        }
     }
 
     /// Plugins that are not serving, with the reason.
@@ -95,23 +111,101 @@ public final class Supervisor: Sendable {
         runtime(name).map { $0.restart() }
     }
 
-    private func runtime(_ name: String) -> Result<PluginRuntime, PluginError> {
-        guard let runtime = plugins[name] else {
-            return .failure(PluginError(.unknownPlugin, plugin: name,
-                "no plugin named '\(name)' (known: \(order.joined(separator: ", ")))"))
+    /// Reloads one plugin now, even if its file did not change: a new generation of workers
+    /// takes over once it is ready, with zero failed calls; if it cannot start, the old one
+    /// goes on serving.
+    public func reload(plugin name: String) -> Result<PluginReloadResult, PluginError> {
+        runtime(name).map { runtime in reloads.sync { runtime.reload(spec: runtime.spec, force: true) } }
+    }
+
+    /// What a manifest reload did.
+    public struct ManifestChanges: Sendable, Equatable {
+        public var added: [String] = []
+        public var removed: [String] = []
+        public var reloaded: [String: PluginReloadResult] = [:]
+    }
+
+    /// Re-reads the manifest (`plugvisor reload`, SIGHUP): added plugins start, removed ones
+    /// drain and stop, changed ones (file, limits or capabilities) reload. A manifest with
+    /// errors changes nothing.
+    /// - Returns: what changed, or `invalid_manifest` with every problem.
+    public func reloadManifest() -> Result<ManifestChanges, PluginError> {
+        reloads.sync {
+            let path = registry.withLock { manifest.path }
+            let next: Manifest
+            do throws(ManifestErrors) { next = try Manifest.load(path: path) } catch {
+                logger.error("manifest reload refused, nothing changed:\n\(error.description)")
+                return .failure(PluginError(.invalidManifest, "nothing changed; \(error.problems.count) problem(s):\n\(error.description)"))
+            }
+            var changes = ManifestChanges()
+            let (current, added, removed) = registry.withLock { () -> ([String: PluginRuntime], [PluginRuntime], [PluginRuntime]) in
+                let newNames = Set(next.plugins.map(\.name))
+                let removed = plugins.filter { !newNames.contains($0.key) }
+                let added = next.plugins.filter { plugins[$0.name] == nil }.map {
+                    PluginRuntime(spec: $0, environment: environment, logger: logger)
+                }
+                for name in removed.keys { plugins.removeValue(forKey: name) }
+                for runtime in added { plugins[runtime.name] = runtime }
+                order = next.plugins.map(\.name)
+                manifest = next
+                return (plugins, added, Array(removed.values))
+            }
+            changes.added = added.map(\.name)
+            changes.removed = removed.map(\.name).sorted()
+            let deadline = ContinuousClock.now + configuration.gracePeriod
+            for runtime in removed {
+                DispatchQueue.global().async { runtime.shutdown(deadline: deadline) }
+            }
+            for runtime in added { runtime.start() }
+            for spec in next.plugins where !changes.added.contains(spec.name) {
+                guard let runtime = current[spec.name] else { continue }
+                let result = runtime.reload(spec: spec, force: false)
+                if result != .unchanged { changes.reloaded[spec.name] = result }
+            }
+            updateWatches()
+            logger.info("manifest reloaded: added \(changes.added), removed \(changes.removed), reloaded \(changes.reloaded.keys.sorted())")
+            return .success(changes)
         }
-        return .success(runtime)
+    }
+
+    /// The watcher saw these files change: reload the plugins whose module they are, if the
+    /// bytes really changed (an unchanged rewrite does nothing).
+    private func filesChanged(_ paths: Set<String>) {
+        let affected = registry.withLock { plugins.values.filter { paths.contains($0.spec.wasm) } }
+        for runtime in affected {
+            reloads.async { _ = runtime.reload(spec: runtime.spec, force: false) }
+        }
+    }
+
+    private func updateWatches() {
+        let directories = registry.withLock {
+            Set(plugins.values.map { ($0.spec.wasm as NSString).deletingLastPathComponent })
+        }
+        watcher?.watch(directories: directories)
+    }
+
+    private func runtime(_ name: String) -> Result<PluginRuntime, PluginError> {
+        registry.withLock {
+            guard let runtime = plugins[name] else {
+                return .failure(PluginError(.unknownPlugin, plugin: name,
+                    "no plugin named '\(name)' (known: \(order.joined(separator: ", ")))"))
+            }
+            return .success(runtime)
+        }
     }
 
     public func status() -> StatusReport {
-        StatusReport(plugins: order.map { plugins[$0]!.status() })
+        let runtimes = registry.withLock { order.compactMap { plugins[$0] } }
+        return StatusReport(plugins: runtimes.map { $0.status() })
     }
 
     /// Refuses new calls, lets calls in flight finish within the grace period, ends every worker.
     public func shutdown() {
+        watcher?.stop()
         let deadline = ContinuousClock.now + configuration.gracePeriod
+        let runtimes = registry.withLock { Array(plugins.values) }
         let group = DispatchGroup()
-        for runtime in plugins.values {
+        for runtime in runtimes {
             DispatchQueue.global().async(group: group) { runtime.shutdown(deadline: deadline) }
         }
         group.wait()

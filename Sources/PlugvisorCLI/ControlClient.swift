@@ -30,6 +30,11 @@ enum Report {
         exit(2)
     }
 
+    static func names(_ list: JSONValue) -> String {
+        guard case let .array(items) = list else { return "" }
+        return items.compactMap(\.stringValue).joined(separator: ", ")
+    }
+
     static func stdout(_ text: String) {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }

@@ -24,6 +24,45 @@ struct Kill: ParsableCommand {
     }
 }
 
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Reload a plugin, or re-read the whole manifest (like SIGHUP).",
+        discussion: """
+            With NAME: a new generation of workers loads the plugin's module again and takes over \
+            once ready, with no failed call; if it cannot start, the old one goes on serving \
+            (exit 2). Without NAME: the manifest is read again; added plugins start, removed ones \
+            drain and stop, changed ones reload; a manifest with problems changes nothing (exit 2). \
+            A plugin's module file is also reloaded by itself when it changes on disk.
+            """)
+
+    @Argument(help: "The plugin's name; none to re-read the manifest.")
+    var name: String?
+
+    @OptionGroup var control: ControlOptions
+
+    func run() throws {
+        switch ControlClient(path: control.path).send(ControlRequest(op: .reload, plugin: name)) {
+        case let .failure(error): Report.error(error)
+        case let .success(response):
+            if let error = response.error { Report.error(error) }
+            guard let result = response.result else { return }
+            if let name {
+                Report.stdout("\(name): \(result["result"]?.stringValue ?? "?")")
+                return
+            }
+            let added = result["added"].map(Report.names) ?? ""
+            let removed = result["removed"].map(Report.names) ?? ""
+            Report.stdout("added: \(added.isEmpty ? "none" : added)")
+            Report.stdout("removed: \(removed.isEmpty ? "none" : removed)")
+            let reloaded = result["reloaded"]?.objectValue ?? [:]
+            Report.stdout("reloaded: " + (reloaded.isEmpty ? "none" : ""))
+            for (plugin, outcome) in reloaded.sorted(by: { $0.key < $1.key }) {
+                Report.stdout("  \(plugin): \(outcome.stringValue ?? "?")")
+            }
+        }
+    }
+}
+
 struct Restart: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start a plugin again with fresh workers: after `kill`, after it failed, or to recycle it.",

@@ -12,7 +12,7 @@ public struct PlugvisorCommand: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            Start.self, Call.self, Status.self, Kill.self, Restart.self, Stop.self, Validate.self, Inspect.self,
+            Start.self, Call.self, Status.self, Kill.self, Restart.self, Reload.self, Stop.self, Validate.self, Inspect.self,
             SandboxPolicyCommand.self,
         ]
     )

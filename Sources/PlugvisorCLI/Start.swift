@@ -68,10 +68,17 @@ struct Start: ParsableCommand {
             throw ExitCode(1)
         }
         var signalSources: [DispatchSourceSignal] = []
-        for number in [SIGTERM, SIGINT] {
+        for number in [SIGTERM, SIGINT, SIGHUP] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stopRequested.fire() }
+            if number == SIGHUP {
+                source.setEventHandler {
+                    logger.info("SIGHUP: re-reading the manifest")
+                    _ = supervisor.reloadManifest()
+                }
+            } else {
+                source.setEventHandler { stopRequested.fire() }
+            }
             source.resume()
             signalSources.append(source)
         }

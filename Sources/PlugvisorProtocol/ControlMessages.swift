@@ -1,7 +1,7 @@
 /// Messages on the control socket (CLI ⇄ supervisor). Same framing as the worker protocol.
 public struct ControlRequest: Codable, Sendable, Equatable {
     public enum Operation: String, Codable, Sendable {
-        case call, status, stop, kill, restart
+        case call, status, stop, kill, restart, reload
     }
     public var op: Operation
     public var plugin: String?

@@ -44,6 +44,10 @@ public struct PluginError: Error, Sendable, Hashable, Codable, CustomStringConve
         public static let overloaded = Code(rawValue: "overloaded")
         /// The plugin's circuit breaker is open after consecutive failures.
         public static let circuitOpen = Code(rawValue: "circuit_open")
+        /// A manifest reload found problems; nothing changed.
+        public static let invalidManifest = Code(rawValue: "invalid_manifest")
+        /// A reload could not start the new version; the old one goes on serving.
+        public static let reloadFailed = Code(rawValue: "reload_failed")
         /// The supervisor failed at its own job (spawning, I/O); the message says where.
         public static let internalError = Code(rawValue: "internal")
     }

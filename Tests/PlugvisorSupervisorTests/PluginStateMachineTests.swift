@@ -245,3 +245,86 @@ import Testing
         #expect(breaker.name == "closed")
     }
 }
+
+/// Hot reload as generations: the old one serves until the whole new one is ready.
+@Suite struct ReloadStateMachineTests {
+    let t0 = ContinuousClock.now
+
+    func readyMachine(instances: Int) -> (PluginStateMachine, [Int]) {
+        var spec = PluginSpec(name: "p", wasm: "/p.wasm")
+        spec.instances = instances
+        var machine = PluginStateMachine(spec: spec)
+        let ids = machine.begin().compactMap { action -> Int? in
+            if case let .spawn(id, _) = action { return id }
+            return nil
+        }
+        for id in ids { _ = machine.workerReady(id) }
+        return (machine, ids)
+    }
+
+    func spawned(_ actions: [PluginStateMachine.Action]) -> [Int] {
+        actions.compactMap { if case let .spawn(id, _) = $0 { return id } else { return nil } }
+    }
+
+    @Test func theNewGenerationTakesOverOnlyWhenAllOfItIsReady() {
+        var (machine, old) = readyMachine(instances: 2)
+        var next = machine.spec
+        next.timeout = .seconds(9)
+        let fresh = spawned(machine.beginReload(spec: next))
+        #expect(fresh.count == 2)
+        #expect(machine.stateName == "reloading")
+        _ = machine.workerReady(fresh[0])
+        // Calls still go to the old generation.
+        let first = machine.admit(now: t0, queued: false)
+        #expect(first == .run(old[1]))
+        let (_, switchActions) = machine.workerReady(fresh[1])
+        // The idle old worker is retired now; the busy one when its call ends.
+        #expect(switchActions == [.retire(old[0])])
+        #expect(machine.generation == 1)
+        #expect(machine.spec.timeout == .seconds(9))
+        #expect(machine.lastReload == .succeeded(generation: 1))
+        let second = machine.admit(now: t0, queued: false)
+        #expect(fresh.contains { second == .run($0) })
+        let finished = machine.finish(old[1], failure: nil, workerLost: false, now: t0)
+        #expect(finished == [.retire(old[1])])
+        // Retired workers exiting are not replaced.
+        let exited = machine.workerExited(old[0], now: t0, description: "exited with code 0")
+        #expect(exited == [])
+    }
+
+    @Test func aNewGenerationThatCannotLoadIsDroppedAndTheOldOneServes() {
+        var (machine, old) = readyMachine(instances: 2)
+        let fresh = spawned(machine.beginReload(spec: machine.spec))
+        _ = machine.workerReady(fresh[0])
+        let dropped = machine.workerFailedToStart(fresh[1], code: .loadFailed, reason: "missing export: execute")
+        #expect(dropped == [.kill(fresh[0], because: .stopped)])
+        #expect(machine.state == .ready)
+        #expect(machine.generation == 0)
+        #expect(machine.lastReload == .failed(reason: "missing export: execute"))
+        let admission = machine.admit(now: t0, queued: false)
+        #expect(old.contains { admission == .run($0) })
+    }
+
+    @Test func aNewerReloadSupersedesOneInProgress() {
+        var (machine, _) = readyMachine(instances: 1)
+        let first = spawned(machine.beginReload(spec: machine.spec))
+        let actions = machine.beginReload(spec: machine.spec)
+        #expect(actions.contains(.kill(first[0], because: .stopped)))
+        let second = spawned(actions)
+        let (_, switched) = machine.workerReady(second[0])
+        #expect(!switched.isEmpty)
+        #expect(machine.generation == 2)
+        let late = machine.workerReady(first[0])
+        #expect(!late.wanted)
+    }
+
+    @Test func reloadingAStoppedPluginStartsItWithTheNewGeneration() {
+        var (machine, _) = readyMachine(instances: 1)
+        _ = machine.kill()
+        let fresh = spawned(machine.beginReload(spec: machine.spec))
+        #expect(fresh.count == 1)
+        #expect(machine.state == .starting)
+        _ = machine.workerReady(fresh[0])
+        #expect(machine.state == .ready)
+    }
+}

@@ -47,4 +47,11 @@ int pv_accept(int listen_fd);
 /// PR_SET_PDEATHSIG: the kernel sends `sig` to this process when its parent thread dies.
 int pv_set_parent_death_signal(int sig);
 
+/// An inotify instance (close-on-exec, non-blocking). Returns the fd or -1 with errno.
+int pv_inotify_init(void);
+/// Watches a directory for files written (closed after writing), moved in, created or deleted.
+/// Returns the watch descriptor or -1 with errno.
+int pv_inotify_watch_directory(int fd, const char *path);
+int pv_inotify_remove_watch(int fd, int watch);
+
 #endif
