@@ -20,6 +20,16 @@ let package = Package(
         // Executables stay thin: each forwards to a library target that tests can reach.
         .executableTarget(name: "plugvisor", dependencies: ["PlugvisorCLI"]),
         .executableTarget(name: "plugvisor-worker", dependencies: ["PlugvisorWorker"]),
+        // scripts/bench.sh: the floor (a bare socketpair ping-pong) and the measurements.
+        .executableTarget(name: "plugvisor-pingpong"),
+        .executableTarget(
+            name: "plugvisor-bench",
+            dependencies: [
+                "Plugvisor", "PlugvisorManifest", "PlugvisorProtocol", "PlugvisorPosix",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            // A measuring script with threads sharing counters under locks: Swift 5 checking.
+            swiftSettings: [.swiftLanguageMode(.v5)]),
 
         .target(
             name: "PlugvisorCLI",

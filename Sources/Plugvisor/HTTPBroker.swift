@@ -48,7 +48,8 @@ enum HTTPBroker {
 
         let fetch = BoundedFetch(allowedHosts: allowedHosts, limit: maxResponseBytes)
         let session = URLSession(configuration: .ephemeral, delegate: fetch, delegateQueue: nil)
-        defer { session.invalidateAndCancel() }
+        // Off the caller's thread: the call's answer must never wait on the session's teardown.
+        defer { DispatchQueue.global().async { session.invalidateAndCancel() } }
         let task = session.dataTask(with: urlRequest)
         task.resume()
         guard fetch.wait(timeout: remaining) else {

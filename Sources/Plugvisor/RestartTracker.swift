@@ -2,8 +2,9 @@ import PlugvisorManifest
 
 /// Decides, without any I/O, whether a plugin whose worker died is restarted, and after what delay.
 ///
-/// Exponential backoff from `backoffMin` to `backoffMax`; more than `max` restarts within `within`
-/// gives up; a worker that ran stably for `within` resets the count.
+/// The first death in a window is replaced at once (a one-off crash should cost one call, not
+/// a pause); the next ones back off exponentially from `backoffMin` to `backoffMax`. More than
+/// `max` restarts within `within` gives up; a worker that ran stably for `within` resets the count.
 struct RestartTracker: Sendable {
     enum Decision: Equatable {
         case restart(after: Duration)
@@ -22,8 +23,9 @@ struct RestartTracker: Sendable {
         if recent.count >= policy.max { return .giveUp(restarts: recent.count) }
         recent.append(now)
         total += 1
+        guard recent.count > 1 else { return .restart(after: .zero) }
         var delay = policy.backoffMin
-        for _ in 1..<recent.count where delay < policy.backoffMax { delay *= 2 }
+        for _ in 2..<recent.count where delay < policy.backoffMax { delay *= 2 }
         return .restart(after: min(delay, policy.backoffMax))
     }
 

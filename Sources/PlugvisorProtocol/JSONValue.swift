@@ -1,4 +1,6 @@
-import Foundation
+// FoundationEssentials, not Foundation: the worker links this module, and Foundation's
+// internationalisation libraries would cost every worker megabytes of memory and start-up time.
+import FoundationEssentials
 
 /// A JSON document as a value. Integers keep their exact value; other numbers are doubles.
 public enum JSONValue: Sendable, Hashable {

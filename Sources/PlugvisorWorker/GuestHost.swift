@@ -1,4 +1,3 @@
-import Foundation
 import PlugvisorProtocol
 import WASI
 @_spi(Fuzzing) import WasmKit

@@ -1,5 +1,6 @@
 import CPlugvisorLinux
-import Foundation
+import FoundationEssentials
+import Glibc
 import PlugvisorPosix
 import PlugvisorProtocol
 import PlugvisorSandbox
@@ -16,8 +17,7 @@ public enum PlugvisorWorker {
         var length = socklen_t(MemoryLayout<Int32>.size)
         guard getsockopt(channelFD, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
             // UX, not security: a person who runs this binary by hand gets told what it is.
-            FileHandle.standardError.write(Data(
-                "plugvisor-worker is started by the plugvisor supervisor; run `plugvisor start MANIFEST` instead.\n".utf8))
+            writeError("plugvisor-worker is started by the plugvisor supervisor; run `plugvisor start MANIFEST` instead.")
             exit(64)
         }
         // Die with the supervisor, and close the race where it died before this line ran.
@@ -128,8 +128,13 @@ public enum PlugvisorWorker {
         }
     }
 
+    private static func writeError(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+
     private static func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("plugvisor-worker: \(message)\n".utf8))
+        writeError("plugvisor-worker: \(message)")
         exit(70)
     }
 }

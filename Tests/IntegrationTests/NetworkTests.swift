@@ -65,7 +65,8 @@ import Testing
         let big = supervisor.call("fetch", "-p", "url=\(server.url("big"))")
         #expect(big.json?["data"]?["error"] == "the response is larger than 1048576 bytes")
         let redirect = supervisor.call("fetch", "-p", "url=\(server.url("redirect"))")
-        #expect(redirect.json?["data"]?["error"]?.stringValue?.contains("redirect to not-allowed.invalid refused") == true)
+        #expect(redirect.json?["data"]?["error"]?.stringValue?.contains("redirect to not-allowed.invalid refused") == true,
+                "\(redirect.stdout) \(redirect.stderr) \(supervisor.log)")
 
         let started = ContinuousClock.now
         let slow = supervisor.call("fetch", "-p", "url=\(server.url("slow"))")

@@ -1,5 +1,6 @@
 import CPlugvisorLinux
 import Foundation
+import PlugvisorPosix
 import Glibc
 
 /// Watches directories with inotify and reports which files changed, debounced: a burst of
