@@ -9,6 +9,9 @@ command -v wat2wasm >/dev/null || need+=(wabt)
 compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null || need+=(libclang-rt-dev-wasm32)
 [ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v strace >/dev/null || need+=(strace)
+# libcurl's development link: the supervisor's HTTP broker (FoundationNetworking) links
+# libcurl, and a --static-swift-stdlib build (scripts/bench.sh) needs -lcurl to resolve.
+compgen -G "/usr/lib/*/libcurl.so" >/dev/null || need+=(libcurl4-openssl-dev)
 command -v curl >/dev/null || need+=(curl)
 
 if [ ${#need[@]} -gt 0 ]; then

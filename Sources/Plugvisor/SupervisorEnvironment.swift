@@ -41,7 +41,8 @@ final class SupervisorEnvironment: Sendable {
             stderrWrite.close()
             moduleFile.close()
             let worker = WorkerHandle(
-                process: process, channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength))
+                process: process,
+                channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength, spin: .microseconds(50)))
             worker.monitor(stderr: stderrRead, logger: logger) { [worker] exit in onExit(worker, exit) }
             return worker
         } catch {

@@ -38,6 +38,8 @@ public struct SeccompPolicy: Sendable, Equatable {
             Rule("write", why: "frames to the supervisor, log lines to fd 2; WASI fd_write"),
             Rule("sendto", why: "frames to the supervisor with MSG_NOSIGNAL, on the channel only",
                  argument: Argument(index: 0, value: UInt64(channel))),
+            Rule("recvfrom", why: "frames from the supervisor, polled briefly before blocking, on the channel only",
+                 argument: Argument(index: 0, value: UInt64(channel))),
             Rule("readv", why: "WASI fd_read with several buffers"),
             Rule("writev", why: "WASI fd_write with several buffers"),
             Rule("close", why: "WASI fd_close"),

@@ -26,7 +26,7 @@ public enum PlugvisorWorker {
             exit(70)
         }
         do { try Lockdown.atStart() } catch { fail("\(error)") }
-        let channel = FrameChannel(descriptor: OwnedDescriptor(channelFD))
+        let channel = FrameChannel(descriptor: OwnedDescriptor(channelFD), spin: .microseconds(50))
         do {
             try channel.send(WorkerMessage.hello(Hello(pid: getpid())))
             let first = try channel.receive(SupervisorMessage.self)
