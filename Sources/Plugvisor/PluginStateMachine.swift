@@ -142,19 +142,7 @@ struct PluginStateMachine: Sendable {
     /// The new generation is ready: it serves from now on; the old one finishes its calls and ends.
     private mutating func switchToPending() -> [Action] {
         guard let next = pending else { return [] }
-        var actions: [Action] = []
-        for (id, worker) in workers.sorted(by: { $0.key < $1.key }) where worker.generation != next.generation {
-            switch worker.phase {
-            case .idle:
-                workers[id]?.phase = .draining
-                actions.append(.retire(id))
-            case .starting:
-                workers[id]?.phase = .dying(replace: false)
-                actions.append(.kill(id, because: .stopped))
-            case .busy, .draining, .dying:
-                break  // a busy one is retired when its call ends
-            }
-        }
+        let actions = windDown { $0.generation != next.generation }
         generation = next.generation
         if next.spec.restart != spec.restart { restarts = RestartTracker(policy: next.spec.restart) }
         if next.spec.circuit != spec.circuit { circuit = next.spec.circuit.map(CircuitBreaker.init(policy:)) }
@@ -166,18 +154,31 @@ struct PluginStateMachine: Sendable {
         return actions
     }
 
+    /// Retires the idle workers `selected` picks and kills those still starting; busy ones are
+    /// retired when their call ends (see `finish`).
+    private mutating func windDown(_ selected: (Worker) -> Bool) -> [Action] {
+        var actions: [Action] = []
+        for (id, worker) in workers.sorted(by: { $0.key < $1.key }) where selected(worker) {
+            switch worker.phase {
+            case .idle:
+                workers[id]?.phase = .draining
+                actions.append(.retire(id))
+            case .starting:
+                workers[id]?.phase = .dying(replace: false)
+                actions.append(.kill(id, because: .stopped))
+            case .busy, .draining, .dying:
+                break
+            }
+        }
+        return actions
+    }
+
     /// The new generation could not start: it is dropped and the old one goes on serving.
     private mutating func abandonPending(reason: String) -> [Action] {
         guard let abandoned = pending else { return [] }
         pending = nil
         lastReload = .failed(reason: reason)
-        var actions: [Action] = []
-        for (id, worker) in workers.sorted(by: { $0.key < $1.key }) where worker.generation == abandoned.generation {
-            if case .dying = worker.phase { continue }
-            workers[id]?.phase = .dying(replace: false)
-            actions.append(.kill(id, because: .stopped))
-        }
-        return actions
+        return kill(because: .stopped, replace: false) { $0.generation == abandoned.generation }
     }
 
     /// A reload that could not even begin (the new module is unreadable or its pin is wrong).
@@ -268,8 +269,13 @@ struct PluginStateMachine: Sendable {
 
     private mutating func killAll(because reason: PluginError.Code, replace: Bool) -> [Action] {
         idle.removeAll()
+        return kill(because: reason, replace: replace) { _ in true }
+    }
+
+    /// SIGKILLs the workers `selected` picks (unless already dying).
+    private mutating func kill(because reason: PluginError.Code, replace: Bool, _ selected: (Worker) -> Bool) -> [Action] {
         var actions: [Action] = []
-        for (id, worker) in workers.sorted(by: { $0.key < $1.key }) {
+        for (id, worker) in workers.sorted(by: { $0.key < $1.key }) where selected(worker) {
             if case .dying = worker.phase { continue }
             workers[id]?.phase = .dying(replace: replace)
             actions.append(.kill(id, because: reason))
@@ -373,19 +379,7 @@ struct PluginStateMachine: Sendable {
     /// Graceful stop: idle workers are retired now, busy ones when their call ends.
     mutating func shutdown() -> [Action] {
         shuttingDown = true
-        var actions: [Action] = []
-        for (id, worker) in workers.sorted(by: { $0.key < $1.key }) {
-            switch worker.phase {
-            case .idle:
-                workers[id]?.phase = .draining
-                actions.append(.retire(id))
-            case .starting:
-                workers[id]?.phase = .dying(replace: false)
-                actions.append(.kill(id, because: .stopped))
-            default:
-                break
-            }
-        }
+        let actions = windDown { _ in true }
         idle.removeAll()
         pending = nil
         return actions
