@@ -348,7 +348,10 @@ final class PluginRuntime: @unchecked Sendable {
         switch checkout(deadline: deadline, timeout: timeout) {
         case let .failure(error):
             result = .failure(error)
-        case let .success((id, worker, spec)):
+        case let .success((id, worker, spec, othersWaiting)):
+            // Spinning for the answer pays when a core is free; with callers queued, every core
+            // is busy and the spin would only take CPU from the worker.
+            worker.channel.spin = othersWaiting ? .zero : Self.answerSpin
             result = perform(
                 CallRequest(id: worker.takeCallID(), fn: .execute, payload: context), on: worker, spec: spec,
                 deadline: deadline)
@@ -356,7 +359,8 @@ final class PluginRuntime: @unchecked Sendable {
             let lost = failure.map { [.timeout, .workerCrashed, .protocolViolation, .killed].contains($0) } ?? false
             perform(lock.withLock {
                 let actions = machine.finish(id, failure: failure, workerLost: lost || worker.hasExited, now: .now)
-                lock.broadcast()
+                // One freed worker is for one waiter: waking them all would only make them queue again.
+                if actions.isEmpty && !lost { lock.signal() } else { lock.broadcast() }
                 return actions
             })
         }
@@ -364,8 +368,12 @@ final class PluginRuntime: @unchecked Sendable {
         return result
     }
 
+    static let answerSpin: Duration = .microseconds(50)
+
+    /// An idle worker for one call, waiting in the bounded queue if needed; also says whether
+    /// other callers are waiting.
     private func checkout(deadline: ContinuousClock.Instant, timeout: Duration)
-        -> Result<(WorkerID, WorkerHandle, PluginSpec), PluginError>
+        -> Result<(WorkerID, WorkerHandle, PluginSpec, Bool), PluginError>
     {
         lock.withLock {
             var queued = false
@@ -376,13 +384,15 @@ final class PluginRuntime: @unchecked Sendable {
                         // Ready in the machine but not registered: cannot happen (registered first).
                         preconditionFailure("worker \(id) admitted without a handle")
                     }
-                    return .success((id, worker, spec))
+                    return .success((id, worker, spec, machine.waiting > 0))
                 case let .reject(code, message):
+                    if queued { lock.signal() }  // pass on a wake-up this caller will not use
                     return .failure(PluginError(code, plugin: name, message))
                 case .wait:
                     queued = true
                     if !lock.wait(until: deadline) {
                         machine.leaveQueue()
+                        lock.signal()
                         return .failure(PluginError(.timeout, plugin: name, "no worker became free within \(timeout)"))
                     }
                 }

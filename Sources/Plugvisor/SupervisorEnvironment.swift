@@ -42,7 +42,7 @@ final class SupervisorEnvironment: Sendable {
             moduleFile.close()
             let worker = WorkerHandle(
                 process: process,
-                channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength, spin: .microseconds(50)))
+                channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength, spin: PluginRuntime.answerSpin))
             worker.monitor(stderr: stderrRead, logger: logger) { [worker] exit in onExit(worker, exit) }
             return worker
         } catch {

@@ -40,7 +40,7 @@ public final class FrameChannel: @unchecked Sendable {
     /// How long to poll a socket without blocking before going to sleep on it. A small call's
     /// answer usually arrives within microseconds; sleeping and being woken up by another core
     /// costs tens of them (DESIGN §8), so a short spin halves a no-op round trip.
-    public let spin: Duration
+    public var spin: Duration
 
     public init(descriptor: OwnedDescriptor, maxFrameLength: Int = Framing.defaultMaxFrameLength, spin: Duration = .zero) {
         self.descriptor = descriptor

@@ -101,4 +101,8 @@ public final class Lock: @unchecked Sendable {
     }
 
     public func broadcast() { pthread_cond_broadcast(condition) }
+
+    /// Wakes one waiter (a waiter that then leaves without using what it was woken for must
+    /// pass the signal on).
+    public func signal() { pthread_cond_signal(condition) }
 }
