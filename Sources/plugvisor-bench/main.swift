@@ -132,6 +132,18 @@ func milliseconds(since start: ContinuousClock.Instant) -> Double {
 
 func rss(_ pid: pid_t) -> Double { Double(ProcFS.residentBytes(pid: pid) ?? 0) / Double(1 << 20) }
 
+// MARK: Profiling mode
+
+// PLUGVISOR_BENCH_PROFILE=N: only N no-op calls (2 workers, 8 callers), for a profiler such as
+// `valgrind --tool=callgrind` to show where the supervisor's time goes.
+if let calls = ProcessInfo.processInfo.environment["PLUGVISOR_BENCH_PROFILE"].flatMap(Int.init) {
+    let profiled = supervisor([spec("noop2", "noop", instances: 2)])
+    let sample = measure(profiled, "noop2", callers: 8, calls: calls / 8)
+    print(String(format: "profiled %d calls: %.0f calls/s", calls, sample.perSecond))
+    profiled.shutdown()
+    exit(0)
+}
+
 // MARK: The floor
 
 say("floor: socketpair ping-pong")
