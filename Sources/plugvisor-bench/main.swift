@@ -63,9 +63,13 @@ let noopContext: JSONValue = ["request_id": "bench", "headers": [:], "parameters
 
 /// `callers` threads each make `calls` calls; latencies from all of them.
 func measure(_ supervisor: Supervisor, _ plugin: String, context: JSONValue = noopContext, callers: Int, calls: Int) -> Sample {
-    let lock = NSLock()
-    var latencies: [Double] = []
-    var failures = 0
+    final class Collected: @unchecked Sendable {
+        // SAFETY: only touched under `lock`.
+        let lock = NSLock()
+        var latencies: [Double] = []
+        var failures = 0
+    }
+    let collected = Collected()
     let group = DispatchGroup()
     let started = ContinuousClock.now
     for _ in 0..<callers {
@@ -80,9 +84,9 @@ func measure(_ supervisor: Supervisor, _ plugin: String, context: JSONValue = no
                 let (s, a) = (ContinuousClock.now - t0).components
                 mine.append(Double(s) * 1e6 + Double(a) / 1e12)
             }
-            lock.withLock {
-                latencies += mine
-                failures += failed
+            collected.lock.withLock {
+                collected.latencies += mine
+                collected.failures += failed
             }
             group.leave()
         }.start()
@@ -90,6 +94,8 @@ func measure(_ supervisor: Supervisor, _ plugin: String, context: JSONValue = no
     group.wait()
     let (s, a) = (ContinuousClock.now - started).components
     let elapsed = Double(s) + Double(a) / 1e18
+    let failures = collected.failures
+    var latencies = collected.latencies
     if failures > 0 { say("warning: \(failures) failed calls to \(plugin)") }
     latencies.sort()
     return Sample(p50: percentile(latencies, 50), p99: percentile(latencies, 99), perSecond: Double(latencies.count) / elapsed)
