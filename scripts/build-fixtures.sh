@@ -21,7 +21,17 @@ for source in *.wat; do
     wat2wasm "$source" -o "$target"
 done
 
+for source in *.command.c; do
+    # A WASI command: its entry point is _start (crt1-command.o), not exported functions.
+    target="${source%.command.c}.wasm"
+    stale "$source" "$target" || continue
+    clang --target=wasm32-wasi --sysroot=/usr -O2 -c "$source" -o "$scratch/${source%.c}.o"
+    wasm-ld --strip-all /usr/lib/wasm32-wasi/crt1-command.o "$scratch/${source%.c}.o" \
+        -L/usr/lib/wasm32-wasi -lc "$builtins" -o "$target"
+done
+
 for source in *.c; do
+    [[ "$source" == *.command.c ]] && continue
     target="${source%.c}.wasm"
     stale "$source" "$target" || continue
     clang --target=wasm32-wasi --sysroot=/usr -O2 -c "$source" -o "$scratch/${source%.c}.o"

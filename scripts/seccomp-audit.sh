@@ -25,12 +25,13 @@ plugins:
   - {name: env, wasm: $plugins/list-env.wasm, env: {MODE: audit}}
   - {name: files, wasm: $plugins/escape-fs.wasm, filesystem: [{host: $work/data, guest: /data, mode: rw}]}
   - {name: trap, wasm: $plugins/trap.wasm}
+  - {name: command, wasm: $plugins/word-count.wasm, abi: wasi-command, env: {MODE: audit}}
 YAML
 
 strace -f -ff -qq -o "$work/traces/t" "$bin/plugvisor" start "$work/plugins.yaml" --control "$work/c.sock" \
     2>"$work/supervisor.log" &
 for _ in $(seq 200); do "$bin/plugvisor" status --control "$work/c.sock" >/dev/null 2>&1 && break; sleep 0.1; done
-for plugin in echo hello-c hello-swift env files trap; do
+for plugin in echo hello-c hello-swift env files trap command; do
     "$bin/plugvisor" call "$plugin" -p name=audit --control "$work/c.sock" >/dev/null 2>&1 || true
 done
 "$bin/plugvisor" stop --control "$work/c.sock"
@@ -44,7 +45,7 @@ used=$(for trace in "$work"/traces/t.*; do
     [ -n "$loaded" ] || { echo "seccomp-audit: a worker never loaded its filter: $trace" >&2; exit 1; }
     tail -n "+$((loaded + 1))" "$trace"
 done | grep -oE '^[a-z_0-9]+\(' | tr -d '(' | sort -u)
-allowed=$("$bin/plugvisor" sandbox-policy --filesystem --names-only | sort -u)
+allowed=$( ("$bin/plugvisor" sandbox-policy --filesystem --names-only; "$bin/plugvisor" sandbox-policy --command --names-only) | sort -u)
 
 unexpected=$(comm -23 <(echo "$used") <(echo "$allowed"))
 unused=$(comm -13 <(echo "$used") <(echo "$allowed"))

@@ -181,3 +181,5 @@ int pv_inotify_watch_directory(int fd, const char *path) {
 }
 
 int pv_inotify_remove_watch(int fd, int watch) { return inotify_rm_watch(fd, watch); }
+
+int pv_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }

@@ -333,7 +333,8 @@ final class PluginRuntime: @unchecked Sendable {
             config: spec.config,
             preopens: spec.filesystem.map { Preopen(host: $0.host, guest: $0.guest, readOnly: $0.mode == .readOnly) },
             workerUser: geteuid() == 0 ? environment.configuration.workerUser : nil,
-            sandboxDrill: environment.configuration.sandboxDrill)
+            sandboxDrill: environment.configuration.sandboxDrill,
+            args: spec.args.isEmpty ? [spec.name] : spec.args)
     }
 
     // MARK: Calls

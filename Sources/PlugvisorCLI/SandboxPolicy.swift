@@ -13,11 +13,14 @@ struct SandboxPolicyCommand: ParsableCommand {
     @Flag(help: "The allowlist of a plugin that was granted directories (adds the WASI filesystem calls).")
     var filesystem = false
 
+    @Flag(help: "The allowlist of a plugin with abi: wasi-command (adds its stdin and stdout files).")
+    var command = false
+
     @Flag(help: "Print only the syscall names, one per line (for scripts/seccomp-audit.sh).")
     var namesOnly = false
 
     func run() throws {
-        let policy = SeccompPolicy.worker(channel: 3, processID: getpid(), filesystem: filesystem)
+        let policy = SeccompPolicy.worker(channel: 3, processID: getpid(), filesystem: filesystem, command: command)
         for rule in policy.rules {
             if namesOnly {
                 Report.stdout(rule.name)

@@ -80,6 +80,8 @@ public struct PluginSpec: Sendable, Equatable {
     public var allowedHosts: [String] = []
     public var env: [String: String] = [:]
     public var config: [String: String] = [:]
+    /// For `abi: wasi-command`: argv, the first being the program's name (default: the plugin's).
+    public var args: [String] = []
     public var restart: RestartPolicy = .default
     public var circuit: CircuitPolicy?
 

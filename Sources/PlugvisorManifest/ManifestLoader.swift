@@ -115,7 +115,7 @@ struct ManifestReader {
         var valid = true
         let known: Set<String> = [
             "name", "wasm", "sha256", "abi", "instances", "max_queue", "timeout", "fuel", "memory",
-            "filesystem", "network", "env", "config", "restart", "circuit",
+            "filesystem", "network", "env", "config", "restart", "circuit", "args",
         ]
         for (keyNode, value) in fields {
             let key = keyNode.scalar?.string ?? "?"
@@ -182,6 +182,18 @@ struct ManifestReader {
                 spec.env = readStringMap(value, at, keyRule: isValidEnvName, keyRuleText: "an environment variable name")
             case "config":
                 spec.config = readStringMap(value, at, keyRule: { !$0.isEmpty }, keyRuleText: "a non-empty key")
+            case "args":
+                if case let .sequence(items) = value {
+                    spec.args = items.enumerated().compactMap { index, item in
+                        guard case let .scalar(scalar) = item else {
+                            problem(item, "\(at)[\(index)]", "must be a single value")
+                            return nil
+                        }
+                        return scalar.string
+                    }
+                } else {
+                    problem(value, at, "must be a list of arguments, the first being the program's name")
+                }
             case "restart":
                 if let policy = readRestart(value, at) { spec.restart = policy }
             case "circuit":

@@ -55,11 +55,14 @@ public struct LoadRequest: Codable, Sendable, Equatable {
     public var workerUser: WorkerUser?
     /// Test-only: links `plugvisor.sandbox_drill`, which attempts a forbidden syscall.
     public var sandboxDrill: Bool
+    /// argv of a `wasi-command` plugin.
+    public var args: [String]
 
     public init(
         plugin: String, abi: GuestABI = .plugvisor, memoryLimit: Int? = nil, fuel: UInt64? = nil,
         env: [String: String] = [:], config: [String: String] = [:], preopens: [Preopen] = [],
-        maxResultBytes: Int = 8 * 1024 * 1024, workerUser: WorkerUser? = nil, sandboxDrill: Bool = false
+        maxResultBytes: Int = 8 * 1024 * 1024, workerUser: WorkerUser? = nil, sandboxDrill: Bool = false,
+        args: [String] = []
     ) {
         self.plugin = plugin
         self.abi = abi
@@ -71,6 +74,7 @@ public struct LoadRequest: Codable, Sendable, Equatable {
         self.maxResultBytes = maxResultBytes
         self.workerUser = workerUser
         self.sandboxDrill = sandboxDrill
+        self.args = args
     }
 }
 

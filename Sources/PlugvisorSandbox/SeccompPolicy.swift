@@ -32,7 +32,7 @@ public struct SeccompPolicy: Sendable, Equatable {
     /// What a locked-down worker needs: read and write its frames, allocate, run WasmKit, and
     /// serve the WASI functions its grants allow. No sockets, exec, fork, ptrace; no open at all
     /// unless the plugin was granted directories (then Landlock confines where).
-    public static func worker(channel: Int32, processID: pid_t, filesystem: Bool) -> SeccompPolicy {
+    public static func worker(channel: Int32, processID: pid_t, filesystem: Bool, command: Bool = false) -> SeccompPolicy {
         var rules: [Rule] = [
             Rule("read", why: "frames from the supervisor; WASI fd_read"),
             Rule("write", why: "frames to the supervisor, log lines to fd 2; WASI fd_write"),
@@ -73,6 +73,13 @@ public struct SeccompPolicy: Sendable, Equatable {
             Rule("poll", why: "WASI poll_oneoff; waiting for frames with a deadline"),
             Rule("ppoll", why: "WASI poll_oneoff"),
         ]
+        if command {
+            rules += [
+                Rule("ftruncate", why: "a WASI command's stdin and stdout memory files, emptied for each call"),
+                Rule("pwrite64", why: "the context written to a WASI command's stdin memory file"),
+                Rule("pread64", why: "a WASI command's stdout memory file, read after it exits"),
+            ]
+        }
         if filesystem {
             rules += [
                 Rule("openat", why: "WASI path_open, beneath granted directories (Landlock confines it)"),
@@ -95,7 +102,9 @@ public struct SeccompPolicy: Sendable, Equatable {
                 Rule("statx", why: "WASI path_filestat_get"),
             ]
         }
-        return SeccompPolicy(rules: rules)
+        // A syscall allowed twice (a command granted directories) is listed once.
+        var seen: Set<String> = []
+        return SeccompPolicy(rules: rules.filter { seen.insert("\($0.name) \(String(describing: $0.argument))").inserted })
     }
 
     /// Problems the kernel would report less clearly: names unknown on this architecture.

@@ -42,9 +42,7 @@ public final class GuestHost {
         do { shape = try ModuleShape(bytes: moduleBytes) } catch {
             throw loadFailed("not a valid WebAssembly module: \(error)")
         }
-        guard request.abi == .plugvisor else {
-            throw loadFailed("abi \(request.abi.rawValue) is not served yet; use abi: plugvisor")
-        }
+        precondition(request.abi == .plugvisor, "a wasi-command plugin is a WasiCommand")
         let problems = ABICheck.problems(shape, abi: request.abi, sandboxDrill: request.sandboxDrill)
         guard problems.isEmpty else { throw loadFailed(problems.joined(separator: "; ")) }
         let limit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit

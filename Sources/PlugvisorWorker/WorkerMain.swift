@@ -35,17 +35,25 @@ public enum PlugvisorWorker {
                 try channel.send(WorkerMessage.inspected(Inspector.report(moduleBytes: try readModule())))
                 exit(0)
             case let .load(request):
-                let host: GuestHost
+                let host: any Guest
                 do throws(PluginError) {
                     let limit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
                     do { try Lockdown.setResourceLimits(.worker(memoryLimit: limit)) } catch {
                         throw PluginError(.loadFailed, plugin: request.plugin, "\(error)")
                     }
                     let bytes = try readModule()
-                    host = try GuestHost(
-                        moduleBytes: bytes, request: request, log: { line in try? channel.send(WorkerMessage.log(line)) },
-                        broker: { op, request in broker(channel, op: op, request: request) },
-                        beforeGuestCode: { () throws(PluginError) in try lockDown(for: request) })
+                    switch request.abi {
+                    case .plugvisor:
+                        host = try GuestHost(
+                            moduleBytes: bytes, request: request,
+                            log: { line in try? channel.send(WorkerMessage.log(line)) },
+                            broker: { op, request in broker(channel, op: op, request: request) },
+                            beforeGuestCode: { () throws(PluginError) in try lockDown(for: request) })
+                    case .wasiCommand:
+                        host = try WasiCommand(
+                            moduleBytes: bytes, request: request,
+                            beforeGuestCode: { () throws(PluginError) in try lockDown(for: request) })
+                    }
                 } catch {
                     try channel.send(WorkerMessage.loadFailed(reason: error.message))
                     exit(0)
@@ -65,7 +73,9 @@ public enum PlugvisorWorker {
         let plan = LockdownPlan(
             directories: request.preopens.map { .init(path: $0.host, writable: !$0.readOnly) },
             user: request.workerUser.map { (uid: uid_t($0.uid), gid: gid_t($0.gid)) },
-            policy: .worker(channel: channelFD, processID: getpid(), filesystem: !request.preopens.isEmpty))
+            policy: .worker(
+                channel: channelFD, processID: getpid(), filesystem: !request.preopens.isEmpty,
+                command: request.abi == .wasiCommand))
         do { try Lockdown.apply(plan) } catch {
             throw PluginError(.loadFailed, plugin: request.plugin, "\(error)")
         }
@@ -96,7 +106,7 @@ public enum PlugvisorWorker {
         }
     }
 
-    private static func serve(_ host: GuestHost, _ channel: FrameChannel) -> Never {
+    private static func serve(_ host: any Guest, _ channel: FrameChannel) -> Never {
         while true {
             let message: SupervisorMessage
             do { message = try channel.receive(SupervisorMessage.self) } catch .closed {
@@ -155,4 +165,21 @@ enum Inspector {
             memoryMaxPages: shape.memoryMaxPages, problems: problems, capabilities: ABICheck.capabilities(shape),
             sizeBytes: moduleBytes.count)
     }
+}
+
+/// A loaded plugin as the serve loop sees it, whatever its ABI.
+protocol Guest {
+    var ready: ReadyInfo { get }
+    var memoryBytes: Int { get }
+    func execute(context: JSONValue) -> Result<JSONValue, PluginError>
+    func meta() -> Result<JSONValue, PluginError>
+    func destroy()
+}
+
+extension GuestHost: Guest {}
+
+extension WasiCommand: Guest {
+    var memoryBytes: Int { 0 }
+    func meta() -> Result<JSONValue, PluginError> { .success(ready.meta ?? .null) }
+    func destroy() {}
 }

@@ -185,7 +185,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: [
         BadField("    timout: 5s", "plugins[0].timout",
-                 "unknown key (known: abi, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, timeout, wasm)"),
+                 "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, timeout, wasm)"),
         BadField("    Name: other", "plugins[0].Name", "unknown key (known: "),
         BadField("    restart:\n      max: 1\n      retries: 3", line: 6, "plugins[0].restart.retries",
                  "unknown key (known: backoff, max, within)"),
@@ -614,5 +614,32 @@ struct BadField: Sendable, CustomTestStringConvertible {
         #expect(error.problems.map(\.description) == [
             "\(sandbox.manifestPath):4:11: plugins[0].fuel: 'lots' is not a whole number of at least 1"
         ])
+    }
+}
+
+@Suite struct WasiCommandManifestTests {
+    @Test func argsAreReadInOrder() throws {
+        let sandbox = try Sandbox()
+        let spec = try sandbox.plugin("""
+            plugins:
+              - name: wc
+                wasm: echo.wasm
+                abi: wasi-command
+                args: [wc, --fast, "two words"]
+            """)
+        #expect(spec.abi == .wasiCommand)
+        #expect(spec.args == ["wc", "--fast", "two words"])
+    }
+
+    @Test func argsThatAreNotAListAreReportedWithTheirLine() throws {
+        let sandbox = try Sandbox()
+        let problems = sandbox.problems("""
+            plugins:
+              - name: wc
+                wasm: echo.wasm
+                args: "--fast"
+            """)
+        #expect(problems.map(\.keyPath) == ["plugins[0].args"])
+        #expect(problems.first?.line == 4)
     }
 }

@@ -33,6 +33,9 @@ int pv_cld_exited(void);
 /// Returns the fd (close-on-exec) or -1 with errno.
 int pv_sealed_memfd(const char *name, const void *bytes, size_t length);
 
+/// An anonymous, writable memory file (close-on-exec). Returns the fd or -1 with errno.
+int pv_memfd(const char *name);
+
 /// The uid of the process at the other end of a Unix socket. Returns 0 or -1 with errno.
 int pv_peer_uid(int fd, uid_t *uid);
 

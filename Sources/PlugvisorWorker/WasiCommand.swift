@@ -1,0 +1,101 @@
+import CPlugvisorLinux
+import Glibc
+import PlugvisorProtocol
+import WASI
+@_spi(Fuzzing) import WasmKit
+import WasmKitWASI
+
+/// A WASI command (`_start`) as a plugin (`abi: wasi-command`): each call runs the program once
+/// in a fresh instance, with the context JSON on stdin; its stdout must be one JSON value, its
+/// stderr goes to the log, and its exit code says whether it succeeded.
+public final class WasiCommand {
+    public let ready: ReadyInfo
+    private let plugin: String
+    private let module: Module
+    private let engine: Engine
+    private let request: LoadRequest
+    private let memoryLimit: Int
+    /// Memory files for the program's stdin and stdout, made before lockdown and reused.
+    private let stdin: Int32
+    private let stdout: Int32
+
+    public init(moduleBytes: [UInt8], request: LoadRequest, beforeGuestCode: () throws(PluginError) -> Void)
+        throws(PluginError)
+    {
+        plugin = request.plugin
+        self.request = request
+        func loadFailed(_ message: String) -> PluginError { PluginError(.loadFailed, plugin: request.plugin, message) }
+        let shape: ModuleShape
+        do { shape = try ModuleShape(bytes: moduleBytes) } catch {
+            throw loadFailed("not a valid WebAssembly module: \(error)")
+        }
+        let problems = ABICheck.problems(shape, abi: .wasiCommand, sandboxDrill: request.sandboxDrill)
+        guard problems.isEmpty else { throw loadFailed(problems.joined(separator: "; ")) }
+        memoryLimit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
+        if let minPages = shape.memoryMinPages, minPages > UInt64(memoryLimit / 65536) {
+            throw loadFailed("initial memory of \(minPages * 64) KiB exceeds the plugin's memory limit of \(memoryLimit / 1024) KiB")
+        }
+        do { module = try parseWasm(bytes: moduleBytes) } catch {
+            throw loadFailed("not a valid WebAssembly module: \(error)")
+        }
+        engine = Engine(configuration: EngineConfiguration(
+            compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
+        stdin = pv_memfd("plugvisor-stdin")
+        stdout = pv_memfd("plugvisor-stdout")
+        guard stdin >= 0, stdout >= 0 else { throw loadFailed("cannot create the program's stdin and stdout") }
+        try beforeGuestCode()
+        let items = shape.moduleItems
+        ready = ReadyInfo(meta: ["name": .string(request.plugin)], exports: items.exports, imports: items.imports, memoryBytes: 0)
+    }
+
+    public func execute(context input: JSONValue) -> Result<JSONValue, PluginError> {
+        let bytes: [UInt8]
+        do { bytes = try JSONCoding.encode(input) } catch {
+            return .failure(PluginError(.badRequest, plugin: plugin, "cannot encode the context: \(error)"))
+        }
+        guard ftruncate(stdin, 0) == 0, ftruncate(stdout, 0) == 0,
+            bytes.withUnsafeBytes({ pwrite(stdin, $0.baseAddress, $0.count, 0) }) == bytes.count,
+            lseek(stdin, 0, SEEK_SET) == 0, lseek(stdout, 0, SEEK_SET) == 0
+        else {
+            return .failure(PluginError(.internalError, plugin: plugin, "cannot prepare the program's stdin"))
+        }
+        let exitCode: UInt32
+        do {
+            let wasi = try WASIBridgeToHost(
+                args: request.args, environment: request.env,
+                preopens: request.preopens.map { .init(guestPath: $0.guest, hostPath: $0.host) },
+                stdin: stdin, stdout: stdout, stderr: 2)
+            exitCode = try wasi.runAndClose { wasi in
+                let store = Store(engine: engine)
+                store.resourceLimiter = MemoryCap(bytes: memoryLimit)
+                if let fuel = request.fuel { store.fuel = Fuel(remaining: fuel) }
+                var imports = Imports()
+                wasi.link(to: &imports, store: store)
+                let instance = try module.instantiate(store: store, imports: imports)
+                return try wasi.start(instance)
+            }
+        } catch {
+            return .failure(GuestHost.classify(error, plugin: plugin))
+        }
+        var output = [UInt8](repeating: 0, count: request.maxResultBytes + 1)
+        let count = output.withUnsafeMutableBytes { pread(stdout, $0.baseAddress, $0.count, 0) }
+        guard count >= 0 else { return .failure(PluginError(.internalError, plugin: plugin, "cannot read the program's stdout")) }
+        guard count <= request.maxResultBytes else {
+            return .failure(PluginError(.invalidResult, plugin: plugin, "the program wrote more than \(request.maxResultBytes) bytes"))
+        }
+        let written = Array(output[0..<count])
+        let data: JSONValue?
+        if written.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            data = nil
+        } else {
+            switch GuestAnswer.decodeResult(written, plugin: plugin, what: "output on stdout") {
+            case let .failure(error): return .failure(error)
+            case let .success(value): data = value
+            }
+        }
+        var answer: [String: JSONValue] = ["success": .bool(exitCode == 0)]
+        if let data { answer["data"] = data }
+        if exitCode != 0 { answer["error"] = .string("the program exited with code \(exitCode)") }
+        return .success(.object(answer))
+    }
+}
