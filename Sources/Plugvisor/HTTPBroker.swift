@@ -141,8 +141,11 @@ private final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked S
         if let host = request.url?.host, HTTPBroker.isAllowed(host: host, patterns: allowedHosts) {
             completionHandler(request)
         } else {
-            finish { failure = "redirect to \(request.url?.host ?? "?") refused: not in allowed_hosts" }
+            // Answer FoundationNetworking first: once `finish` wakes the caller, the session may
+            // be torn down, and a redirect answered after that is a fatal error in
+            // FoundationNetworking (it crashed the supervisor).
             completionHandler(nil)
+            finish { failure = "redirect to \(request.url?.host ?? "?") refused: not in allowed_hosts" }
         }
     }
 }
