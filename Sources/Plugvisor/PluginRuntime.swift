@@ -334,7 +334,8 @@ final class PluginRuntime: @unchecked Sendable {
             preopens: spec.filesystem.map { Preopen(host: $0.host, guest: $0.guest, readOnly: $0.mode == .readOnly) },
             workerUser: geteuid() == 0 ? environment.configuration.workerUser : nil,
             sandboxDrill: environment.configuration.sandboxDrill,
-            args: spec.args.isEmpty ? [spec.name] : spec.args)
+            args: spec.args.isEmpty ? [spec.name] : spec.args,
+            trapUnknownImports: spec.trapUnknownImports)
     }
 
     // MARK: Calls

@@ -80,6 +80,9 @@ public struct PluginSpec: Sendable, Equatable {
     public var allowedHosts: [String] = []
     public var env: [String: String] = [:]
     public var config: [String: String] = [:]
+    /// Link function imports that nothing grants as functions that trap when called, instead
+    /// of refusing the module (for real-world WASI programs with optional host hooks).
+    public var trapUnknownImports = false
     /// For `abi: wasi-command`: argv, the first being the program's name (default: the plugin's).
     public var args: [String] = []
     public var restart: RestartPolicy = .default

@@ -115,7 +115,7 @@ struct ManifestReader {
         var valid = true
         let known: Set<String> = [
             "name", "wasm", "sha256", "abi", "instances", "max_queue", "timeout", "fuel", "memory",
-            "filesystem", "network", "env", "config", "restart", "circuit", "args",
+            "filesystem", "network", "env", "config", "restart", "circuit", "args", "unknown_imports",
         ]
         for (keyNode, value) in fields {
             let key = keyNode.scalar?.string ?? "?"
@@ -182,6 +182,14 @@ struct ManifestReader {
                 spec.env = readStringMap(value, at, keyRule: isValidEnvName, keyRuleText: "an environment variable name")
             case "config":
                 spec.config = readStringMap(value, at, keyRule: { !$0.isEmpty }, keyRuleText: "a non-empty key")
+            case "unknown_imports":
+                if let text = string(value, at) {
+                    switch text {
+                    case "refuse": spec.trapUnknownImports = false
+                    case "trap": spec.trapUnknownImports = true
+                    default: problem(value, at, "'\(text)' is not a choice (refuse, trap)")
+                    }
+                }
             case "args":
                 if case let .sequence(items) = value {
                     spec.args = items.enumerated().compactMap { index, item in

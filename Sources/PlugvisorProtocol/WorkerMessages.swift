@@ -57,12 +57,14 @@ public struct LoadRequest: Codable, Sendable, Equatable {
     public var sandboxDrill: Bool
     /// argv of a `wasi-command` plugin.
     public var args: [String]
+    /// Function imports nothing grants are linked as traps instead of refused.
+    public var trapUnknownImports: Bool
 
     public init(
         plugin: String, abi: GuestABI = .plugvisor, memoryLimit: Int? = nil, fuel: UInt64? = nil,
         env: [String: String] = [:], config: [String: String] = [:], preopens: [Preopen] = [],
         maxResultBytes: Int = 8 * 1024 * 1024, workerUser: WorkerUser? = nil, sandboxDrill: Bool = false,
-        args: [String] = []
+        args: [String] = [], trapUnknownImports: Bool = false
     ) {
         self.plugin = plugin
         self.abi = abi
@@ -75,6 +77,7 @@ public struct LoadRequest: Codable, Sendable, Equatable {
         self.workerUser = workerUser
         self.sandboxDrill = sandboxDrill
         self.args = args
+        self.trapUnknownImports = trapUnknownImports
     }
 }
 

@@ -43,7 +43,8 @@ public final class GuestHost {
             throw loadFailed("not a valid WebAssembly module: \(error)")
         }
         precondition(request.abi == .plugvisor, "a wasi-command plugin is a WasiCommand")
-        let problems = ABICheck.problems(shape, abi: request.abi, sandboxDrill: request.sandboxDrill)
+        let problems = ABICheck.problems(
+            shape, abi: request.abi, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
         guard problems.isEmpty else { throw loadFailed(problems.joined(separator: "; ")) }
         let limit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
         if let minPages = shape.memoryMinPages, minPages > UInt64(limit / 65536) {
@@ -74,8 +75,9 @@ public final class GuestHost {
         let instance: Instance
         do throws(PluginError) {
             try beforeGuestCode()
+            let trapped = request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
             instance = try Self.instantiate(module, store: store, wasi: wasi, context: context, preopens: !request.preopens.isEmpty,
-                                            fuel: request.fuel, plugin: request.plugin)
+                                            fuel: request.fuel, plugin: request.plugin, trapped: trapped)
         } catch {
             try? wasi.close()  // WasmKit requires close before the bridge goes away
             throw error
@@ -101,13 +103,14 @@ public final class GuestHost {
 
     private static func instantiate(
         _ module: Module, store: Store, wasi: WASIBridgeToHost, context: HostContext, preopens: Bool, fuel: UInt64?,
-        plugin: String
+        plugin: String, trapped: [ModuleShape.Item]
     ) throws(PluginError) -> Instance {
         var imports = Imports()
         var capabilities: [WasmKitWASI.WASICapability] = [.environment, .clocks, .random, .process, .stdio]
         if preopens { capabilities.append(.fileSystem) }
         wasi.link(to: &imports, store: store, capabilities: capabilities, stubUnlinked: true)
         context.define(in: &imports, store: store)
+        HostContext.defineTrapping(trapped, in: &imports, store: store)
         if let fuel { store.fuel = Fuel(remaining: fuel) }
         do { return try module.instantiate(store: store, imports: imports) } catch {
             throw PluginError(.loadFailed, plugin: plugin, "instantiation failed: \(describe(error))")

@@ -126,6 +126,18 @@ final class HostContext {
         return UInt64(pointer) << 32 | UInt64(bytes.count)
     }
 
+    /// Links each of `items` as a function that traps, naming itself, when the guest calls it.
+    static func defineTrapping(_ items: [ModuleShape.Item], in imports: inout Imports, store: Store) {
+        for item in items {
+            guard let module = item.module, let signature = item.signature else { continue }
+            let name = item.qualifiedName
+            imports.define(module: module, name: item.name,
+                Function(store: store, parameters: signature.parameters, results: signature.results) { _, _ in
+                    throw GuestFault(description: "called \(name), an import nothing grants (unknown_imports: trap)")
+                })
+        }
+    }
+
     static func memory(_ caller: borrowing Caller) throws -> Memory {
         guard let memory = caller.instance?.exports[memory: "memory"] else {
             throw GuestFault(description: "the guest has no exported memory")

@@ -30,6 +30,7 @@ struct ModuleShape {
         var name: String
         var kind: String
         var signature: FunctionSignature?
+        var qualifiedName: String { "\(module ?? "").\(name)" }
     }
 
     var imports: [Item] = []
@@ -135,9 +136,12 @@ enum ABICheck {
     /// Test-only host function, linked only when the supervisor runs with `--sandbox-drill`.
     static let drillFunction = ("sandbox_drill", ModuleShape.FunctionSignature(parameters: [i32], results: [i32]))
 
-    static func problems(_ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool = false) -> [String] {
+    static func problems(
+        _ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool = false, trapUnknownImports: Bool = false
+    ) -> [String] {
         var problems: [String] = []
-        for item in shape.imports {
+        let trapped = trapUnknownImports ? Set(unknownFunctionImports(shape, sandboxDrill: sandboxDrill).map(\.qualifiedName)) : []
+        for item in shape.imports where !trapped.contains(item.qualifiedName) {
             switch (item.module, item.kind) {
             case (wasiModule?, "func"):
                 continue
@@ -172,6 +176,18 @@ enum ABICheck {
             optionalFunction(shape, "destroy", [.init(parameters: [], results: [])], &problems)
         }
         return problems
+    }
+
+    /// Function imports that no grant provides: neither WASI nor a `plugvisor` host function
+    /// (a `plugvisor` name with the wrong signature is an error, not an unknown import).
+    static func unknownFunctionImports(_ shape: ModuleShape, sandboxDrill: Bool) -> [ModuleShape.Item] {
+        shape.imports.filter { item in
+            guard item.kind == "func", item.module != wasiModule else { return false }
+            if item.module == hostModule {
+                return hostFunctions[item.name] == nil && !(sandboxDrill && item.name == drillFunction.0)
+            }
+            return true
+        }
     }
 
     static func resultForm(_ signature: ModuleShape.FunctionSignature?) -> ResultForm {

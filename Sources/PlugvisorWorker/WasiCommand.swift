@@ -18,6 +18,7 @@ public final class WasiCommand {
     /// Memory files for the program's stdin and stdout, made before lockdown and reused.
     private let stdin: Int32
     private let stdout: Int32
+    private let trapped: [ModuleShape.Item]
 
     public init(moduleBytes: [UInt8], request: LoadRequest, beforeGuestCode: () throws(PluginError) -> Void)
         throws(PluginError)
@@ -29,7 +30,9 @@ public final class WasiCommand {
         do { shape = try ModuleShape(bytes: moduleBytes) } catch {
             throw loadFailed("not a valid WebAssembly module: \(error)")
         }
-        let problems = ABICheck.problems(shape, abi: .wasiCommand, sandboxDrill: request.sandboxDrill)
+        let problems = ABICheck.problems(
+            shape, abi: .wasiCommand, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
+        trapped = request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
         guard problems.isEmpty else { throw loadFailed(problems.joined(separator: "; ")) }
         memoryLimit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
         if let minPages = shape.memoryMinPages, minPages > UInt64(memoryLimit / 65536) {
@@ -71,6 +74,7 @@ public final class WasiCommand {
                 if let fuel = request.fuel { store.fuel = Fuel(remaining: fuel) }
                 var imports = Imports()
                 wasi.link(to: &imports, store: store)
+                HostContext.defineTrapping(trapped, in: &imports, store: store)
                 let instance = try module.instantiate(store: store, imports: imports)
                 return try wasi.start(instance)
             }

@@ -64,3 +64,20 @@ import Testing
         #expect(supervisor.call("wc").status == 0)
     }
 }
+
+/// `unknown_imports: trap`: imports nothing grants are linked as traps instead of refused.
+@Suite(.serialized) struct UnknownImportsTests {
+    @Test func anUnknownImportTrapsWhenCalledInsteadOfRefusingTheModule() throws {
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: lenient, wasm: "{{plugins}}/forbidden-import.wasm", unknown_imports: trap}
+              - {name: strict, wasm: "{{plugins}}/forbidden-import.wasm"}
+            """)
+        #expect(try supervisor.plugin("lenient").state == "ready")
+        let call = supervisor.call("lenient")
+        #expect(call.error?.code == .trap)
+        #expect(call.error?.message.contains("called env.system, an import nothing grants") == true, "\(call.stderr)")
+        #expect(try supervisor.plugin("lenient").workers.count == 1)  // a trap, not a crash
+        #expect(try supervisor.plugin("strict").state == "failed")
+    }
+}

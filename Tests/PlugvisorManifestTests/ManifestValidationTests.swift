@@ -185,7 +185,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: [
         BadField("    timout: 5s", "plugins[0].timout",
-                 "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, timeout, wasm)"),
+                 "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, timeout, unknown_imports, wasm)"),
         BadField("    Name: other", "plugins[0].Name", "unknown key (known: "),
         BadField("    restart:\n      max: 1\n      retries: 3", line: 6, "plugins[0].restart.retries",
                  "unknown key (known: backoff, max, within)"),
@@ -641,5 +641,16 @@ struct BadField: Sendable, CustomTestStringConvertible {
             """)
         #expect(problems.map(\.keyPath) == ["plugins[0].args"])
         #expect(problems.first?.line == 4)
+    }
+}
+
+@Suite struct UnknownImportsManifestTests {
+    @Test func unknownImportsIsRefuseOrTrap() throws {
+        let sandbox = try Sandbox()
+        let spec = try sandbox.plugin("plugins:\n  - {name: p, wasm: echo.wasm, unknown_imports: trap}\n")
+        #expect(spec.trapUnknownImports)
+        let problem = try sandbox.problem(inPlugin: "    unknown_imports: ignore")
+        #expect(problem.keyPath == "plugins[0].unknown_imports")
+        #expect(problem.message == "'ignore' is not a choice (refuse, trap)")
     }
 }
