@@ -33,8 +33,8 @@ done
 for source in *.c; do
     [[ "$source" == *.command.c ]] && continue
     target="${source%.c}.wasm"
-    stale "$source" "$target" || continue
-    clang --target=wasm32-wasi --sysroot=/usr -O2 -c "$source" -o "$scratch/${source%.c}.o"
+    stale "$source" "$target" || stale ../../kits/c/plugvisor.h "$target" || continue
+    clang --target=wasm32-wasi --sysroot=/usr -O2 -I ../../kits/c -c "$source" -o "$scratch/${source%.c}.o"
     wasm-ld --no-entry --export-dynamic --strip-all /usr/lib/wasm32-wasi/crt1-reactor.o "$scratch/${source%.c}.o" \
         -L/usr/lib/wasm32-wasi -lc "$builtins" -o "$target"
 done
