@@ -30,32 +30,12 @@ public enum ProcessRunner {
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try? input.fileHandleForWriting.close()
         // Read both pipes concurrently so that neither fills up and blocks the child.
-        let errorData = ResultBox()
-        let reader = Thread { errorData.set(err.fileHandleForReading.readDataToEndOfFile()) }
-        reader.start()
+        let errorData = Background { err.fileHandleForReading.readDataToEndOfFile() }
         let outputData = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Output(
             status: process.terminationStatus,
             stdout: String(decoding: outputData, as: UTF8.self),
-            stderr: String(decoding: errorData.get(), as: UTF8.self))
-    }
-}
-
-final class ResultBox: @unchecked Sendable {
-    // SAFETY: guarded by the condition.
-    private let condition = NSCondition()
-    private var data: Data?
-    func set(_ value: Data) {
-        condition.lock()
-        data = value
-        condition.broadcast()
-        condition.unlock()
-    }
-    func get() -> Data {
-        condition.lock()
-        defer { condition.unlock() }
-        while data == nil { condition.wait() }
-        return data!
+            stderr: String(decoding: errorData.wait(), as: UTF8.self))
     }
 }

@@ -160,14 +160,12 @@ import Testing
 
     @Test func aLogFloodIsCutDownAndOtherPluginsKeepAnswering() throws {
         let supervisor = try RunningSupervisor(manifest: Self.manifest)
-        let flood = ResultHolder()
-        let thread = Thread { flood.set(supervisor.call("log-flood")) }
-        thread.start()
+        let flood = Background { supervisor.call("log-flood") }
         var answeredDuringFlood = 0
-        while flood.get() == nil {
+        while !flood.isDone {
             if supervisor.call("echo").status == 0 { answeredDuringFlood += 1 }
         }
-        #expect(flood.get()?.json?["data"] == "flooded")
+        #expect(flood.wait().json?["data"] == "flooded")
         #expect(answeredDuringFlood > 0)
         let lines = supervisor.log.split(separator: "\n")
         let floodLines = lines.filter { $0.contains("flood flood") }.count
@@ -197,12 +195,4 @@ import Testing
         }
         #expect(supervisor.call("echo").status == 0)
     }
-}
-
-final class ResultHolder: @unchecked Sendable {
-    // SAFETY: guarded by `lock`.
-    private let lock = NSLock()
-    private var value: ProcessRunner.Output?
-    func set(_ output: ProcessRunner.Output) { lock.withLock { value = output } }
-    func get() -> ProcessRunner.Output? { lock.withLock { value } }
 }

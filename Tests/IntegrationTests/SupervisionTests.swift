@@ -7,33 +7,6 @@ import Testing
 /// Supervision through the real binaries: kill by name, crashes, restart policy, circuit
 /// breaker, bounded queues, the supervisor's own death, and chaos under load.
 @Suite(.serialized) struct SupervisionTests {
-    /// Runs `body` on its own thread; `wait()` returns its result.
-    final class Background<T: Sendable>: @unchecked Sendable {
-        // SAFETY: guarded by the condition.
-        private let condition = NSCondition()
-        private var value: T?
-        init(_ body: @escaping @Sendable () -> T) {
-            Thread { [self] in
-                let result = body()
-                condition.lock()
-                value = result
-                condition.broadcast()
-                condition.unlock()
-            }.start()
-        }
-        func wait() -> T {
-            condition.lock()
-            defer { condition.unlock() }
-            while value == nil { condition.wait() }
-            return value!
-        }
-        var isDone: Bool {
-            condition.lock()
-            defer { condition.unlock() }
-            return value != nil
-        }
-    }
-
     @Test func killByNameAnswersCallsInFlightAndKeepsThePluginDownUntilRestart() throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
