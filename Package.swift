@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "plugvisor", targets: ["plugvisor"]),
         .executable(name: "plugvisor-worker", targets: ["plugvisor-worker"]),
         .library(name: "Plugvisor", targets: ["Plugvisor"]),
+        .library(name: "PlugvisorGateway", targets: ["PlugvisorGateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/swiftwasm/WasmKit", exact: "0.4.2"),
@@ -15,6 +16,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Without swift-configuration support (unused here): a shorter build.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
     ],
     targets: [
         // Executables stay thin: each forwards to a library target that tests can reach.
@@ -30,13 +38,26 @@ let package = Package(
             ],
             // A measuring script with threads sharing counters under locks: Swift 5 checking.
             swiftSettings: [.swiftLanguageMode(.v5)]),
+        // The README's embedding example: a Swift program that runs plugins without the CLI.
+        .executableTarget(
+            name: "plugvisor-embedding-example",
+            dependencies: [
+                "Plugvisor", "PlugvisorManifest", "PlugvisorProtocol",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/Embedding"),
 
         .target(
             name: "PlugvisorCLI",
             dependencies: [
-                "Plugvisor", "PlugvisorManifest", "PlugvisorProtocol", "PlugvisorPosix", "PlugvisorSandbox",
+                "Plugvisor", "PlugvisorGateway", "PlugvisorManifest", "PlugvisorProtocol", "PlugvisorPosix",
+                "PlugvisorSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The trusted supervisor. It never links WasmKit: guest bytes are only touched by workers.
@@ -45,7 +66,23 @@ let package = Package(
             dependencies: [
                 "PlugvisorManifest", "PlugvisorProtocol", "PlugvisorPosix",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The optional HTTP gateway and /metrics, in the supervisor's process: it handles
+        // untrusted HTTP clients but never guest bytes.
+        .target(
+            name: "PlugvisorGateway",
+            dependencies: [
+                "Plugvisor", "PlugvisorProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Runs inside the sandboxed worker process; the only target that links WasmKit.

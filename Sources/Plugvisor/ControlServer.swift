@@ -112,7 +112,7 @@ public final class ControlServer: @unchecked Sendable {
                     try? channel.send(ControlResponse(error: PluginError(.badRequest, "\(error)")))
                     return
                 }
-                let response = respond(to: request)
+                let response = supervisor.respond(to: request)
                 do { try channel.send(response) } catch { return }
                 if request.op == .stop {
                     onStop()
@@ -122,53 +122,6 @@ public final class ControlServer: @unchecked Sendable {
         }
         thread.name = "plugvisor-control-client"
         thread.start()
-    }
-
-    private func respond(to request: ControlRequest) -> ControlResponse {
-        switch request.op {
-        case .call:
-            guard let plugin = request.plugin else {
-                return ControlResponse(error: PluginError(.badRequest, "call needs a plugin name"))
-            }
-            switch supervisor.execute(plugin: plugin, context: request.context ?? .object([:])) {
-            case let .success(result): return ControlResponse(result: result)
-            case let .failure(error): return ControlResponse(error: error)
-            }
-        case .status:
-            return ControlResponse(status: supervisor.status())
-        case .kill, .restart:
-            guard let plugin = request.plugin else {
-                return ControlResponse(error: PluginError(.badRequest, "\(request.op.rawValue) needs a plugin name"))
-            }
-            let outcome = request.op == .kill ? supervisor.kill(plugin: plugin) : supervisor.restart(plugin: plugin)
-            switch outcome {
-            case .success:
-                let state = supervisor.status().plugins.first { $0.name == plugin }
-                return ControlResponse(result: ["plugin": .string(plugin), "state": .string(state?.state ?? "?")])
-            case let .failure(error): return ControlResponse(error: error)
-            }
-        case .stop:
-            return ControlResponse(result: ["stopping": true])
-        case .reload:
-            guard let plugin = request.plugin else {
-                switch supervisor.reloadManifest() {
-                case let .failure(error): return ControlResponse(error: error)
-                case let .success(changes):
-                    return ControlResponse(result: [
-                        "added": .array(changes.added.map { .string($0) }),
-                        "removed": .array(changes.removed.map { .string($0) }),
-                        "reloaded": .object(changes.reloaded.mapValues { .string($0.summary) }),
-                    ])
-                }
-            }
-            switch supervisor.reload(plugin: plugin) {
-            case let .failure(error): return ControlResponse(error: error)
-            case let .success(.failed(reason)):
-                return ControlResponse(error: PluginError(.reloadFailed, plugin: plugin, "\(reason); the previous version goes on serving"))
-            case let .success(result):
-                return ControlResponse(result: ["plugin": .string(plugin), "result": .string(result.summary)])
-            }
-        }
     }
 }
 

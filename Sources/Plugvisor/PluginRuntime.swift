@@ -9,10 +9,11 @@ import PlugvisorProtocol
 final class PluginRuntime: @unchecked Sendable {
     typealias WorkerID = PluginStateMachine.WorkerID
 
-    // SAFETY: `name`, `environment` and `logger` are immutable; everything else is under `lock`.
+    // SAFETY: `name`, `environment`, `logger` and `metrics` are immutable; everything else is under `lock`.
     let name: String
     let environment: SupervisorEnvironment
     let logger: Logger
+    let metrics: PluginMetrics
     private let lock = Lock()
 
     private var machine: PluginStateMachine
@@ -38,6 +39,7 @@ final class PluginRuntime: @unchecked Sendable {
         var logger = logger
         logger[metadataKey: "plugin"] = "\(spec.name)"
         self.logger = logger
+        metrics = PluginMetrics(plugin: spec.name)
         machine = PluginStateMachine(spec: spec)
     }
 
@@ -113,6 +115,7 @@ final class PluginRuntime: @unchecked Sendable {
                 lastReloadAt = Date()
             }
             logger.error("reload refused: \(error.message)")
+            metrics.recordReload(succeeded: false)
             return .failed(error.message)
         }
         guard case let .success(module) = read else { return .failed("unreadable") }
@@ -138,9 +141,11 @@ final class PluginRuntime: @unchecked Sendable {
         }
         switch outcome {
         case let .succeeded(generation)?:
+            metrics.recordReload(succeeded: true)
             logger.info("reloaded", metadata: ["generation": "\(generation)", "sha256": "\(module.sha256.prefix(12))"])
             return .reloaded(generation: generation, sha256: module.sha256)
         case let .failed(reason)?:
+            metrics.recordReload(succeeded: false)
             logger.error("reload failed, the previous version goes on serving: \(reason)")
             return .failed(reason)
         case nil:
@@ -236,7 +241,7 @@ final class PluginRuntime: @unchecked Sendable {
                     return result
                 }
                 perform(actions)
-                if wanted { logger.info("worker ready", metadata: ["pid": "\(worker.pid)"]) }
+                if wanted { worker.logger.info("worker ready") }
             } catch {
                 worker.kill(because: .loadFailed)
                 failToStart(id, error)
@@ -265,13 +270,14 @@ final class PluginRuntime: @unchecked Sendable {
             lock.broadcast()
             return (actions, machine.state)
         }
-        let metadata: Logger.Metadata = ["pid": "\(worker.pid)", "exit": "\(worker.killedReason().map { "killed by supervisor (\($0))" } ?? "\(exit)")"]
+        let metadata: Logger.Metadata = ["exit": "\(worker.killedReason().map { "killed by supervisor (\($0))" } ?? "\(exit)")"]
         if case let .spawn(_, delay)? = actions.first {
-            logger.warning("worker ended, restarting in \(delay)", metadata: metadata)
+            metrics.recordRestart()
+            worker.logger.warning("worker ended, restarting in \(delay)", metadata: metadata)
         } else if case .failed = state, !actions.isEmpty || worker.killedReason() == nil {
-            logger.error("worker ended and the plugin is failed", metadata: metadata)
+            worker.logger.error("worker ended and the plugin is failed", metadata: metadata)
         } else {
-            logger.debug("worker ended", metadata: metadata)
+            worker.logger.debug("worker ended", metadata: metadata)
         }
         perform(actions)
     }
@@ -297,7 +303,7 @@ final class PluginRuntime: @unchecked Sendable {
                 case let .ready(info): return info
                 case let .loadFailed(reason):
                     throw PluginError(.loadFailed, plugin: name, reason)
-                case let .log(line): guestLog(line, pid: worker.pid)
+                case let .log(line): guestLog(line, worker: worker)
                 default:
                     worker.kill(because: .protocolViolation)
                     throw PluginError(.protocolViolation, plugin: name, "unexpected message during load")
@@ -366,7 +372,9 @@ final class PluginRuntime: @unchecked Sendable {
                 return actions
             })
         }
-        record(result, micros: Int((ContinuousClock.now - started).microseconds))
+        let elapsed = ContinuousClock.now - started
+        record(result, micros: Int(elapsed.microseconds))
+        metrics.recordCall(nanoseconds: elapsed.nanoseconds, error: result.failureCode)
         return result
     }
 
@@ -411,7 +419,7 @@ final class PluginRuntime: @unchecked Sendable {
             while true {
                 switch try worker.channel.receive(WorkerMessage.self, deadline: deadline) {
                 case let .log(line):
-                    guestLog(line, pid: worker.pid)
+                    guestLog(line, worker: worker)
                 case let .host(hostRequest):
                     try worker.channel.send(SupervisorMessage.hostResult(serve(hostRequest, spec: spec, deadline: deadline)))
                 case let .result(result) where result.id == request.id:
@@ -460,9 +468,9 @@ final class PluginRuntime: @unchecked Sendable {
         }
     }
 
-    private func guestLog(_ line: LogLine, pid: pid_t) {
+    private func guestLog(_ line: LogLine, worker: WorkerHandle) {
         let level = Logger.Level(rawValue: line.level) ?? .info
-        logger.log(level: level, "\(line.message)", metadata: ["pid": "\(pid)", "source": "guest"])
+        worker.logger.log(level: level, "\(line.message)", metadata: ["source": "guest"])
     }
 
     private func record(_ result: Result<JSONValue, PluginError>, micros: Int) {
@@ -554,4 +562,8 @@ extension Duration {
         return seconds * 1_000_000 + attos / 1_000_000_000_000
     }
     var timeInterval: Double { Double(microseconds) / 1e6 }
+    var nanoseconds: Int64 {
+        let (seconds, attos) = components
+        return seconds * 1_000_000_000 + attos / 1_000_000_000
+    }
 }

@@ -44,7 +44,7 @@ public struct SupervisorConfiguration: Sendable {
 ///
 /// All methods are thread-safe and blocking; a call never waits past its plugin's timeout.
 public final class Supervisor: @unchecked Sendable {
-    // SAFETY: `plugins`, `order` and `manifest` are only touched under `registry`; the rest is
+    // SAFETY: `plugins`, `order`, `manifest` and `startPhase` are only touched under `registry`; the rest is
     // immutable or thread-safe.
     private let registry = Lock()
     private var plugins: [String: PluginRuntime] = [:]
@@ -56,6 +56,8 @@ public final class Supervisor: @unchecked Sendable {
     /// Reloads run one at a time, in the order they were asked for.
     private let reloads = DispatchQueue(label: "plugvisor.reload")
     private var watcher: DirectoryWatcher?
+    private var startPhase = StartPhase.notStarted
+    private enum StartPhase { case notStarted, starting, started }
 
     public init(manifest: Manifest, configuration: SupervisorConfiguration = .init(),
                 logger: Logger = Logger(label: "plugvisor.supervisor")) {
@@ -71,9 +73,28 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Starts every plugin's workers and returns when each plugin is ready or failed, then
     /// watches the plugins' files for changes (when `watchFiles`).
-    /// A plugin that fails to load does not stop the others: see `status()`.
+    /// A plugin that fails to load does not stop the others: see `status()`. Calling it again
+    /// (from any thread) waits for the first start to finish and does nothing more.
     public func start() {
-        let runtimes = registry.withLock { order.compactMap { plugins[$0] } }
+        let runtimes = registry.withLock { () -> [PluginRuntime]? in
+            switch startPhase {
+            case .notStarted:
+                startPhase = .starting
+                return order.compactMap { plugins[$0] }
+            case .starting:
+                while startPhase == .starting { registry.wait() }
+                return nil
+            case .started:
+                return nil
+            }
+        }
+        guard let runtimes else { return }
+        defer {
+            registry.withLock {
+                startPhase = .started
+                registry.broadcast()
+            }
+        }
         let group = DispatchGroup()
         for runtime in runtimes {
             DispatchQueue.global().async(group: group) { runtime.start() }
@@ -194,9 +215,14 @@ public final class Supervisor: @unchecked Sendable {
         }
     }
 
+    /// Every plugin's state, counters, workers and last reload, in manifest order.
     public func status() -> StatusReport {
+        StatusReport(plugins: runtimesWithStatus().map(\.1))
+    }
+
+    func runtimesWithStatus() -> [(PluginRuntime, PluginStatus)] {
         let runtimes = registry.withLock { order.compactMap { plugins[$0] } }
-        return StatusReport(plugins: runtimes.map { $0.status() })
+        return runtimes.map { ($0, $0.status()) }
     }
 
     /// Refuses new calls, lets calls in flight finish within the grace period, ends every worker.

@@ -42,8 +42,9 @@ final class SupervisorEnvironment: Sendable {
             moduleFile.close()
             let worker = WorkerHandle(
                 process: process,
-                channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength, spin: PluginRuntime.answerSpin))
-            worker.monitor(stderr: stderrRead, logger: logger) { [worker] exit in onExit(worker, exit) }
+                channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength, spin: PluginRuntime.answerSpin),
+                logger: logger)
+            worker.monitor(stderr: stderrRead) { [worker] exit in onExit(worker, exit) }
             return worker
         } catch {
             throw PluginError(.internalError, plugin: plugin.name, "cannot start worker \(workerExecutable): \(error)")

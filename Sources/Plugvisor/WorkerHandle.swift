@@ -12,6 +12,9 @@ final class WorkerHandle: @unchecked Sendable {
     // except `channel`, which the pool hands to one thread at a time.
     let process: ChildProcess
     let channel: FrameChannel
+    /// The plugin's logger with this worker's generation and pid: its stderr and its guest's
+    /// log lines are tagged with them.
+    let logger: Logger
     let startedAt = ContinuousClock.now
     private let lock = Lock()
     private var exit: ProcessExit?
@@ -22,9 +25,12 @@ final class WorkerHandle: @unchecked Sendable {
 
     static let stderrTailLines = 20
 
-    init(process: ChildProcess, channel: FrameChannel) {
+    init(process: ChildProcess, channel: FrameChannel, logger: Logger) {
         self.process = process
         self.channel = channel
+        var logger = logger
+        logger[metadataKey: "pid"] = "\(process.pid)"
+        self.logger = logger
     }
 
     var pid: pid_t { process.pid }
@@ -92,7 +98,7 @@ final class WorkerHandle: @unchecked Sendable {
 
     /// Reads the worker's stderr until it closes, then reaps the process. Runs on its own thread
     /// for the worker's whole life; `onExit` is called exactly once.
-    func monitor(stderr: OwnedDescriptor, logger: Logger, onExit: @escaping @Sendable (ProcessExit) -> Void) {
+    func monitor(stderr: OwnedDescriptor, onExit: @escaping @Sendable (ProcessExit) -> Void) {
         let thread = Thread { [self] in
             var limiter = LineRateLimiter(linesPerSecond: 50)
             var pending: [UInt8] = []
@@ -103,16 +109,16 @@ final class WorkerHandle: @unchecked Sendable {
                 if n <= 0 { break }
                 pending.append(contentsOf: chunk[0..<n])
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    record(line: pending[..<newline], limiter: &limiter, logger: logger)
+                    record(line: pending[..<newline], limiter: &limiter)
                     pending.removeSubrange(...newline)
                 }
                 // A line longer than 4 KiB is cut rather than buffered without bound.
                 if pending.count > 4096 {
-                    record(line: pending[...], limiter: &limiter, logger: logger)
+                    record(line: pending[...], limiter: &limiter)
                     pending.removeAll(keepingCapacity: true)
                 }
             }
-            if !pending.isEmpty { record(line: pending[...], limiter: &limiter, logger: logger) }
+            if !pending.isEmpty { record(line: pending[...], limiter: &limiter) }
             stderr.close()
             let status = process.waitForExit()
             lock.withLock {
@@ -125,7 +131,7 @@ final class WorkerHandle: @unchecked Sendable {
         thread.start()
     }
 
-    private func record(line bytes: ArraySlice<UInt8>, limiter: inout LineRateLimiter, logger: Logger) {
+    private func record(line bytes: ArraySlice<UInt8>, limiter: inout LineRateLimiter) {
         let line = String(decoding: bytes.prefix(4096), as: UTF8.self)
         // The Swift runtime follows a fatal error with a stack dump: keep the error, not the frames.
         if !Self.isStackFrame(line) {
@@ -135,9 +141,9 @@ final class WorkerHandle: @unchecked Sendable {
             }
         }
         switch limiter.admit(now: .now) {
-        case .log: logger.warning("worker stderr: \(line)", metadata: ["pid": "\(process.pid)"])
+        case .log: logger.warning("worker stderr: \(line)", metadata: ["source": "stderr"])
         case .suppressedSummary(let dropped):
-            logger.warning("worker stderr: \(dropped) lines dropped (rate limit)", metadata: ["pid": "\(process.pid)"])
+            logger.warning("worker stderr: \(dropped) lines dropped (rate limit)", metadata: ["source": "stderr"])
         case .drop: break
         }
     }

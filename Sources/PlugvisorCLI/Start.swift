@@ -2,8 +2,11 @@ import ArgumentParser
 import Foundation
 import Logging
 import Plugvisor
+import Metrics
+import PlugvisorGateway
 import PlugvisorManifest
 import PlugvisorPosix
+import Prometheus
 
 struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,7 +14,8 @@ struct Start: ParsableCommand {
         discussion: """
             Validates the manifest, starts each plugin's workers and serves the control socket \
             until `plugvisor stop`, SIGTERM or SIGINT. A plugin that fails to load is reported in \
-            `plugvisor status` and the log while the others serve (unless --strict).
+            `plugvisor status` and the log while the others serve (unless --strict). With --http it \
+            also serves the HTTP gateway and Prometheus metrics at /metrics.
             """)
 
     @Argument(help: "The manifest (YAML or JSON).")
@@ -22,6 +26,9 @@ struct Start: ParsableCommand {
 
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: Logger.Level = .info
+
+    @Option(help: ArgumentHelp("Log format: text for people, json for machines (one object per line).", valueName: "format"))
+    var logFormat: LogFormat = .text
 
     @Option(help: ArgumentHelp(
         "When started as root, workers drop to this user after opening their granted directories.",
@@ -34,14 +41,23 @@ struct Start: ParsableCommand {
 
     @OptionGroup var control: ControlOptions
 
+    @OptionGroup(title: "HTTP gateway") var gateway: GatewayOptions
+
     func run() throws {
         let level = logLevel
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler = switch format {
+            case .text: StreamLogHandler.standardError(label: label)
+            case .json: JSONLogHandler(label: label)
+            }
             handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "plugvisor.supervisor")
+        let adminToken = try gateway.readToken()
+        let metrics = PrometheusCollectorRegistry()
+        if gateway.address != nil { MetricsSystem.bootstrap(PrometheusMetricsFactory.plugvisor(registry: metrics)) }
         signal(SIGPIPE, SIG_IGN)
 
         let loaded: Manifest
@@ -92,11 +108,34 @@ struct Start: ParsableCommand {
             server.close()
             throw ExitCode(1)
         }
+        var http: RunningGateway?
+        if let address = gateway.address {
+            let (host, port) = try GatewayOptions.parse(address: address)
+            if adminToken == nil && !["127.0.0.1", "::1", "localhost"].contains(host) {
+                logger.warning("the HTTP gateway on \(address) has no --token-file: anyone who can reach it can kill, restart and reload plugins")
+            }
+            let configuration = Gateway.Configuration(
+                host: host, port: port, adminToken: adminToken, maxBodyBytes: try gateway.maxBodyBytes(), metrics: metrics)
+            do {
+                let (running, listening) = try RunningGateway.start(
+                    Gateway(supervisor: supervisor, configuration: configuration, logger: Logger(label: "plugvisor.http")),
+                    logger: logger)
+                http = running
+                logger.info("HTTP gateway listening on http://\(listening)")
+            } catch {
+                Report.stderr("plugvisor: cannot serve HTTP on \(address): \(error)")
+                supervisor.shutdown()
+                server.close()
+                throw ExitCode(1)
+            }
+        }
         server.serve()
         logger.info("ready: \(loaded.plugins.count - failed.count) of \(loaded.plugins.count) plugins serving; control socket \(server.path)")
 
         stopRequested.wait()
         logger.info("stopping: draining calls in flight")
+        // HTTP first, so that no new call arrives while the workers drain.
+        http?.stop(timeout: configuration.gracePeriod)
         supervisor.shutdown()
         server.close()
         withExtendedLifetime(signalSources) {}
@@ -123,3 +162,7 @@ final class StopSignal: @unchecked Sendable {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}

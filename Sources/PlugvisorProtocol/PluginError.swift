@@ -20,6 +20,10 @@ public struct PluginError: Error, Sendable, Hashable, Codable, CustomStringConve
         public static let unknownPlugin = Code(rawValue: "unknown_plugin")
         /// The request itself was malformed (bad arguments, bad JSON).
         public static let badRequest = Code(rawValue: "bad_request")
+        /// An admin operation over HTTP without the gateway's bearer token, or with a wrong one.
+        public static let unauthorized = Code(rawValue: "unauthorized")
+        /// An HTTP request body over the gateway's size limit.
+        public static let payloadTooLarge = Code(rawValue: "payload_too_large")
         /// The plugin's module could not be loaded; the message says why.
         public static let loadFailed = Code(rawValue: "load_failed")
         /// The call ran past the plugin's `timeout`; its worker was killed and replaced.

@@ -1,0 +1,279 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Plugvisor
+import PlugvisorProtocol
+import Prometheus
+
+/// The HTTP gateway: plugins called over HTTP, status, admin operations, health and metrics.
+///
+///     POST /v1/plugins/{name}/execute     the plugin's result (200) or a typed error
+///     GET  /v1/plugins                    what `plugvisor status --json` shows
+///     GET  /v1/plugins/{name}
+///     POST /v1/plugins/{name}/kill        admin: `Authorization: Bearer <token>` when a token is set
+///     POST /v1/plugins/{name}/restart     admin
+///     POST /v1/plugins/{name}/reload      admin
+///     POST /v1/reload                     admin: re-read the manifest
+///     GET  /healthz
+///     GET  /metrics                       Prometheus text format
+///
+/// Errors have the CLI's body, `{"error": {"code", "plugin"?, "message"}}`, with the status
+/// `status(for:)` gives their code.
+public struct Gateway: Sendable {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        /// Admin operations need `Authorization: Bearer <token>` when set.
+        public var adminToken: String?
+        /// Larger request bodies get 413.
+        public var maxBodyBytes: Int
+        /// What `/metrics` serves; without it `/metrics` is 404.
+        public var metrics: PrometheusCollectorRegistry?
+
+        public init(
+            host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, maxBodyBytes: Int = 1 << 20,
+            metrics: PrometheusCollectorRegistry? = nil
+        ) {
+            self.host = host
+            self.port = port
+            self.adminToken = adminToken
+            self.maxBodyBytes = maxBodyBytes
+            self.metrics = metrics
+        }
+    }
+
+    public let supervisor: Supervisor
+    public let configuration: Configuration
+    private let logger: Logger
+    private let adminTokenDigest: [UInt8]?
+
+    public init(supervisor: Supervisor, configuration: Configuration, logger: Logger = Logger(label: "plugvisor.http")) {
+        self.supervisor = supervisor
+        self.configuration = configuration
+        self.logger = logger
+        adminTokenDigest = configuration.adminToken.map { Array(SHA256.hash(data: Array($0.utf8))) }
+    }
+
+    /// A Hummingbird application serving the gateway: run it in a `ServiceGroup` (it is a
+    /// `Service`), or with `runService()`.
+    /// - Parameter onListening: called with the bound address once the server accepts
+    ///   connections (useful with port 0).
+    public func application(onListening: @escaping @Sendable (String) async -> Void = { _ in })
+        -> some ApplicationProtocol
+    {
+        Application(
+            router: router(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "plugvisor"),
+            onServerRunning: { channel in
+                let address = channel.localAddress
+                let host = address?.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? configuration.host
+                await onListening("\(host):\(address?.port ?? configuration.port)")
+            },
+            logger: logger)
+    }
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: JSONErrors())
+        router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
+        router.get("/metrics") { _, _ in metricsResponse() }
+        router.get("/v1/plugins") { _, _ in Self.json(supervisor.status()) }
+        router.get("/v1/plugins/{name}") { _, context in
+            let name = try context.parameters.require("name")
+            guard let plugin = supervisor.status().plugins.first(where: { $0.name == name }) else {
+                return Self.errorResponse(PluginError(.unknownPlugin, plugin: name, "no plugin named '\(name)'"))
+            }
+            return Self.json(plugin)
+        }
+        router.post("/v1/plugins/{name}/execute") { request, context in
+            try await execute(request, name: context.parameters.require("name"))
+        }
+        for operation in [ControlRequest.Operation.kill, .restart, .reload] {
+            router.post("/v1/plugins/{name}/\(operation.rawValue)") { request, context in
+                try await admin(request, ControlRequest(op: operation, plugin: context.parameters.require("name")))
+            }
+        }
+        router.post("/v1/reload") { request, _ in await admin(request, ControlRequest(op: .reload)) }
+        return router
+    }
+
+    // MARK: Routes
+
+    private func execute(_ request: Request, name: String) async -> Response {
+        let requestID: String
+        switch Self.requestID(request.headers[.xRequestID]) {
+        case let .success(id): requestID = id
+        case let .failure(error): return Self.errorResponse(error)
+        }
+        var response: Response
+        switch await parameters(of: request) {
+        case let .failure(error):
+            response = Self.errorResponse(error)
+        case let .success(parameters):
+            let context = PluginContext(requestID: requestID, headers: Self.contextHeaders(request.headers), parameters: parameters)
+            let answer = await supervisor.respond(to: ControlRequest(op: .call, plugin: name, context: context.json))
+            if let error = answer.error { return Self.errorResponse(error, requestID: requestID) }
+            response = Self.json(answer.result ?? .null)
+        }
+        response.headers[.xRequestID] = requestID
+        return response
+    }
+
+    private func admin(_ request: Request, _ operation: ControlRequest) async -> Response {
+        if let refusal = authorize(request) { return refusal }
+        let answer = await supervisor.respond(to: operation)
+        if let error = answer.error { return Self.errorResponse(error) }
+        logger.notice("admin: \(operation.op.rawValue)", metadata: operation.plugin.map { ["plugin": "\($0)"] } ?? [:])
+        return Self.json(answer.result ?? .null)
+    }
+
+    private func metricsResponse() -> Response {
+        guard let registry = configuration.metrics else {
+            return Self.errorResponse(PluginError(.badRequest, "metrics are not enabled on this gateway"), status: .notFound)
+        }
+        supervisor.updateGauges()
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+    }
+
+    // MARK: Requests
+
+    /// The request's body as the plugin's parameters: `{"parameters": {...}}`, or any other
+    /// JSON object taken as the parameters themselves; an empty body is no parameters.
+    private func parameters(of request: Request) async -> Result<[String: JSONValue], PluginError> {
+        let limit = configuration.maxBodyBytes
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            return .failure(Self.bodyTooLarge(limit))
+        }
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: limit) } catch is NIOTooManyBytesError {
+            return .failure(Self.bodyTooLarge(limit))
+        } catch {
+            return .failure(PluginError(.badRequest, "cannot read the request body: \(error)"))
+        }
+        if body.readableBytes == 0 { return .success([:]) }
+        let value: JSONValue
+        let bytes = Array(buffer: body)
+        do { value = try JSONCoding.decode(JSONValue.self, from: bytes) } catch {
+            return .failure(PluginError(.badRequest, "the request body is not valid JSON: \(Self.syntaxProblem(in: bytes, error))"))
+        }
+        guard case let .object(object) = value else {
+            return .failure(PluginError(.badRequest, "the request body must be a JSON object (the parameters, or {\"parameters\": {...}})"))
+        }
+        if object.count == 1, let wrapped = object["parameters"] {
+            guard case let .object(parameters) = wrapped else {
+                return .failure(PluginError(.badRequest, "\"parameters\" must be a JSON object"))
+            }
+            return .success(parameters)
+        }
+        return .success(object)
+    }
+
+    /// The request's headers for the plugin's context: names in lower case, repeated fields
+    /// joined with ", " (RFC 9110); the gateway's own credential never reaches a plugin.
+    static func contextHeaders(_ fields: HTTPFields) -> [String: String] {
+        var headers: [String: String] = [:]
+        for field in fields where field.name != .authorization {
+            let name = field.name.canonicalName
+            headers[name] = headers[name].map { "\($0), \(field.value)" } ?? field.value
+        }
+        return headers
+    }
+
+    /// The client's X-Request-ID when it is sensible (1 to 128 visible ASCII characters), a new
+    /// UUID when there is none.
+    static func requestID(_ header: String?) -> Result<String, PluginError> {
+        guard let header else { return .success(PluginContext().requestID) }
+        guard (1...128).contains(header.utf8.count), header.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
+            return .failure(PluginError(.badRequest, "X-Request-ID must be 1 to 128 visible ASCII characters"))
+        }
+        return .success(header)
+    }
+
+    /// nil when the request may perform admin operations; else the 401 to send.
+    private func authorize(_ request: Request) -> Response? {
+        guard let expected = adminTokenDigest else { return nil }
+        let unauthorized = { (message: String) -> Response in
+            var response = Self.errorResponse(PluginError(.unauthorized, message), status: .unauthorized)
+            response.headers[.wwwAuthenticate] = "Bearer realm=\"plugvisor\""
+            return response
+        }
+        guard let header = request.headers[.authorization] else {
+            return unauthorized("this operation needs Authorization: Bearer <token> (the gateway's --token-file)")
+        }
+        let prefix = "Bearer "
+        guard header.hasPrefix(prefix) else { return unauthorized("the Authorization header must be 'Bearer <token>'") }
+        // Digests of equal length, compared without an early exit: the time taken says nothing
+        // about how much of the token was right.
+        let given = SHA256.hash(data: Array(header.dropFirst(prefix.count).utf8))
+        var difference: UInt8 = 0
+        for (a, b) in zip(given, expected) { difference |= a ^ b }
+        return difference == 0 ? nil : unauthorized("wrong token")
+    }
+
+    // MARK: Responses
+
+    /// The HTTP status for a typed supervisor error.
+    public static func status(for code: PluginError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .unknownPlugin: return .notFound
+        case .badRequest: return .badRequest
+        case .unauthorized: return .unauthorized
+        case .overloaded: return .tooManyRequests
+        case .timeout: return .gatewayTimeout
+        case .workerCrashed, .killed, .trap, .outOfFuel, .invalidResult, .protocolViolation: return .badGateway
+        case .stopped, .failed, .circuitOpen, .loadFailed: return .serviceUnavailable
+        case .invalidManifest, .reloadFailed: return .unprocessableContent
+        case .payloadTooLarge: return .contentTooLarge
+        default: return .internalServerError
+        }
+    }
+
+    static func errorResponse(_ error: PluginError, status: HTTPResponse.Status? = nil, requestID: String? = nil) -> Response {
+        var response = json(["error": error], status: status ?? Self.status(for: error.code))
+        if error.code == .overloaded { response.headers[.retryAfter] = "1" }
+        if let requestID { response.headers[.xRequestID] = requestID }
+        return response
+    }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+        let bytes = (try? JSONCoding.encode(value)) ?? Array(#"{"error":{"code":"internal","message":"cannot encode"}}"#.utf8)
+        return Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes + [UInt8(ascii: "\n")])))
+    }
+
+    private static func bodyTooLarge(_ limit: Int) -> PluginError {
+        PluginError(.payloadTooLarge, "the request body is larger than \(limit) bytes (--http-max-body)")
+    }
+
+    /// What is wrong with a body that did not decode, and where: JSONSerialization says
+    /// "around character N", which the Codable decoder does not.
+    private static func syntaxProblem(in bytes: [UInt8], _ error: Error) -> String {
+        do { _ = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) } catch {
+            if let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String { return detail }
+        }
+        return "\(error)"
+    }
+}
+
+/// Errors Hummingbird itself raises (no such route, a bad path parameter) in the gateway's JSON
+/// error body, like every other error.
+struct JSONErrors<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do { return try await next(request, context) } catch let error as HTTPResponseError {
+            let message = error.status == .notFound
+                ? "no route \(request.method) \(request.uri.path); see the README's HTTP gateway section"
+                : "\(error.status.reasonPhrase)"
+            return Gateway.errorResponse(PluginError(.badRequest, message), status: error.status)
+        }
+    }
+}
+
+extension HTTPField.Name {
+    static let xRequestID = Self("X-Request-ID")!
+}
