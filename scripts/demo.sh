@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the built-in demo manifest: install what is missing, build, start the
-# supervisor on Fixtures/demo.yaml, call each plugin, show status, stop.
+# supervisor on Fixtures/demo.yaml with its HTTP gateway, call each plugin (CLI and HTTP),
+# show status and a few metrics, stop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ control="$runtime/control.sock"
 trap '"$bin/plugvisor" stop --control "$control" >/dev/null 2>&1 || true; rm -rf "$runtime"' EXIT
 
 "$bin/plugvisor" validate Fixtures/demo.yaml
-"$bin/plugvisor" start Fixtures/demo.yaml --control "$control" 2>"$runtime/supervisor.log" &
+"$bin/plugvisor" start Fixtures/demo.yaml --control "$control" --http 127.0.0.1:0 2>"$runtime/supervisor.log" &
 supervisor=$!
 for _ in $(seq 100); do
     "$bin/plugvisor" status --control "$control" >/dev/null 2>&1 && break
@@ -28,6 +29,14 @@ run call json-transformer -p action=transform -p format=json --request-id demo-1
 run call hello-c -p name=Ada
 run call hello-swift -p text=plugvisor
 run status
+
+gateway=$(grep -o 'http://127.0.0.1:[0-9]*' "$runtime/supervisor.log" | head -n 1)
+echo "\$ curl -X POST $gateway/v1/plugins/hello-c/execute -d '{\"name\": \"Grace\"}'"
+curl -sS -X POST "$gateway/v1/plugins/hello-c/execute" -H 'X-Request-ID: demo-http' -d '{"name": "Grace"}'
+echo
+echo "\$ curl $gateway/metrics | grep calls_total"
+curl -sS "$gateway/metrics" | grep '^plugvisor_calls_total'
+echo
 "$bin/plugvisor" stop --control "$control"
 wait "$supervisor"
 echo "--- supervisor log"
