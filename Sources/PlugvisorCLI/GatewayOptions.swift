@@ -25,10 +25,15 @@ struct GatewayOptions: ParsableArguments {
         "The largest request body the gateway accepts, e.g. 1MiB.", valueName: "size"))
     var maxBody: String = "1MiB"
 
+    @Option(name: .customLong("http-max-in-flight"), help: ArgumentHelp(
+        "How many calls and admin operations the gateway runs at once; more are answered 429.", valueName: "n"))
+    var maxInFlight: Int = 512
+
     func validate() throws {
         if address == nil && tokenFile != nil { throw ValidationError("--token-file needs --http") }
         if let address { _ = try Self.parse(address: address) }
         _ = try maxBodyBytes()
+        guard maxInFlight > 0 else { throw ValidationError("--http-max-in-flight must be at least 1") }
     }
 
     func maxBodyBytes() throws -> Int {

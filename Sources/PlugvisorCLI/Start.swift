@@ -115,7 +115,8 @@ struct Start: ParsableCommand {
                 logger.warning("the HTTP gateway on \(address) has no --token-file: anyone who can reach it can kill, restart and reload plugins")
             }
             let configuration = Gateway.Configuration(
-                host: host, port: port, adminToken: adminToken, maxBodyBytes: try gateway.maxBodyBytes(), metrics: metrics)
+                host: host, port: port, adminToken: adminToken, maxBodyBytes: try gateway.maxBodyBytes(),
+                maxInFlight: gateway.maxInFlight, metrics: metrics)
             do {
                 let (running, listening) = try RunningGateway.start(
                     Gateway(supervisor: supervisor, configuration: configuration, logger: Logger(label: "plugvisor.http")),

@@ -7,6 +7,7 @@ import NIOCore
 import Plugvisor
 import PlugvisorProtocol
 import Prometheus
+import Synchronization
 
 /// The HTTP gateway: plugins called over HTTP, status, admin operations, health and metrics.
 ///
@@ -30,17 +31,21 @@ public struct Gateway: Sendable {
         public var adminToken: String?
         /// Larger request bodies get 413.
         public var maxBodyBytes: Int
+        /// Plugin calls and admin operations under way at once; more get 429 at once. Each
+        /// holds a thread while it waits for its worker, so this bounds the gateway's threads.
+        public var maxInFlight: Int
         /// What `/metrics` serves; without it `/metrics` is 404.
         public var metrics: PrometheusCollectorRegistry?
 
         public init(
             host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, maxBodyBytes: Int = 1 << 20,
-            metrics: PrometheusCollectorRegistry? = nil
+            maxInFlight: Int = 512, metrics: PrometheusCollectorRegistry? = nil
         ) {
             self.host = host
             self.port = port
             self.adminToken = adminToken
             self.maxBodyBytes = maxBodyBytes
+            self.maxInFlight = maxInFlight
             self.metrics = metrics
         }
     }
@@ -49,6 +54,7 @@ public struct Gateway: Sendable {
     public let configuration: Configuration
     private let logger: Logger
     private let adminTokenDigest: [UInt8]?
+    private let inFlight = InFlight()
 
     public init(supervisor: Supervisor, configuration: Configuration, logger: Logger = Logger(label: "plugvisor.http")) {
         self.supervisor = supervisor
@@ -114,7 +120,7 @@ public struct Gateway: Sendable {
             response = Self.errorResponse(error)
         case let .success(parameters):
             let context = PluginContext(requestID: requestID, headers: Self.contextHeaders(request.headers), parameters: parameters)
-            let answer = await supervisor.respond(to: ControlRequest(op: .call, plugin: name, context: context.json))
+            let answer = await perform(ControlRequest(op: .call, plugin: name, context: context.json))
             if let error = answer.error { return Self.errorResponse(error, requestID: requestID) }
             response = Self.json(answer.result ?? .null)
         }
@@ -124,10 +130,20 @@ public struct Gateway: Sendable {
 
     private func admin(_ request: Request, _ operation: ControlRequest) async -> Response {
         if let refusal = authorize(request) { return refusal }
-        let answer = await supervisor.respond(to: operation)
+        let answer = await perform(operation)
         if let error = answer.error { return Self.errorResponse(error) }
         logger.notice("admin: \(operation.op.rawValue)", metadata: operation.plugin.map { ["plugin": "\($0)"] } ?? [:])
         return Self.json(answer.result ?? .null)
+    }
+
+    /// The supervisor's answer, unless `maxInFlight` requests are already under way.
+    private func perform(_ request: ControlRequest) async -> ControlResponse {
+        guard inFlight.enter(limit: configuration.maxInFlight) else {
+            return ControlResponse(error: PluginError(.overloaded, plugin: request.plugin,
+                "the gateway has \(configuration.maxInFlight) requests in flight (--http-max-in-flight)"))
+        }
+        defer { inFlight.leave() }
+        return await supervisor.respond(to: request)
     }
 
     private func metricsResponse() -> Response {
@@ -259,6 +275,19 @@ public struct Gateway: Sendable {
         }
         return "\(error)"
     }
+}
+
+/// How many requests are with the supervisor.
+final class InFlight: Sendable {
+    private let count = Atomic<Int>(0)
+
+    func enter(limit: Int) -> Bool {
+        if count.add(1, ordering: .relaxed).newValue <= limit { return true }
+        count.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func leave() { count.subtract(1, ordering: .relaxed) }
 }
 
 /// Errors Hummingbird itself raises (no such route, a bad path parameter) in the gateway's JSON

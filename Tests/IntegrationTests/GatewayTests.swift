@@ -124,6 +124,22 @@ import Testing
         #expect(stopped.error?.code == .stopped)
     }
 
+    @Test func pastItsInFlightLimitTheGatewayAnswers429() async throws {
+        let (supervisor, http) = try Self.start("""
+            plugins:
+              - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", instances: 1, max_queue: 10, timeout: 1s}
+            """, arguments: ["--http-max-in-flight", "1"])
+        let spinning = Task { try await http.send("POST", "/v1/plugins/sleepy/execute", json: #"{"mode": "spin"}"#) }
+        #expect(try supervisor.eventually { try supervisor.plugin("sleepy").workers.first?.state == "busy" })
+        let refused = try await http.send("POST", "/v1/plugins/sleepy/execute", json: "{}")
+        #expect(refused.status == 429)
+        #expect(refused.error?.message.contains("--http-max-in-flight") == true)
+        #expect(try await spinning.value.status == 504)
+        // Reads are not limited, and the slot is free again once the call ended.
+        #expect(try await http.send("GET", "/v1/plugins").status == 200)
+        #expect(try await http.send("POST", "/v1/plugins/sleepy/execute", json: "{}").status == 200)
+    }
+
     @Test func malformedAndOversizedBodiesAreRefusedClearly() async throws {
         let (supervisor, http) = try Self.start("""
             plugins:
