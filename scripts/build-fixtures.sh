@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every guest plugin under Fixtures/plugins from source: WAT with wat2wasm, C with the
-# toolchain's clang for wasm32-wasi (Debian's wasi-libc), Swift with Embedded Swift. Idempotent:
-# a module is rebuilt only when its source is newer. Safe to run from several processes at once.
+# toolchain's clang for wasm32-wasi (Debian's wasi-libc), Swift with Embedded Swift (kit-*.swift
+# with the Swift kit); and the kits' examples, kits/LANG/greeter.* → Fixtures/plugins/greeter-LANG.wasm.
+# Idempotent: a module is rebuilt only when a source is newer. Safe to run from several processes at once.
 set -euo pipefail
 cd "$(dirname "$0")/../Fixtures/plugins"
 
@@ -10,10 +11,23 @@ flock 9
 
 builtins=$(compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" | sort -V | tail -n 1 || true)
 [ -n "$builtins" ] || { echo "build-fixtures: libclang_rt.builtins-wasm32.a missing: run scripts/bootstrap.sh" >&2; exit 1; }
+# Embedded Swift's String comparison needs the toolchain's Unicode tables.
+swift_embedded_lib="$(dirname "$(readlink -f "$(command -v swiftc)")")/../lib/swift/embedded/wasm32-unknown-none-wasm"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
 stale() { [ ! -f "$2" ] || [ "$1" -nt "$2" ]; }
+
+# build_swift TARGET SOURCE...: the sources compiled as one Embedded Swift module.
+build_swift() {
+    local target=$1
+    shift
+    swiftc -target wasm32-unknown-none-wasm -enable-experimental-feature Embedded \
+        -enable-experimental-feature Extern -wmo -Osize -parse-as-library -Xfrontend -disable-stack-protector \
+        -c "$@" -o "$scratch/${target%.wasm}.o"
+    wasm-ld --no-entry --strip-all "$scratch/${target%.wasm}.o" -L/usr/lib/wasm32-wasi -lc \
+        -L"$swift_embedded_lib" -lswiftUnicodeDataTables "$builtins" -o "$target"
+}
 
 for source in *.wat; do
     target="${source%.wat}.wasm"
@@ -39,11 +53,19 @@ for source in *.c; do
         -L/usr/lib/wasm32-wasi -lc "$builtins" -o "$target"
 done
 
+swift_kit=../../kits/swift/Plugvisor.swift
 for source in *.swift; do
     target="${source%.swift}.wasm"
-    stale "$source" "$target" || continue
-    swiftc -target wasm32-unknown-none-wasm -enable-experimental-feature Embedded \
-        -enable-experimental-feature Extern -wmo -Osize -parse-as-library -Xfrontend -disable-stack-protector \
-        -c "$source" -o "$scratch/${source%.swift}.o"
-    wasm-ld --no-entry --strip-all "$scratch/${source%.swift}.o" -L/usr/lib/wasm32-wasi -lc "$builtins" -o "$target"
+    if [[ "$source" == kit-* ]]; then
+        stale "$source" "$target" || stale "$swift_kit" "$target" || continue
+        build_swift "$target" "$swift_kit" "$source"
+    else
+        stale "$source" "$target" || continue
+        build_swift "$target" "$source"
+    fi
 done
+
+# The kits' examples (also the templates `plugvisor new` writes).
+if stale ../../kits/swift/greeter.swift greeter-swift.wasm || stale "$swift_kit" greeter-swift.wasm; then
+    build_swift greeter-swift.wasm "$swift_kit" ../../kits/swift/greeter.swift
+fi
