@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every guest plugin under Fixtures/plugins from source: WAT with wat2wasm, C with the
 # toolchain's clang for wasm32-wasi (Debian's wasi-libc), Swift with Embedded Swift (kit-*.swift
-# with the Swift kit); and the kits' examples, kits/LANG/greeter.* → Fixtures/plugins/greeter-LANG.wasm.
+# with the Swift kit), Rust with Debian's rustc; and the kits' examples,
+# kits/LANG/greeter.* → Fixtures/plugins/greeter-LANG.wasm.
 # Idempotent: a module is rebuilt only when a source is newer. Safe to run from several processes at once.
 set -euo pipefail
 cd "$(dirname "$0")/../Fixtures/plugins"
@@ -11,6 +12,9 @@ flock 9
 
 builtins=$(compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" | sort -V | tail -n 1 || true)
 [ -n "$builtins" ] || { echo "build-fixtures: libclang_rt.builtins-wasm32.a missing: run scripts/bootstrap.sh" >&2; exit 1; }
+# Debian's rustc by its path: a rustup one earlier on PATH may lack the wasm32 target.
+rustc=/usr/bin/rustc
+[ -x "$rustc" ] || { echo "build-fixtures: $rustc missing: run scripts/bootstrap.sh" >&2; exit 1; }
 # Embedded Swift's String comparison needs the toolchain's Unicode tables.
 swift_embedded_lib="$(dirname "$(readlink -f "$(command -v swiftc)")")/../lib/swift/embedded/wasm32-unknown-none-wasm"
 scratch=$(mktemp -d)
@@ -66,6 +70,10 @@ for source in *.swift; do
 done
 
 # The kits' examples (also the templates `plugvisor new` writes).
+if stale ../../kits/rust/greeter.rs greeter-rust.wasm; then
+    "$rustc" --edition 2021 --target wasm32-unknown-unknown --crate-type cdylib -O -C strip=symbols \
+        ../../kits/rust/greeter.rs -o greeter-rust.wasm
+fi
 if stale ../../kits/swift/greeter.swift greeter-swift.wasm || stale "$swift_kit" greeter-swift.wasm; then
     build_swift greeter-swift.wasm "$swift_kit" ../../kits/swift/greeter.swift
 fi

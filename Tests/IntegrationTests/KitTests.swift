@@ -5,8 +5,9 @@ import Testing
 
 /// The author kits' examples, built from source by the test run and called through the supervisor.
 @Suite(.serialized) struct KitTests {
-    /// The greeter examples of kits/ (C with its header, Embedded Swift with its kit) behave alike.
-    @Test(arguments: ["kit-greeter", "greeter-swift"])
+    /// The greeter examples of kits/ (C with its header, Embedded Swift with its kit, Rust with
+    /// its standard library only) behave alike.
+    @Test(arguments: ["kit-greeter", "greeter-swift", "greeter-rust"])
     func aKitsExampleReadsItsContextConfigAndLogs(plugin: String) throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
