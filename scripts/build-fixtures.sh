@@ -48,13 +48,18 @@ for source in *.command.c; do
         -L/usr/lib/wasm32-wasi -lc "$builtins" -o "$target"
 done
 
+# build_c TARGET SOURCE: a WASI reactor (crt1-reactor.o) whose exports are the plugin's.
+build_c() {
+    clang --target=wasm32-wasi --sysroot=/usr -O2 -I ../../kits/c -c "$2" -o "$scratch/${1%.wasm}.o"
+    wasm-ld --no-entry --export-dynamic --strip-all /usr/lib/wasm32-wasi/crt1-reactor.o "$scratch/${1%.wasm}.o" \
+        -L/usr/lib/wasm32-wasi -lc "$builtins" -o "$1"
+}
+
 for source in *.c; do
     [[ "$source" == *.command.c ]] && continue
     target="${source%.c}.wasm"
-    stale "$source" "$target" || stale ../../kits/c/plugvisor.h "$target" || continue
-    clang --target=wasm32-wasi --sysroot=/usr -O2 -I ../../kits/c -c "$source" -o "$scratch/${source%.c}.o"
-    wasm-ld --no-entry --export-dynamic --strip-all /usr/lib/wasm32-wasi/crt1-reactor.o "$scratch/${source%.c}.o" \
-        -L/usr/lib/wasm32-wasi -lc "$builtins" -o "$target"
+    stale "$source" "$target" || continue
+    build_c "$target" "$source"
 done
 
 swift_kit=../../kits/swift/Plugvisor.swift
@@ -70,6 +75,12 @@ for source in *.swift; do
 done
 
 # The kits' examples (also the templates `plugvisor new` writes).
+if stale ../../kits/c/greeter.c greeter-c.wasm || stale ../../kits/c/plugvisor.h greeter-c.wasm; then
+    build_c greeter-c.wasm ../../kits/c/greeter.c
+fi
+if stale ../../kits/wat/greeter.wat greeter-wat.wasm; then
+    wat2wasm ../../kits/wat/greeter.wat -o greeter-wat.wasm
+fi
 if stale ../../kits/rust/greeter.rs greeter-rust.wasm; then
     "$rustc" --edition 2021 --target wasm32-unknown-unknown --crate-type cdylib -O -C strip=symbols \
         ../../kits/rust/greeter.rs -o greeter-rust.wasm

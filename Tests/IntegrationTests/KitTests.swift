@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized) struct KitTests {
     /// The greeter examples of kits/ (C with its header, Embedded Swift with its kit, Rust with
     /// its standard library only) behave alike.
-    @Test(arguments: ["kit-greeter", "greeter-swift", "greeter-rust"])
+    @Test(arguments: ["greeter-c", "greeter-swift", "greeter-rust"])
     func aKitsExampleReadsItsContextConfigAndLogs(plugin: String) throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
@@ -19,6 +19,19 @@ import Testing
         #expect(supervisor.log.contains("greeting Grace \"Amazing\" Hopper for request r-9"))
         let nameless = supervisor.call("greeter")
         #expect(nameless.status == 1)
+        #expect(nameless.json == ["success": false, "error": "pass a \"name\" parameter"])
+    }
+
+    /// The WAT example needs no kit: it copies the name as the context spells it, escapes and all.
+    @Test func theWATExampleGreetsWithTheNameAsSpelled() throws {
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: greeter, wasm: "{{plugins}}/greeter-wat.wasm"}
+            """)
+        let hello = supervisor.call("greeter", "-p", "name=Grace \"Amazing\" Hopper", "-H", "name=not this one")
+        #expect(hello.json?["data"] == ["message": "Hello, Grace \"Amazing\" Hopper!"], "\(hello.stdout) \(hello.stderr)")
+        #expect(supervisor.log.contains(#"Hello, Grace \"Amazing\" Hopper!"#))
+        let nameless = supervisor.call("greeter", "-p", "other=x")
         #expect(nameless.json == ["success": false, "error": "pass a \"name\" parameter"])
     }
 
