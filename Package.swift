@@ -37,6 +37,14 @@ let package = Package(
                 "Plugvisor", "PlugvisorManifest", "PlugvisorProtocol", "PlugvisorPosix", "PlugvisorSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            // `plugvisor new` writes the kits and their examples into a plugin's folder. They are
+            // compiled into the binary from kits/ itself (Kits is a link to it), so that there is
+            // one copy to maintain and an installed plugvisor needs no resource bundle.
+            resources: [
+                .embedInCode("Kits/c/plugvisor.h"), .embedInCode("Kits/c/greeter.c"),
+                .embedInCode("Kits/swift/Plugvisor.swift"), .embedInCode("Kits/swift/greeter.swift"),
+                .embedInCode("Kits/rust/greeter.rs"), .embedInCode("Kits/wat/greeter.wat"),
             ]
         ),
         // The trusted supervisor. It never links WasmKit: guest bytes are only touched by workers.
