@@ -210,7 +210,8 @@ public enum JSON: Equatable {
     case array([JSON])
     case object([(key: String, value: JSON)])
 
-    /// A member of an object (the last one with that key, as JavaScript does), or nil.
+    /// A member of an object (the last one with that key, as JavaScript does), or nil. Setting
+    /// replaces that member or appends one, nil removes it; on anything but an object it does nothing.
     public subscript(key: String) -> JSON? {
         get { members?.last(where: { $0.key == key })?.value }
         set {
