@@ -58,6 +58,14 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            // `plugvisor new` writes the kits and their examples into a plugin's folder. They are
+            // compiled into the binary from kits/ itself (Kits is a link to it), so that there is
+            // one copy to maintain and an installed plugvisor needs no resource bundle.
+            resources: [
+                .embedInCode("Kits/c/plugvisor.h"), .embedInCode("Kits/c/greeter.c"),
+                .embedInCode("Kits/swift/Plugvisor.swift"), .embedInCode("Kits/swift/greeter.swift"),
+                .embedInCode("Kits/rust/greeter.rs"), .embedInCode("Kits/wat/greeter.wat"),
             ]
         ),
         // The trusted supervisor. It never links WasmKit: guest bytes are only touched by workers.

@@ -9,6 +9,10 @@ command -v wat2wasm >/dev/null || need+=(wabt)
 compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a" >/dev/null || need+=(libclang-rt-dev-wasm32)
 [ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v strace >/dev/null || need+=(strace)
+# Rust guests: Debian's rustc with its wasm32 standard library; its rust-lld is lld-14's.
+[ -x /usr/bin/rustc ] || need+=(rustc)
+[ -d /usr/lib/rustlib/wasm32-unknown-unknown ] || need+=(libstd-rust-dev-wasm32)
+command -v lld-14 >/dev/null || need+=(lld-14)
 # libcurl's development link: the supervisor's HTTP broker (FoundationNetworking) links
 # libcurl, and a --static-swift-stdlib build (scripts/bench.sh) needs -lcurl to resolve.
 compgen -G "/usr/lib/*/libcurl.so" >/dev/null || need+=(libcurl4-openssl-dev)

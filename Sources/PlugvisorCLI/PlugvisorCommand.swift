@@ -13,7 +13,7 @@ public struct PlugvisorCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Start.self, Call.self, Status.self, Kill.self, Restart.self, Reload.self, Stop.self, Validate.self, Inspect.self,
-            SandboxPolicyCommand.self,
+            New.self, SandboxPolicyCommand.self,
         ]
     )
 

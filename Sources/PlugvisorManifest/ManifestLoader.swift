@@ -33,6 +33,16 @@ extension Manifest {
             ($0.element.line ?? 0, $0.element.column ?? 0, $0.offset) < ($1.element.line ?? 0, $1.element.column ?? 0, $1.offset)
         }.map(\.element))
     }
+
+    /// What a plugin's name may be, said to people whose name breaks it.
+    public static let pluginNameRule =
+        "lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 64 characters"
+
+    public static func isValidPluginName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 64 else { return false }
+        let lowerOrDigit: (Unicode.Scalar) -> Bool = { ("a"..."z").contains($0) || ("0"..."9").contains($0) }
+        return lowerOrDigit(first) && name.unicodeScalars.allSatisfy { lowerOrDigit($0) || $0 == "-" || $0 == "_" }
+    }
 }
 
 /// Walks the YAML node tree once, collecting every problem instead of stopping at the first.
@@ -46,8 +56,6 @@ struct ManifestReader {
         let absolute = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
         baseDirectory = (absolute as NSString).deletingLastPathComponent
     }
-
-    static let nameRule = "lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 64 characters"
 
     mutating func read(_ text: String) -> Manifest? {
         let root: Node?
@@ -129,8 +137,8 @@ struct ManifestReader {
             switch key {
             case "name":
                 if let name = string(value, at) {
-                    if isValidName(name) { spec.name = name } else {
-                        problem(value, at, "'\(name)' is not a valid name: \(Self.nameRule)")
+                    if Manifest.isValidPluginName(name) { spec.name = name } else {
+                        problem(value, at, "'\(name)' is not a valid name: \(Manifest.pluginNameRule)")
                     }
                 }
             case "wasm":
@@ -399,12 +407,6 @@ struct ManifestReader {
     private func resolve(_ path: String) -> String {
         let joined = path.hasPrefix("/") ? path : baseDirectory + "/" + path
         return (joined as NSString).standardizingPath
-    }
-
-    private func isValidName(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 64 else { return false }
-        let lowerOrDigit: (Unicode.Scalar) -> Bool = { ("a"..."z").contains($0) || ("0"..."9").contains($0) }
-        return lowerOrDigit(first) && name.unicodeScalars.allSatisfy { lowerOrDigit($0) || $0 == "-" || $0 == "_" }
     }
 
     private func isValidEnvName(_ name: String) -> Bool {

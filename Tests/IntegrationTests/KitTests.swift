@@ -5,10 +5,13 @@ import Testing
 
 /// The author kits' examples, built from source by the test run and called through the supervisor.
 @Suite(.serialized) struct KitTests {
-    @Test func theCKitsExampleReadsItsContextConfigAndLogs() throws {
+    /// The greeter examples of kits/ (C with its header, Embedded Swift with its kit, Rust with
+    /// its standard library only) behave alike.
+    @Test(arguments: ["greeter-c", "greeter-swift", "greeter-rust"])
+    func aKitsExampleReadsItsContextConfigAndLogs(plugin: String) throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
-              - {name: greeter, wasm: "{{plugins}}/kit-greeter.wasm", config: {greeting: Salut}}
+              - {name: greeter, wasm: "{{plugins}}/\(plugin).wasm", config: {greeting: Salut}}
             """)
         let hello = supervisor.call("greeter", "-p", "name=Grace \"Amazing\" Hopper", "--request-id", "r-9")
         #expect(hello.status == 0, "\(hello.stderr)")
@@ -17,5 +20,140 @@ import Testing
         let nameless = supervisor.call("greeter")
         #expect(nameless.status == 1)
         #expect(nameless.json == ["success": false, "error": "pass a \"name\" parameter"])
+    }
+
+    /// The WAT example needs no kit: it copies the name as the context spells it, escapes and all.
+    @Test func theWATExampleGreetsWithTheNameAsSpelled() throws {
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: greeter, wasm: "{{plugins}}/greeter-wat.wasm"}
+            """)
+        let hello = supervisor.call("greeter", "-p", "name=Grace \"Amazing\" Hopper", "-H", "name=not this one")
+        #expect(hello.json?["data"] == ["message": "Hello, Grace \"Amazing\" Hopper!"], "\(hello.stdout) \(hello.stderr)")
+        #expect(supervisor.log.contains(#"Hello, Grace \"Amazing\" Hopper!"#))
+        let nameless = supervisor.call("greeter", "-p", "other=x")
+        #expect(nameless.json == ["success": false, "error": "pass a \"name\" parameter"])
+    }
+
+    @Test func theSwiftKitsExampleReportsItsVersionAndDefaultGreeting() throws {
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: greeter, wasm: "{{plugins}}/greeter-swift.wasm"}
+            """)
+        let hello = supervisor.call("greeter", "-p", "name=Ada")
+        #expect(hello.json?["data"]?["message"] == "Hello, Ada!", "\(hello.stdout) \(hello.stderr)")
+        #expect(try supervisor.plugin("greeter").version == "1.0.0")
+    }
+
+    // MARK: - The Swift kit's JSON, headers and HTTP, through kit-swift-probe
+
+    func probe(_ supervisor: RunningSupervisor, _ parameters: [String: JSONValue]) throws -> JSONValue {
+        let response = try supervisor.directCall("probe", parameters)
+        guard let result = response.result else { throw FixtureError("no result: \(String(describing: response.error))") }
+        return result
+    }
+
+    static let probeManifest = """
+        plugins:
+          - {name: probe, wasm: "{{plugins}}/kit-swift-probe.wasm"}
+        """
+
+    @Test func theSwiftKitReadsAndWritesJSONAsFoundationDoes() throws {
+        let supervisor = try RunningSupervisor(manifest: Self.probeManifest)
+        let documents = [
+            #"{"a":[1,-2.5,1e3,0.1,true,false,null],"s":"q\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00 \u0001 ok","e":{},"f":[]}"#,
+            #" [ 0 , -0.0 , 1E-7 , 123456789012 , 9007199254740993 , 1.7976931348623157e308, 5e-324, 2.2250738585072011e-308 ] "#,
+            #""plain""#, "true", "null", "-12", #"{"n": 42, "n": 7}"#,
+            String(repeating: "[", count: 128) + String(repeating: "]", count: 128),
+        ]
+        for document in documents {
+            let expected = try JSONCoding.decode(JSONValue.self, from: Array(document.utf8))
+            let answer = try probe(supervisor, ["json": .string(document)])
+            #expect(answer["success"] == true, "\(document): \(answer)")
+            #expect(answer["data"]?["value"].map(numeric) == numeric(expected), "\(document)")
+            // What the kit wrote is JSON that Foundation reads back as the same value.
+            let written = try #require(answer["data"]?["text"]?.stringValue, "\(answer)")
+            #expect(numeric(try JSONCoding.decode(JSONValue.self, from: Array(written.utf8))) == numeric(expected), "\(written)")
+        }
+        let duplicate = try probe(supervisor, ["json": #"{"n": 42, "n": 7}"#])
+        #expect(duplicate["data"]?["int"] == 7, "the last of duplicate keys wins, as in JavaScript")
+    }
+
+    @Test func theSwiftKitRoundsNumbersCorrectly() throws {
+        let supervisor = try RunningSupervisor(manifest: Self.probeManifest)
+        var generator = SystemRandomNumberGenerator()
+        let numbers = (0..<300).map { _ in
+            let digits = String((0..<Int.random(in: 1...20, using: &generator)).map { _ in "0123456789".randomElement(using: &generator)! })
+            return "\(Bool.random(using: &generator) ? "-" : "")1\(digits)e\(Int.random(in: -330...290, using: &generator))"
+        }
+        let answer = try probe(supervisor, ["json": .string("[" + numbers.joined(separator: ",") + "]")])
+        let values = try #require(answer["data"]?["value"].flatMap { if case let .array(items) = $0 { items } else { nil } })
+        #expect(values.count == numbers.count)
+        for (text, value) in zip(numbers, values) {
+            #expect(numeric(value) == .double(Double(text)!), "\(text)")
+        }
+    }
+
+    @Test func theSwiftKitRefusesMalformedJSONSayingWhere() throws {
+        let supervisor = try RunningSupervisor(manifest: Self.probeManifest)
+        let cases: [(String, String)] = [
+            (#"{"a":1,}"#, "expected a string key at byte 7"),
+            ("[1 2]", "expected ',' or ']' at byte 3"),
+            (#"{"a" 1}"#, "expected ':' at byte 5"),
+            (#""\ud800""#, "lone surrogate in \\u escape at byte 7"),
+            (#""\udc00x""#, "lone surrogate in \\u escape at byte 7"),
+            (#""\x""#, "invalid escape at byte 2"),
+            (#""\u12g4""#, "invalid hex digit in \\u escape at byte 5"),
+            ("\"tab\there\"", "control character in string (escape it) at byte 4"),
+            (#""open"#, "unterminated string at byte 0"),
+            ("01", "leading zero in a number at byte 1"),
+            ("-", "expected a digit at byte 1"),
+            ("1.", "expected a digit after '.' at byte 2"),
+            ("1e+", "expected a digit in the exponent at byte 3"),
+            ("1e999", "number out of range at byte 0"),
+            ("tru", "unexpected character, expected a value at byte 0"),
+            ("1 2", "unexpected text after the JSON value at byte 2"),
+            ("", "unexpected end, expected a value at byte 0"),
+            ("[", "unexpected end, expected a value at byte 1"),
+            (String(repeating: "[", count: 129), "nested deeper than 128 levels at byte 128"),
+        ]
+        for (document, reason) in cases {
+            let answer = try probe(supervisor, ["json": .string(document)])
+            #expect(answer == ["success": false, "error": .string(reason)], "\(document)")
+        }
+        // The worker is still the same one: nothing trapped.
+        #expect(try supervisor.plugin("probe").restarts == 0)
+        #expect(try supervisor.plugin("probe").errors == 0)
+    }
+
+    @Test func theSwiftKitReadsHeadersInAnyCase() throws {
+        let supervisor = try RunningSupervisor(manifest: Self.probeManifest)
+        let answer = supervisor.call("probe", "-H", "X-Probe=yes", "-p", "kind=header")
+        #expect(answer.json?["data"] == ["header": "yes", "parameters": ["kind": "header"]], "\(answer.stdout) \(answer.stderr)")
+    }
+
+    @Test func theSwiftKitFetchesThroughTheSupervisorAndReportsRefusals() throws {
+        let server = try NetworkTests.LoopbackServer()
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: probe, wasm: "{{plugins}}/kit-swift-probe.wasm", network: {allowed_hosts: [127.0.0.1]}, timeout: 3s}
+              - {name: offline, wasm: "{{plugins}}/kit-swift-probe.wasm"}
+            """)
+        let hello = supervisor.call("probe", "-p", "url=\(server.url("hello"))")
+        #expect(hello.json?["data"] == ["status": 200, "body": "hello from the host"], "\(hello.stdout) \(hello.stderr)")
+        let refused = supervisor.call("offline", "-p", "url=\(server.url("hello"))")
+        #expect(refused.status == 1)
+        #expect(refused.json == ["success": false, "error": "network access is not granted to this plugin"])
+        withExtendedLifetime(server) {}
+    }
+}
+
+/// Numbers as Doubles, so that 1000 and 1e3, or 0 and -0.0, compare as JSON numbers do.
+func numeric(_ value: JSONValue) -> JSONValue {
+    switch value {
+    case let .integer(number): return .double(Double(number))
+    case let .array(items): return .array(items.map(numeric))
+    case let .object(members): return .object(members.mapValues(numeric))
+    default: return value
     }
 }

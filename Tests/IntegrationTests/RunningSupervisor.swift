@@ -17,14 +17,22 @@ final class RunningSupervisor: @unchecked Sendable {
 
     /// Writes `manifest` (where `{{plugins}}` stands for the fixture plugins directory) and starts
     /// a supervisor on it, returning once its control socket answers.
-    init(manifest: String, arguments: [String] = [], environment: [String: String] = [:]) throws {
+    convenience init(manifest: String, arguments: [String] = [], environment: [String: String] = [:]) throws {
         _ = try Fixtures.plugin("echo")  // builds the fixtures once
-        directory = try Self.makeTemporaryDirectory()
-        controlPath = directory.appendingPathComponent("control.sock").path
-        manifestPath = directory.appendingPathComponent("plugins.yaml").path
-        logPath = directory.appendingPathComponent("supervisor.log").path
+        let directory = try Self.makeTemporaryDirectory()
+        let manifestPath = directory.appendingPathComponent("plugins.yaml").path
         let text = manifest.replacingOccurrences(of: "{{plugins}}", with: Fixtures.pluginsDirectory.path)
         try text.write(toFile: manifestPath, atomically: true, encoding: .utf8)
+        try self.init(manifestFile: manifestPath, directory: directory, arguments: arguments, environment: environment)
+    }
+
+    /// Starts a supervisor on an existing manifest file, with its control socket and log in
+    /// `directory` (a new temporary one by default), which goes when this does.
+    init(manifestFile: String, directory: URL? = nil, arguments: [String] = [], environment: [String: String] = [:]) throws {
+        self.directory = try directory ?? Self.makeTemporaryDirectory()
+        controlPath = self.directory.appendingPathComponent("control.sock").path
+        manifestPath = manifestFile
+        logPath = self.directory.appendingPathComponent("supervisor.log").path
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
 
         process = Process()

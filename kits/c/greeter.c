@@ -1,5 +1,5 @@
-// The C kit's example (kits/c/plugvisor.h): greets parameters.name with the manifest's
-// config.greeting, logs, and fails politely without a name.
+// greeter: a plugvisor plugin in C with the kit (plugvisor.h). Greets parameters.name with the
+// manifest's config.greeting (default "Hello"), logs a line, and fails politely without a name.
 #define PLUGVISOR_IMPLEMENTATION
 #include "plugvisor.h"
 
