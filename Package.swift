@@ -35,6 +35,8 @@ let package = Package(
             dependencies: [
                 "Plugvisor", "PlugvisorManifest", "PlugvisorProtocol", "PlugvisorPosix",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             // A measuring script with threads sharing counters under locks: Swift 5 checking.
             swiftSettings: [.swiftLanguageMode(.v5)]),

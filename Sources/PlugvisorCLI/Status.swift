@@ -22,13 +22,13 @@ struct Status: ParsableCommand {
     }
 
     static func table(_ status: StatusReport) -> String {
-        let header = ["PLUGIN", "VERSION", "STATE", "PIDS", "CALLS", "ERRORS", "P50", "P99", "RESTARTS", "MEMORY"]
+        let header = ["PLUGIN", "VERSION", "GEN", "STATE", "PIDS", "CALLS", "ERRORS", "P50", "P99", "RESTARTS", "MEMORY"]
         var rows = [header]
         var notes: [String] = []
         for plugin in status.plugins {
             let rss = plugin.workers.compactMap(\.rssBytes).reduce(0, +)
             rows.append([
-                plugin.name, plugin.version ?? "-", plugin.state,
+                plugin.name, plugin.version ?? "-", "\(plugin.generation)", plugin.state,
                 plugin.workers.isEmpty ? "-" : plugin.workers.map { "\($0.pid)" }.joined(separator: ","),
                 "\(plugin.calls)", "\(plugin.errors)",
                 plugin.p50Micros.map(formatMicros) ?? "-", plugin.p99Micros.map(formatMicros) ?? "-",

@@ -5,6 +5,8 @@
 import Foundation
 import Glibc
 import Logging
+import Metrics
+import Prometheus
 import Plugvisor
 import PlugvisorManifest
 import PlugvisorPosix
@@ -107,6 +109,7 @@ func run(_ executable: String, _ args: [String]) -> String {
     process.arguments = args
     let pipe = Pipe()
     process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice  // readiness probes fail until the supervisor listens
     try? process.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
@@ -326,6 +329,18 @@ record("supervisor_rss_mib_20_plugins", rss(server.processIdentifier), "supervis
 record("cli_call_p50_ms", median(cliTimes), "a call through the CLI (new process each time), p50", "ms")
 _ = run("\(bin)/plugvisor", ["stop", "--control", control])
 server.waitUntilExit()
+
+// MARK: With metrics
+
+// Last, because a metrics backend is bootstrapped once per process: the same no-op call with
+// swift-prometheus recording every call, as under `plugvisor start --http`.
+say("no-op calls with Prometheus metrics")
+MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
+let metered = supervisor([spec("noop", "noop")])
+_ = measure(metered, "noop", callers: 1, calls: 2000)
+let meteredNoop = measure(metered, "noop", callers: 1, calls: 20_000)
+record("noop_metrics_p50_us", meteredNoop.p50, "no-op call p50 with Prometheus metrics", "µs")
+metered.shutdown()
 
 // MARK: Report
 

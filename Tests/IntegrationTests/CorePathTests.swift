@@ -69,7 +69,7 @@ import Testing
 
         let table = supervisor.cli(["status"])
         #expect(table.stdout.hasPrefix("PLUGIN"))
-        #expect(table.stdout.contains("json-transformer  1.0.0"))
+        #expect(table.stdout.contains("json-transformer  1.0.0    0    ready"), "\(table.stdout)")
     }
 
     @Test func stopEndsEveryWorkerAndTheSupervisorExitsZero() throws {
