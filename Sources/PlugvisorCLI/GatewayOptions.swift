@@ -29,11 +29,16 @@ struct GatewayOptions: ParsableArguments {
         "How many calls and admin operations the gateway runs at once; more are answered 429.", valueName: "n"))
     var maxInFlight: Int = 512
 
+    @Option(name: .customLong("http-max-connections"), help: ArgumentHelp(
+        "How many HTTP connections the gateway keeps open at once; more wait to be accepted.", valueName: "n"))
+    var maxConnections: Int = 256
+
     func validate() throws {
         if address == nil && tokenFile != nil { throw ValidationError("--token-file needs --http") }
         if let address { _ = try Self.parse(address: address) }
         _ = try maxBodyBytes()
         guard maxInFlight > 0 else { throw ValidationError("--http-max-in-flight must be at least 1") }
+        guard maxConnections > 0 else { throw ValidationError("--http-max-connections must be at least 1") }
     }
 
     func maxBodyBytes() throws -> Int {

@@ -55,6 +55,7 @@ struct Start: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "plugvisor.supervisor")
+        raiseDescriptorLimit()
         let adminToken = try gateway.readToken()
         let metrics = PrometheusCollectorRegistry()
         if gateway.address != nil { MetricsSystem.bootstrap(PrometheusMetricsFactory.plugvisor(registry: metrics)) }
@@ -116,7 +117,7 @@ struct Start: ParsableCommand {
             }
             let configuration = Gateway.Configuration(
                 host: host, port: port, adminToken: adminToken, maxBodyBytes: try gateway.maxBodyBytes(),
-                maxInFlight: gateway.maxInFlight, metrics: metrics)
+                maxInFlight: gateway.maxInFlight, maxConnections: gateway.maxConnections, metrics: metrics)
             do {
                 let (running, listening) = try RunningGateway.start(
                     Gateway(supervisor: supervisor, configuration: configuration, logger: Logger(label: "plugvisor.http")),
@@ -141,6 +142,20 @@ struct Start: ParsableCommand {
         server.close()
         withExtendedLifetime(signalSources) {}
         logger.info("stopped")
+    }
+}
+
+/// Workers (three descriptors each), control clients and HTTP connections all take descriptors:
+/// lift the soft limit to the hard one (at most 65,536), as Go's runtime does. Workers set their
+/// own, much lower limit.
+private func raiseDescriptorLimit() {
+    let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    var limit = rlimit()
+    guard getrlimit(resource, &limit) == 0 else { return }
+    let wanted = min(limit.rlim_max, 65_536)
+    if limit.rlim_cur < wanted {
+        limit.rlim_cur = wanted
+        _ = setrlimit(resource, &limit)
     }
 }
 

@@ -34,18 +34,26 @@ public struct Gateway: Sendable {
         /// Plugin calls and admin operations under way at once; more get 429 at once. Each
         /// holds a thread while it waits for its worker, so this bounds the gateway's threads.
         public var maxInFlight: Int
+        /// Open connections at once; past it new ones wait in the listen backlog. Each costs a
+        /// descriptor, so this keeps HTTP clients from taking the ones workers need.
+        public var maxConnections: Int
+        /// A connection idle this long is closed.
+        public var idleTimeout: Duration
         /// What `/metrics` serves; without it `/metrics` is 404.
         public var metrics: PrometheusCollectorRegistry?
 
         public init(
             host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, maxBodyBytes: Int = 1 << 20,
-            maxInFlight: Int = 512, metrics: PrometheusCollectorRegistry? = nil
+            maxInFlight: Int = 512, maxConnections: Int = 256, idleTimeout: Duration = .seconds(60),
+            metrics: PrometheusCollectorRegistry? = nil
         ) {
             self.host = host
             self.port = port
             self.adminToken = adminToken
             self.maxBodyBytes = maxBodyBytes
             self.maxInFlight = maxInFlight
+            self.maxConnections = maxConnections
+            self.idleTimeout = idleTimeout
             self.metrics = metrics
         }
     }
@@ -70,9 +78,13 @@ public struct Gateway: Sendable {
     public func application(onListening: @escaping @Sendable (String) async -> Void = { _ in })
         -> some ApplicationProtocol
     {
-        Application(
+        let (seconds, attoseconds) = configuration.idleTimeout.components
+        return Application(
             router: router(),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "plugvisor"),
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "plugvisor",
+                availableConnectionsDelegate: .maximum(configuration.maxConnections, logger: logger)),
             onServerRunning: { channel in
                 let address = channel.localAddress
                 let host = address?.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? configuration.host

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import Glibc
 import PlugvisorProtocol
 import PlugvisorTestSupport
 import Testing
@@ -138,6 +139,25 @@ import Testing
         // Reads are not limited, and the slot is free again once the call ended.
         #expect(try await http.send("GET", "/v1/plugins").status == 200)
         #expect(try await http.send("POST", "/v1/plugins/sleepy/execute", json: "{}").status == 200)
+    }
+
+    @Test func idleConnectionsPastTheLimitCannotStarveThePlugins() async throws {
+        let (supervisor, http) = try Self.start("""
+            plugins:
+              - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+            """, arguments: ["--http-max-connections", "2"])
+        let port = try #require(Int(http.base.split(separator: ":").last ?? ""))
+        let idle = try (0..<2).map { _ in try connectTCP(port: port) }
+        try await Task.sleep(for: .milliseconds(200))
+        // A third client waits to be accepted...
+        let waiting = HTTPClient(base: http.base, timeout: 1)
+        await #expect(throws: (any Error).self) { try await waiting.send("GET", "/healthz") }
+        // ...while plugins go on serving through the control socket.
+        #expect(supervisor.call("echo").status == 0)
+        // One slot freed: served again.
+        Glibc.close(idle[0])
+        #expect(try await http.send("GET", "/healthz").status == 200)
+        Glibc.close(idle[1])
     }
 
     @Test func malformedAndOversizedBodiesAreRefusedClearly() async throws {
@@ -339,9 +359,24 @@ import Testing
     }
 }
 
+/// An idle TCP connection to the gateway, as a slow or hostile client keeps one.
+func connectTCP(port: Int) throws -> Int32 {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard result == 0 else { throw FixtureError("connect to port \(port): errno \(errno)") }
+    return descriptor
+}
+
 /// A tiny client over URLSession: a real HTTP client, not the gateway's own code.
 struct HTTPClient: Sendable {
     let base: String
+    var timeout: TimeInterval = 30
 
     struct Answer: Sendable {
         var status: Int
@@ -361,7 +396,7 @@ struct HTTPClient: Sendable {
     func send(_ method: String, _ path: String, json: String? = nil, headers: [String: String] = [:]) async throws -> Answer {
         var request = URLRequest(url: URL(string: base + path)!)
         request.httpMethod = method
-        request.timeoutInterval = 30
+        request.timeoutInterval = timeout
         if let json {
             request.httpBody = Data(json.utf8)
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
