@@ -27,7 +27,9 @@ run() { echo "\$ plugvisor $*"; "$bin/plugvisor" "$@" --control "$control"; echo
 run call echo -p hello=world
 run call json-transformer -p action=transform -p format=json --request-id demo-1
 run call hello-c -p name=Ada
-run call hello-swift -p text=plugvisor
+run call hello-swift
+run call greeter-swift -p name=Grace
+run call greeter-rust -p name=Linus
 run status
 
 gateway=$(grep -o 'http://127.0.0.1:[0-9]*' "$runtime/supervisor.log" | head -n 1)

@@ -64,7 +64,7 @@ import Testing
         _ = try Fixtures.plugin("echo")
         let output = try plugvisor("validate", Fixtures.root.appendingPathComponent("Fixtures/demo.yaml").path)
         #expect(output.status == 0, "\(output.stdout)")
-        #expect(output.stdout.contains("ok, 4 plugin(s)"))
+        #expect(output.stdout.contains("ok, 6 plugin(s)"))
     }
 
     @Test func inspectDescribesAModuleAndWhatItLacks() throws {
