@@ -7,7 +7,8 @@ let package = Package(
     products: [
         .executable(name: "plugvisor", targets: ["plugvisor"]),
         .executable(name: "plugvisor-worker", targets: ["plugvisor-worker"]),
-        .library(name: "Plugvisor", targets: ["Plugvisor"]),
+        // The supervisor with the modules its API speaks in: manifests and JSON values.
+        .library(name: "Plugvisor", targets: ["Plugvisor", "PlugvisorManifest", "PlugvisorProtocol"]),
         .library(name: "PlugvisorGateway", targets: ["PlugvisorGateway"]),
     ],
     dependencies: [

@@ -7,7 +7,7 @@ import ServiceLifecycle
 extension Supervisor {
     /// Performs one control request (call, status, kill, restart, reload; `stop` is only
     /// acknowledged: stopping is the caller's job). Blocks until it is done.
-    public func respond(to request: ControlRequest) -> ControlResponse {
+    package func respond(to request: ControlRequest) -> ControlResponse {
         switch request.op {
         case .call:
             guard let plugin = request.plugin else {
@@ -102,6 +102,12 @@ extension Supervisor {
     /// Re-reads the manifest file, as `plugvisor reload` and SIGHUP do.
     public func reloadManifest() async throws(PluginError) -> ManifestChanges {
         try await offload { self.reloadManifest() }.get()
+    }
+
+    /// Refuses new calls, lets calls in flight finish within the grace period, and ends every
+    /// worker (what the `Service` does on graceful shutdown).
+    public func shutdown() async {
+        await offload { self.shutdown() }
     }
 
     /// `respond(to:)` for async callers.

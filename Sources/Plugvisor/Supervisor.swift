@@ -42,7 +42,9 @@ public struct SupervisorConfiguration: Sendable {
 
 /// Runs the plugins of a manifest, each in its own worker processes, and routes calls to them.
 ///
-/// All methods are thread-safe and blocking; a call never waits past its plugin's timeout.
+/// Embedding programs use its async API (`Supervisor+Requests.swift`); the blocking methods
+/// it wraps are for this package's own thread-based code (the CLI, the control socket). All
+/// are thread-safe; a call never waits past its plugin's timeout.
 public final class Supervisor: @unchecked Sendable {
     // SAFETY: `plugins`, `order`, `manifest` and `startPhase` are only touched under `registry`; the rest is
     // immutable or thread-safe.
@@ -75,7 +77,7 @@ public final class Supervisor: @unchecked Sendable {
     /// watches the plugins' files for changes (when `watchFiles`).
     /// A plugin that fails to load does not stop the others: see `status()`. Calling it again
     /// (from any thread) waits for the first start to finish and does nothing more.
-    public func start() {
+    package func start() {
         let runtimes = registry.withLock { () -> [PluginRuntime]? in
             switch startPhase {
             case .notStarted:
@@ -117,25 +119,25 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Calls the plugin's `execute` with `context` (`{"request_id", "headers", "parameters"}`).
     /// - Returns: the guest's result object, or a typed error.
-    public func execute(plugin name: String, context: JSONValue) -> Result<JSONValue, PluginError> {
+    package func execute(plugin name: String, context: JSONValue) -> Result<JSONValue, PluginError> {
         runtime(name).flatMap { $0.execute(context: context) }
     }
 
     /// SIGKILLs the plugin's workers now: calls in flight get `killed`, later calls `stopped`,
     /// until `restart`. Other plugins are not touched.
-    public func kill(plugin name: String) -> Result<Void, PluginError> {
+    package func kill(plugin name: String) -> Result<Void, PluginError> {
         runtime(name).map { $0.kill() }
     }
 
     /// Starts the plugin again with fresh workers (re-reading its module), whatever its state.
-    public func restart(plugin name: String) -> Result<Void, PluginError> {
+    package func restart(plugin name: String) -> Result<Void, PluginError> {
         runtime(name).map { $0.restart() }
     }
 
     /// Reloads one plugin now, even if its file did not change: a new generation of workers
     /// takes over once it is ready, with zero failed calls; if it cannot start, the old one
     /// goes on serving.
-    public func reload(plugin name: String) -> Result<PluginReloadResult, PluginError> {
+    package func reload(plugin name: String) -> Result<PluginReloadResult, PluginError> {
         runtime(name).map { runtime in reloads.sync { runtime.reload(spec: runtime.spec, force: true) } }
     }
 
@@ -150,7 +152,7 @@ public final class Supervisor: @unchecked Sendable {
     /// drain and stop, changed ones (file, limits or capabilities) reload. A manifest with
     /// errors changes nothing.
     /// - Returns: what changed, or `invalid_manifest` with every problem.
-    public func reloadManifest() -> Result<ManifestChanges, PluginError> {
+    package func reloadManifest() -> Result<ManifestChanges, PluginError> {
         reloads.sync {
             let path = registry.withLock { manifest.path }
             let next: Manifest
@@ -226,7 +228,7 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     /// Refuses new calls, lets calls in flight finish within the grace period, ends every worker.
-    public func shutdown() {
+    package func shutdown() {
         watcher?.stop()
         let deadline = ContinuousClock.now + configuration.gracePeriod
         let runtimes = registry.withLock { Array(plugins.values) }

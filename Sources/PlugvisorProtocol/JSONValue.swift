@@ -106,3 +106,8 @@ public enum JSONCoding {
         (try? encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
     }
 }
+
+extension JSONValue: CustomStringConvertible {
+    /// The value as compact JSON, so that `print(result)` shows what a plugin answered.
+    public var description: String { JSONCoding.compact(self) }
+}
