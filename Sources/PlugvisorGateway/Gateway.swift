@@ -78,10 +78,9 @@ public struct Gateway: Sendable {
     public func application(onListening: @escaping @Sendable (String) async -> Void = { _ in })
         -> some ApplicationProtocol
     {
-        let (seconds, attoseconds) = configuration.idleTimeout.components
-        return Application(
+        Application(
             router: router(),
-            server: .http1(configuration: .init(idleTimeout: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))),
+            server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout))),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "plugvisor",
                 availableConnectionsDelegate: .maximum(configuration.maxConnections, logger: logger)),
