@@ -167,8 +167,10 @@ record("floor_calls_per_s_2p", floor2.map(\.perSecond).reduce(0, +), "floor: two
 // MARK: No-op calls
 
 say("no-op calls through the library API")
+var wordCount = spec("words", "word-count")
+wordCount.abi = .wasiCommand
 let pool = supervisor([spec("noop", "noop"), spec("noop2", "noop", instances: 2), spec("echo", "echo"),
-                       spec("compute", "compute")])
+                       spec("compute", "compute"), wordCount])
 _ = measure(pool, "noop", callers: 1, calls: 2000)  // warm-up
 let noop = measure(pool, "noop", callers: 1, calls: 20_000)
 record("noop_p50_us", noop.p50, "no-op call p50, instances 1, 1 caller", "µs")
@@ -194,6 +196,12 @@ for (label, size) in [("4k", 4 << 10), ("256k", 256 << 10)] {
 say("compute-heavy guest")
 let compute = measure(pool, "compute", callers: 1, calls: 5)
 record("compute_mib_per_s", 16 / ((compute.p50 - noop.p50) / 1e6), "compute: FNV-1a in the guest", "MiB/s")
+
+say("a WASI command plugin")
+let words: JSONValue = ["request_id": "bench", "headers": [:], "parameters": ["text": "the quick brown fox"]]
+_ = measure(pool, "words", context: words, callers: 1, calls: 50)
+let command = measure(pool, "words", context: words, callers: 1, calls: 1000)
+record("wasi_command_p50_us", command.p50, "WASI command call p50 (a new instance per call)", "µs")
 
 say("idle worker memory")
 Thread.sleep(forTimeInterval: 0.5)

@@ -40,6 +40,7 @@ import Testing
               - {name: exit3, wasm: "{{plugins}}/exit-code.wasm", abi: wasi-command}
               - {name: text, wasm: "{{plugins}}/prints-text.wasm", abi: wasi-command}
               - {name: not-a-command, wasm: "{{plugins}}/echo.wasm", abi: wasi-command}
+              - {name: flood, wasm: "{{plugins}}/floods-stdout.wasm", abi: wasi-command}
             """)
         let exit3 = supervisor.call("exit3")
         #expect(exit3.status == 1)
@@ -48,6 +49,10 @@ import Testing
         #expect(text.status == 2)
         #expect(text.error?.code == .invalidResult)
         #expect(text.error?.message.contains("hello, this is not JSON") == true)
+        let flood = supervisor.call("flood")
+        #expect(flood.error?.code == .invalidResult)
+        #expect(flood.error?.message.contains("the program wrote more than 8388608 bytes") == true, "\(flood.stderr)")
+        #expect(supervisor.call("exit3").status == 1, "the worker serves on")
         let notCommand = try supervisor.plugin("not-a-command")
         #expect(notCommand.state == "failed")
         #expect(notCommand.lastError?.contains("must export a _start function") == true)
