@@ -316,13 +316,17 @@ import Testing
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """)
         let address = http.base.replacingOccurrences(of: "http://", with: "")
-        #expect(throws: (any Error).self) {
-            try RunningSupervisor(manifest: """
-                plugins:
-                  - {name: echo, wasm: "{{plugins}}/echo.wasm"}
-                """, arguments: ["--http", address])
-        }
-        _ = first
+        let directory = try RunningSupervisor.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let second = ProcessRunner.run([
+            try Fixtures.binary("plugvisor"), "start", first.manifestPath, "--http", address,
+            "--control", directory.appendingPathComponent("control.sock").path,
+        ])
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("plugvisor: cannot serve HTTP on \(address):"), "\(second.stderr)")
+        // It stopped the workers it had started before it exited.
+        #expect(second.stderr.contains("all workers stopped"))
+        #expect(try first.plugin("echo").state == "ready")
     }
 
     @Test func badGatewayOptionsAreRefusedBeforeAnythingStarts() throws {
