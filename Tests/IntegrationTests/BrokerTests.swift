@@ -1,0 +1,100 @@
+import Foundation
+import Glibc
+import PlugvisorProtocol
+import PlugvisorTestSupport
+import Testing
+
+/// The network broker: guests' HTTP requests are performed in `plugvisor-broker`, a locked-down
+/// child of the supervisor, so that libcurl never parses a remote server's bytes in the trusted
+/// process. A broker that dies costs only the requests in flight on it.
+@Suite(.serialized) struct BrokerTests {
+    static let manifest = """
+        plugins:
+          - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: [127.0.0.1]}, timeout: 12s}
+        """
+
+    @Test func requestsRunInASeparateLockedDownBrokerProcess() throws {
+        let server = try NetworkTests.LoopbackServer()
+        let supervisor = try RunningSupervisor(manifest: Self.manifest)
+        let supervisorPID = supervisor.process.processIdentifier
+        #expect(brokers(of: supervisorPID).isEmpty, "the broker starts with the first request")
+
+        let hello = supervisor.call("fetch", "-p", "url=\(server.url("hello"))")
+        #expect(hello.json?["data"]?["status"] == 200, "\(hello.stderr) \(supervisor.log)")
+        let found = brokers(of: supervisorPID)
+        try #require(found.count == 1, "\(supervisor.log)")
+        let broker = found[0]
+        #expect(broker != supervisorPID)
+        let status = try String(contentsOfFile: "/proc/\(broker)/status", encoding: .utf8)
+        #expect(status.contains("NoNewPrivs:\t1"), "\(status)")
+        #expect(status.contains("Seccomp:\t2"), "\(status)")
+        if geteuid() == 0 {
+            // The CLI's default worker user is nobody: the broker drops to it too.
+            let nobody = getpwnam("nobody").map { $0.pointee.pw_uid } ?? 65534
+            #expect(status.contains("Uid:\t\(nobody)\t\(nobody)\t\(nobody)\t\(nobody)"), "\(status)")
+        }
+        // The supervisor itself stays free of libcurl: it never loads FoundationNetworking.
+        let maps = try String(contentsOfFile: "/proc/\(supervisorPID)/maps", encoding: .utf8)
+        #expect(!maps.contains("libcurl"))
+        #expect(!maps.contains("FoundationNetworking"))
+        withExtendedLifetime(server) {}
+    }
+
+    @Test func aKilledBrokerFailsOnlyItsRequestsAndIsReplaced() throws {
+        let server = try NetworkTests.LoopbackServer()
+        let supervisor = try RunningSupervisor(manifest: Self.manifest)
+        let supervisorPID = supervisor.process.processIdentifier
+        let first = supervisor.call("fetch", "-p", "url=\(server.url("hello"))")
+        #expect(first.json?["data"]?["status"] == 200, "\(first.stderr) \(supervisor.log)")
+        let broker = try #require(brokers(of: supervisorPID).first)
+
+        // A request in flight (the server answers /slow after 10 s) when the broker is killed.
+        let slowURL = server.url("slow")
+        let slow = Background { supervisor.call("fetch", "-p", "url=\(slowURL)") }
+        Thread.sleep(forTimeInterval: 1)
+        #expect(!slow.isDone)
+        kill(broker, SIGKILL)
+        let answer = slow.wait()
+        #expect(answer.json?["data"]?["error"]?.stringValue?.hasPrefix("the network broker died") == true,
+                "\(answer.stdout) \(answer.stderr)")
+        // Reaped by the supervisor: neither running nor a zombie.
+        #expect(supervisor.eventually { !FileManager.default.fileExists(atPath: "/proc/\(broker)") })
+        #expect(supervisor.process.isRunning)
+        #expect(supervisor.log.contains("the network broker died"))
+
+        let again = supervisor.call("fetch", "-p", "url=\(server.url("hello"))")
+        #expect(again.json?["data"]?["status"] == 200, "\(again.stderr) \(supervisor.log)")
+        let replacement = brokers(of: supervisorPID)
+        #expect(replacement.count == 1 && replacement.first != broker)
+        withExtendedLifetime(server) {}
+    }
+
+    @Test func stopLeavesNoBroker() throws {
+        let server = try NetworkTests.LoopbackServer()
+        let supervisor = try RunningSupervisor(manifest: Self.manifest)
+        let hello = supervisor.call("fetch", "-p", "url=\(server.url("hello"))")
+        #expect(hello.json?["data"]?["status"] == 200, "\(hello.stderr) \(supervisor.log)")
+        let broker = try #require(brokers(of: supervisor.process.processIdentifier).first)
+        let stopped = supervisor.stop()
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        #expect(supervisor.exitStatus == 0, "\(supervisor.log)")
+        #expect(!processIsAlive(broker), "broker \(broker) outlived its supervisor")
+        withExtendedLifetime(server) {}
+    }
+
+    /// Children of `parent` running `plugvisor-broker`, from /proc.
+    func brokers(of parent: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, Int32(fields[1]) == parent, fields[0] != "Z",
+                let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
+            else { return false }
+            let program = String(decoding: command.prefix { $0 != 0 }, as: UTF8.self)
+            return program.hasSuffix("/plugvisor-broker")
+        }
+    }
+}
