@@ -82,6 +82,41 @@ import Testing
         withExtendedLifetime(server) {}
     }
 
+    @Test func aBrokerThatBreaksTheProtocolIsKilledAndStrayAnswersAreDropped() throws {
+        let server = try NetworkTests.LoopbackServer()
+        let (garbageBroker, strayBroker) = (try fakeBroker("garbage"), try fakeBroker("wrong-id"))
+        defer {
+            for script in [garbageBroker, strayBroker] {
+                try? FileManager.default.removeItem(at: URL(fileURLWithPath: script).deletingLastPathComponent())
+            }
+        }
+        let garbage = try RunningSupervisor(manifest: Self.manifest, environment: ["PLUGVISOR_BROKER": garbageBroker])
+        let refused = garbage.call("fetch", "-p", "url=\(server.url("hello"))")
+        #expect(refused.json?["data"]?["error"]?.stringValue?.contains("was killed for breaking the protocol") == true,
+                "\(refused.stdout) \(refused.stderr) \(garbage.log)")
+        #expect(garbage.process.isRunning)
+        #expect(garbage.log.contains("the network broker broke the protocol"))
+
+        let stray = try RunningSupervisor(manifest: Self.manifest, environment: ["PLUGVISOR_BROKER": strayBroker])
+        let answered = stray.call("fetch", "-p", "url=\(server.url("hello"))")
+        #expect(answered.json?["data"]?["status"] == 299, "\(answered.stdout) \(answered.stderr) \(stray.log)")
+        withExtendedLifetime(server) {}
+    }
+
+    /// A script that runs Fixtures/fake-broker.py in `mode` (the broker's environment is empty,
+    /// so the interpreter's path is spelled out).
+    func fakeBroker(_ mode: String) throws -> String {
+        let python = ProcessRunner.run(["/usr/bin/env", "python3", "-c", "import sys; print(sys.executable)"])
+        let interpreter = python.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard python.status == 0, !interpreter.isEmpty else { throw FixtureError("no python3: \(python.stderr)") }
+        let directory = try RunningSupervisor.makeTemporaryDirectory()
+        let path = directory.appendingPathComponent("fake-broker").path
+        let script = Fixtures.root.appendingPathComponent("Fixtures/fake-broker.py").path
+        try "#!/bin/sh\nexec \(interpreter) \(script) \(mode)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
     /// Children of `parent` running `plugvisor-broker`, from /proc.
     func brokers(of parent: Int32) -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
