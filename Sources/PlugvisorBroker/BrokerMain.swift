@@ -24,18 +24,8 @@ public enum PlugvisorBroker {
     static let readableDirectories = ["/etc", "/usr", "/lib", "/lib64"]
 
     public static func main() -> Never {
-        var type: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(channelFD, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
-            // UX, not security: a person who runs this binary by hand gets told what it is.
-            writeError("plugvisor-broker is started by the plugvisor supervisor; run `plugvisor start MANIFEST` instead.")
-            exit(64)
-        }
-        // Die with the supervisor, and close the race where it died before this line ran.
-        _ = pv_set_parent_death_signal(SIGKILL)
-        if let expected = ProcessInfo.processInfo.environment["PLUGVISOR_SUPERVISOR_PID"], Int32(expected) != getppid() {
-            exit(70)
-        }
+        // Die with the supervisor; tell a person who runs this binary by hand what it is.
+        SupervisedStart.begin(channel: channelFD, program: "plugvisor-broker")
         do { try lockDown(user: user(from: CommandLine.arguments)) } catch { fail("\(error)") }
         serve()
     }
