@@ -11,7 +11,8 @@ import PlugvisorSandbox
 /// trusted supervisor.
 ///
 /// It is started by the supervisor with fd 3 = its socketpair end, an empty environment, and
-/// optionally `--user UID:GID` (the user to drop to when started as root). It locks itself down
+/// optionally `--user UID:GID` (the user to drop to when started as root). Tests add
+/// `--drill N` to prove the lockdown. It locks itself down
 /// before it reads its first request, then serves requests concurrently until the supervisor
 /// hangs up.
 public enum PlugvisorBroker {
@@ -27,6 +28,12 @@ public enum PlugvisorBroker {
         // Die with the supervisor; tell a person who runs this binary by hand what it is.
         SupervisedStart.begin(channel: channelFD, program: "plugvisor-broker")
         do { try lockDown(user: user(from: CommandLine.arguments)) } catch { fail("\(error)") }
+        if let which = drill(from: CommandLine.arguments) {
+            // Test-only: attempt one forbidden operation (see `pv_sandbox_drill`) after lockdown.
+            // Under the filter the process dies of SIGSYS; surviving it exits 0.
+            _ = Lockdown.drill(which)
+            exit(0)
+        }
         serve()
     }
 
@@ -49,6 +56,11 @@ public enum PlugvisorBroker {
             fail("--user wants UID:GID, not \(arguments[flag + 1])")
         }
         return (uid, gid)
+    }
+
+    static func drill(from arguments: [String]) -> Int32? {
+        guard let flag = arguments.firstIndex(of: "--drill"), flag + 1 < arguments.count else { return nil }
+        return Int32(arguments[flag + 1])
     }
 
     /// Reads requests on the main thread and performs each on its own thread. Answers go out

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import PlugvisorPosix
 import PlugvisorProtocol
 import PlugvisorTestSupport
 import Testing
@@ -101,6 +102,35 @@ import Testing
         let answered = stray.call("fetch", "-p", "url=\(server.url("hello"))")
         #expect(answered.json?["data"]?["status"] == 299, "\(answered.stdout) \(answered.stderr) \(stray.log)")
         withExtendedLifetime(server) {}
+    }
+
+    /// The broker's lockdown on its own (`--drill`): after it, exec, fork and ptrace die of
+    /// SIGSYS and the reporter names the syscall; sockets, its job, still work.
+    @Test(arguments: [(2, "execve"), (3, "fork"), (6, "ptrace")])
+    func theBrokersSeccompFilterRefusesExecForkAndPtrace(drill: Int32, syscall: String) throws {
+        let (exit, stderr) = try runBroker(["--drill", "\(drill)"])
+        #expect(exit == .signalled(SIGSYS), "\(stderr)")
+        #expect(stderr.contains("seccomp refused syscall") && stderr.contains("(\(syscall))"), "\(stderr)")
+    }
+
+    @Test func theLockedDownBrokerMayStillOpenSockets() throws {
+        let (exit, stderr) = try runBroker(["--drill", "0"] + (geteuid() == 0 ? ["--user", "65534:65534"] : []))
+        #expect(exit == .exited(code: 0), "\(stderr)")
+    }
+
+    /// Runs plugvisor-broker as the supervisor would (a socketpair on fd 3), to its end.
+    func runBroker(_ arguments: [String]) throws -> (ProcessExit, String) {
+        let (ours, theirs) = try Descriptors.socketPair()
+        let (stderrRead, stderrWrite) = try Descriptors.pipe()
+        let process = try ChildProcess.spawn(
+            executable: try Fixtures.binary("plugvisor-broker"), arguments: arguments,
+            environment: ["SWIFT_BACKTRACE": "enable=no"], channel: theirs, stderr: stderrWrite)
+        theirs.close()
+        stderrWrite.close()
+        let stderr = try Descriptors.readAll(stderrRead.rawValue, limit: 64 * 1024)
+        let exit = process.waitForExit()
+        withExtendedLifetime(ours) {}
+        return (exit, String(decoding: stderr, as: UTF8.self))
     }
 
     /// A script that runs Fixtures/fake-broker.py in `mode` (the broker's environment is empty,
