@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "plugvisor", targets: ["plugvisor"]),
         .executable(name: "plugvisor-worker", targets: ["plugvisor-worker"]),
+        .executable(name: "plugvisor-broker", targets: ["plugvisor-broker"]),
         // The supervisor with the modules its API speaks in: manifests and JSON values.
         .library(name: "Plugvisor", targets: ["Plugvisor", "PlugvisorManifest", "PlugvisorProtocol"]),
         .library(name: "PlugvisorGateway", targets: ["PlugvisorGateway"]),
@@ -29,6 +30,7 @@ let package = Package(
         // Executables stay thin: each forwards to a library target that tests can reach.
         .executableTarget(name: "plugvisor", dependencies: ["PlugvisorCLI"]),
         .executableTarget(name: "plugvisor-worker", dependencies: ["PlugvisorWorker"]),
+        .executableTarget(name: "plugvisor-broker", dependencies: ["PlugvisorBroker"]),
         // scripts/bench.sh: the floor (a bare socketpair ping-pong) and the measurements.
         .executableTarget(name: "plugvisor-pingpong"),
         .executableTarget(
@@ -106,6 +108,13 @@ let package = Package(
                 .product(name: "WASI", package: "WasmKit"),
                 .product(name: "WasmParser", package: "WasmKit"),
             ]
+        ),
+        // Runs inside the sandboxed network broker process; the only target that uses
+        // FoundationNetworking (libcurl), so that remote servers' bytes are never parsed in the
+        // trusted supervisor.
+        .target(
+            name: "PlugvisorBroker",
+            dependencies: ["PlugvisorProtocol", "PlugvisorPosix", "PlugvisorSandbox", "CPlugvisorSandbox", "CPlugvisorLinux"]
         ),
         .target(name: "PlugvisorProtocol"),
         .target(

@@ -90,7 +90,15 @@ int pv_install_sigsys_reporter(void) {
 }
 
 int pv_seccomp_install(const pv_seccomp_rule *rules, size_t count, char *error, size_t error_length) {
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
+    return pv_seccomp_install_mode(rules, count, 0, error, error_length);
+}
+
+int pv_seccomp_install_mode(const pv_seccomp_rule *rules, size_t count, int deny_listed, char *error,
+                            size_t error_length) {
+    // An allowlist traps by default; a denylist allows by default and traps what is listed.
+    // Either way a foreign architecture's syscalls kill the process (libseccomp's bad-arch action).
+    uint32_t listed = deny_listed ? SCMP_ACT_TRAP : SCMP_ACT_ALLOW;
+    scmp_filter_ctx ctx = seccomp_init(deny_listed ? SCMP_ACT_ALLOW : SCMP_ACT_TRAP);
     if (!ctx) {
         snprintf(error, error_length, "seccomp_init failed");
         return -ENOMEM;
@@ -98,12 +106,12 @@ int pv_seccomp_install(const pv_seccomp_rule *rules, size_t count, char *error, 
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         if (rules[i].arg_index < 0) {
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, rules[i].number, 0);
+            rc = seccomp_rule_add(ctx, listed, rules[i].number, 0);
         } else {
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, rules[i].number, 1,
+            rc = seccomp_rule_add(ctx, listed, rules[i].number, 1,
                                   SCMP_CMP64((unsigned)rules[i].arg_index, SCMP_CMP_EQ, rules[i].arg_value, 0));
         }
-        if (rc) snprintf(error, error_length, "cannot allow syscall %d: %s", rules[i].number, strerror(-rc));
+        if (rc) snprintf(error, error_length, "cannot add a rule for syscall %d: %s", rules[i].number, strerror(-rc));
     }
     if (rc == 0) {
         rc = seccomp_load(ctx);
@@ -119,6 +127,10 @@ int pv_landlock_abi(void) {
 }
 
 int pv_landlock_restrict(const char *const *paths, const int *writable, size_t count) {
+    return pv_landlock_restrict_paths(paths, writable, count, 1);
+}
+
+int pv_landlock_restrict_paths(const char *const *paths, const int *writable, size_t count, int restrict_network) {
     int abi = pv_landlock_abi();
     if (abi <= 0) return -EOPNOTSUPP;
     uint64_t read_rights = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
@@ -131,7 +143,7 @@ int pv_landlock_restrict(const char *const *paths, const int *writable, size_t c
     attr.handled_access_fs = all;
     size_t attr_size = offsetof(struct landlock_ruleset_attr, handled_access_fs) + sizeof attr.handled_access_fs;
 #ifdef LANDLOCK_ACCESS_NET_CONNECT_TCP
-    if (abi >= 4) {
+    if (abi >= 4 && restrict_network) {
         attr.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
         attr_size = offsetof(struct landlock_ruleset_attr, handled_access_net) + sizeof attr.handled_access_net;
     }

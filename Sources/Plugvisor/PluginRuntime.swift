@@ -460,7 +460,7 @@ final class PluginRuntime: @unchecked Sendable {
     private func serve(_ request: HostRequest, spec: PluginSpec, deadline: ContinuousClock.Instant) -> HostResult {
         switch request.op {
         case "http":
-            let answer = HTTPBroker.perform(request.request, allowedHosts: spec.allowedHosts, deadline: deadline)
+            let answer = environment.broker.perform(request.request, allowedHosts: spec.allowedHosts, deadline: deadline)
             if let error = answer["error"]?.stringValue { logger.notice("http_request refused: \(error)") }
             return HostResult(id: request.id, result: answer)
         default:

@@ -8,6 +8,8 @@ import PlugvisorProtocol
 public struct SupervisorConfiguration: Sendable {
     /// Path of the `plugvisor-worker` executable.
     public var workerExecutable: String
+    /// Path of the `plugvisor-broker` executable, which performs guests' HTTP requests.
+    public var brokerExecutable: String
     /// Ceiling on one frame from a worker.
     public var maxFrameLength: Int
     /// How long `shutdown` lets calls in flight finish.
@@ -22,9 +24,10 @@ public struct SupervisorConfiguration: Sendable {
     public init(
         workerExecutable: String? = nil, maxFrameLength: Int = Framing.defaultMaxFrameLength,
         gracePeriod: Duration = .seconds(10), workerUser: WorkerUser? = nil, sandboxDrill: Bool = false,
-        watchFiles: Bool = true
+        watchFiles: Bool = true, brokerExecutable: String? = nil
     ) {
         self.workerExecutable = workerExecutable ?? SupervisorEnvironment.defaultWorkerExecutable()
+        self.brokerExecutable = brokerExecutable ?? SupervisorEnvironment.defaultBrokerExecutable()
         self.maxFrameLength = maxFrameLength
         self.gracePeriod = gracePeriod
         self.workerUser = workerUser
@@ -66,7 +69,7 @@ public final class Supervisor: @unchecked Sendable {
         self.manifest = manifest
         self.configuration = configuration
         self.logger = logger
-        environment = SupervisorEnvironment(configuration: configuration)
+        environment = SupervisorEnvironment(configuration: configuration, logger: logger)
         for spec in manifest.plugins {
             plugins[spec.name] = PluginRuntime(spec: spec, environment: environment, logger: logger)
         }

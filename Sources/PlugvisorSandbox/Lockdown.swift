@@ -44,19 +44,26 @@ public struct LockdownPlan: Sendable {
     /// Drop to this uid and gid when running as root.
     public var user: (uid: uid_t, gid: gid_t)?
     public var policy: SeccompPolicy
+    /// Whether Landlock also forbids TCP bind and connect (where the kernel can): yes for workers,
+    /// no for the network broker, whose job is to connect.
+    public var restrictNetwork: Bool
 
-    public init(directories: [Directory], user: (uid: uid_t, gid: gid_t)?, policy: SeccompPolicy) {
+    public init(
+        directories: [Directory], user: (uid: uid_t, gid: gid_t)?, policy: SeccompPolicy, restrictNetwork: Bool = true
+    ) {
         self.directories = directories
         self.user = user
         self.policy = policy
+        self.restrictNetwork = restrictNetwork
     }
 }
 
 /// The worker's sandbox as an ordered checklist (nsjail order), seccomp last.
 public enum Lockdown {
-    /// First thing after exec: keep only fds 0-4 (stdio, the channel, the module) and no core dumps.
-    public static func atStart() throws(SandboxError) {
-        if pv_close_from(5) != 0 { throw SandboxError(step: "close descriptors", errno: errno) }
+    /// First thing after exec: keep only fds 0-`lastKept` (for a worker 0-4: stdio, the channel,
+    /// the module) and no core dumps.
+    public static func atStart(keepingThrough lastKept: Int32 = 4) throws(SandboxError) {
+        if pv_close_from(lastKept + 1) != 0 { throw SandboxError(step: "close descriptors", errno: errno) }
         if pv_set_rlimit(pv_rlimit_core(), 0) != 0 { throw SandboxError(step: "RLIMIT_CORE", errno: errno) }
     }
 
@@ -75,7 +82,7 @@ public enum Lockdown {
 
     /// After granted directories are open, right before guest code runs. Irreversible.
     public static func apply(_ plan: LockdownPlan) throws(SandboxError) {
-        try restrictFilesystem(plan.directories)
+        try restrictFilesystem(plan.directories, network: plan.restrictNetwork)
         if let user = plan.user, geteuid() == 0 {
             let parent = getppid()
             if pv_drop_privileges(user.uid, user.gid) != 0 {
@@ -90,7 +97,7 @@ public enum Lockdown {
 
     /// Landlock where the kernel has it. Without it, seccomp still forbids open when nothing is
     /// granted, and a read-only grant is refused rather than silently left writable.
-    static func restrictFilesystem(_ directories: [LockdownPlan.Directory]) throws(SandboxError) {
+    static func restrictFilesystem(_ directories: [LockdownPlan.Directory], network: Bool) throws(SandboxError) {
         guard landlockABI > 0 else {
             if let readOnly = directories.first(where: { !$0.writable }) {
                 throw SandboxError(step: "landlock", "this kernel has no Landlock, so \(readOnly.path) cannot be made read-only")
@@ -101,7 +108,7 @@ public enum Lockdown {
         defer { owned.forEach { free($0) } }
         let paths: [UnsafePointer<CChar>?] = owned.map { $0.map { UnsafePointer($0) } }
         let writable: [Int32] = directories.map { $0.writable ? 1 : 0 }
-        let rc = pv_landlock_restrict(paths, writable, directories.count)
+        let rc = pv_landlock_restrict_paths(paths, writable, directories.count, network ? 1 : 0)
         if rc != 0 { throw SandboxError(step: "landlock", errno: -rc) }
     }
 

@@ -26,8 +26,70 @@ public struct SeccompPolicy: Sendable, Equatable {
     }
 
     public var rules: [Rule]
+    /// false: an allowlist (everything else traps). true: a denylist (the rules trap, the rest runs).
+    public var denies: Bool
 
-    public init(rules: [Rule]) { self.rules = rules }
+    public init(rules: [Rule], denies: Bool = false) {
+        self.rules = rules
+        self.denies = denies
+    }
+
+    /// The network broker's filter: a denylist, not an allowlist. The broker runs
+    /// FoundationNetworking and libcurl (threads, DNS, TLS, sockets of every kind), whose exact
+    /// syscalls vary with the library versions and the remote side; an allowlist that misses one
+    /// would kill every request. What the filter does instead is take away what an attacker who
+    /// got code running in the broker would reach for next: running programs, reading or
+    /// writing other processes, and the kernel's rarely used, often exploited surfaces. Landlock
+    /// (no writes, reads only of system directories), the privilege drop and rlimits do the rest.
+    public static let broker = SeccompPolicy(rules: [
+        Rule("execve", why: "no new programs: the broker only ever runs its own code"),
+        Rule("execveat", why: "no new programs"),
+        Rule("fork", why: "no new processes (threads use clone)"),
+        Rule("vfork", why: "no new processes"),
+        Rule("ptrace", why: "no reading or steering other processes"),
+        Rule("process_vm_readv", why: "no reading other processes' memory"),
+        Rule("process_vm_writev", why: "no writing other processes' memory"),
+        Rule("pidfd_getfd", why: "no stealing other processes' descriptors"),
+        Rule("kcmp", why: "no probing other processes' resources"),
+        Rule("mount", why: "no changing the filesystem tree"),
+        Rule("umount2", why: "no changing the filesystem tree"),
+        Rule("pivot_root", why: "no changing the filesystem tree"),
+        Rule("chroot", why: "no changing the filesystem tree"),
+        Rule("unshare", why: "no new namespaces (user namespaces widen the kernel's attack surface)"),
+        Rule("setns", why: "no entering other namespaces"),
+        Rule("kexec_load", why: "no loading kernels"),
+        Rule("kexec_file_load", why: "no loading kernels"),
+        Rule("init_module", why: "no loading kernel modules"),
+        Rule("finit_module", why: "no loading kernel modules"),
+        Rule("delete_module", why: "no unloading kernel modules"),
+        Rule("bpf", why: "no eBPF programs"),
+        Rule("perf_event_open", why: "no performance counters (a frequent kernel attack surface)"),
+        Rule("userfaultfd", why: "no userfaultfd (used to win kernel races)"),
+        Rule("io_uring_setup", why: "io_uring requests are not seen by seccomp"),
+        Rule("keyctl", why: "no kernel keyrings"),
+        Rule("add_key", why: "no kernel keyrings"),
+        Rule("request_key", why: "no kernel keyrings"),
+        Rule("personality", why: "no changing the execution domain"),
+        Rule("reboot", why: "no rebooting"),
+        Rule("swapon", why: "no swap changes"),
+        Rule("swapoff", why: "no swap changes"),
+        Rule("syslog", why: "no kernel log"),
+        Rule("acct", why: "no process accounting"),
+        Rule("settimeofday", why: "no setting clocks"),
+        Rule("clock_settime", why: "no setting clocks"),
+        Rule("iopl", why: "no I/O ports"),
+        Rule("ioperm", why: "no I/O ports"),
+        Rule("open_by_handle_at", why: "no opening files by handle (bypasses path checks)"),
+        Rule("name_to_handle_at", why: "no file handles"),
+        Rule("quotactl", why: "no disk quotas"),
+        Rule("setuid", why: "credentials are final once dropped"),
+        Rule("setgid", why: "credentials are final once dropped"),
+        Rule("setreuid", why: "credentials are final once dropped"),
+        Rule("setregid", why: "credentials are final once dropped"),
+        Rule("setresuid", why: "credentials are final once dropped"),
+        Rule("setresgid", why: "credentials are final once dropped"),
+        Rule("setgroups", why: "credentials are final once dropped"),
+    ], denies: true)
 
     /// What a locked-down worker needs: read and write its frames, allocate, run WasmKit, and
     /// serve the WASI functions its grants allow. No sockets, exec, fork, ptrace; no open at all
@@ -123,7 +185,7 @@ public struct SeccompPolicy: Sendable, Equatable {
                             arg_value: rule.argument?.value ?? 0)
         }
         var message = [CChar](repeating: 0, count: 256)
-        let rc = pv_seccomp_install(compiled, compiled.count, &message, message.count)
+        let rc = pv_seccomp_install_mode(compiled, compiled.count, denies ? 1 : 0, &message, message.count)
         if rc != 0 {
             let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw SandboxError(step: "seccomp", text)

@@ -13,18 +13,8 @@ public enum PlugvisorWorker {
     static let moduleFD: Int32 = 4
 
     public static func main() -> Never {
-        var type: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(channelFD, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
-            // UX, not security: a person who runs this binary by hand gets told what it is.
-            writeError("plugvisor-worker is started by the plugvisor supervisor; run `plugvisor start MANIFEST` instead.")
-            exit(64)
-        }
-        // Die with the supervisor, and close the race where it died before this line ran.
-        _ = pv_set_parent_death_signal(SIGKILL)
-        if let expected = ProcessInfo.processInfo.environment["PLUGVISOR_SUPERVISOR_PID"], Int32(expected) != getppid() {
-            exit(70)
-        }
+        // Die with the supervisor; tell a person who runs this binary by hand what it is.
+        SupervisedStart.begin(channel: channelFD, program: "plugvisor-worker")
         do { try Lockdown.atStart() } catch { fail("\(error)") }
         let channel = FrameChannel(descriptor: OwnedDescriptor(channelFD), spin: .microseconds(50))
         do {

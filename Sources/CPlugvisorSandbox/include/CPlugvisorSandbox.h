@@ -30,12 +30,21 @@ int pv_install_sigsys_reporter(void);
 /// every syscall of a foreign architecture. Returns 0, or a negative errno with `error` filled.
 int pv_seccomp_install(const pv_seccomp_rule *rules, size_t count, char *error, size_t error_length);
 
+/// Like `pv_seccomp_install`, or, when `deny_listed` is nonzero, a filter that allows everything
+/// but `rules`, which trap (SIGSYS). Returns 0, or a negative errno with `error` filled.
+int pv_seccomp_install_mode(const pv_seccomp_rule *rules, size_t count, int deny_listed, char *error,
+                            size_t error_length);
+
 /// The Landlock ABI version the kernel offers, or 0 when it has none.
 int pv_landlock_abi(void);
 
 /// Restricts the filesystem to `paths` (read-only, or read-write when `writable[i]`) and
 /// forbids TCP bind/connect where the ABI allows. Returns 0 or a negative errno.
 int pv_landlock_restrict(const char *const *paths, const int *writable, size_t count);
+
+/// Like `pv_landlock_restrict`, but leaves TCP alone when `restrict_network` is 0 (the network
+/// broker connects on behalf of guests).
+int pv_landlock_restrict_paths(const char *const *paths, const int *writable, size_t count, int restrict_network);
 
 /// Sets soft and hard limits of `resource`. Returns 0 or -1 with errno.
 int pv_set_rlimit(int resource, uint64_t value);

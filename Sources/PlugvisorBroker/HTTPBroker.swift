@@ -149,3 +149,10 @@ private final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked S
         }
     }
 }
+
+extension Duration {
+    fileprivate var timeInterval: TimeInterval {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import Logging
+import PlugvisorPosix
+import PlugvisorProtocol
+
+/// The supervisor's side of `plugvisor-broker`, the sandboxed process that performs guests'
+/// `plugvisor.http_request`: FoundationNetworking and libcurl, which parse what remote servers
+/// send, never run in the trusted supervisor.
+///
+/// One broker serves the whole supervisor. It is started on the first request and again on the
+/// first request after it died. Callers on any thread send under a lock; one reader thread per
+/// broker hands answers to the waiting callers by id. Every byte from the broker is treated as
+/// hostile: an answer nobody waits for is dropped, a malformed frame gets the broker killed, and
+/// a caller never waits past its call's deadline (plus a short grace).
+final class BrokerClient: @unchecked Sendable {
+    // SAFETY: `current`, `nextID`, `stopped` and each connection's `waiting`, `answers` and
+    // `death` are only touched under `lock`; the rest is immutable.
+    private let lock = Lock()
+    private let logger: Logger
+    private let maxFrameLength: Int
+    private let launch: @Sendable () throws(SystemError) -> Launched
+    private var current: Connection?
+    private var nextID: UInt64 = 1
+    private var stopped = false
+
+    /// The broker gives up on a request after 30 s or its call's deadline, whichever is first;
+    /// a broker that has not answered `grace` after that is wedged and gets killed.
+    static let longestRequest: Duration = .seconds(30)
+    static let grace: Duration = .seconds(2)
+    /// A broker that stops reading cannot block a caller's send for longer than this.
+    static let sendTimeout: Duration = .seconds(5)
+
+    /// A broker process just spawned: our end of its channel and the read end of its stderr.
+    struct Launched: Sendable {
+        var process: ChildProcess
+        var channel: OwnedDescriptor
+        var stderr: OwnedDescriptor
+    }
+
+    /// One broker process and the requests waiting on it.
+    private final class Connection: @unchecked Sendable {
+        // SAFETY: `handle`, `writer` and `sending` are immutable (`writer` is used under
+        // `sending`; the reader thread uses `handle.channel`); the rest is under the client's lock.
+        let handle: WorkerHandle
+        let writer: FrameChannel
+        let sending = Lock()
+        var waiting: Set<UInt64> = []
+        var answers: [UInt64: JSONValue] = [:]
+        var death: String?
+
+        init(handle: WorkerHandle) {
+            self.handle = handle
+            writer = FrameChannel(descriptor: handle.channel.descriptor)
+        }
+    }
+
+    init(logger: Logger, maxFrameLength: Int, launch: @escaping @Sendable () throws(SystemError) -> Launched) {
+        var logger = logger
+        logger[metadataKey: "process"] = "plugvisor-broker"
+        self.logger = logger
+        self.maxFrameLength = maxFrameLength
+        self.launch = launch
+    }
+
+    /// Performs `request` in the broker: the answer is what the broker sent, or an error object
+    /// when it could not be started, died, broke the protocol or did not answer in time.
+    func perform(_ request: JSONValue, allowedHosts: [String], deadline: ContinuousClock.Instant) -> JSONValue {
+        let now = ContinuousClock.now
+        let waitUntil = min(deadline, now + Self.longestRequest) + Self.grace
+        let connection: Connection
+        let id: UInt64
+        do throws(SystemError) {
+            (connection, id) = try lock.withLock { () throws(SystemError) in
+                guard !stopped else { throw SystemError("the supervisor is shutting down", errno: ESHUTDOWN) }
+                let connection: Connection
+                if let running = current { connection = running } else { connection = try start() }
+                defer { nextID += 1 }
+                connection.waiting.insert(nextID)
+                return (connection, nextID)
+            }
+        } catch {
+            logger.error("cannot start the network broker: \(error)")
+            return ["error": .string("the network broker is unavailable (\(error)); try again")]
+        }
+        let remaining = now.duration(to: deadline)
+        let millis = max(0, remaining.microseconds / 1000)
+        let message = BrokerRequest(id: id, request: request, allowedHosts: allowedHosts, timeoutMillis: millis)
+        do throws(ChannelError) {
+            try connection.sending.withLock { () throws(ChannelError) in
+                try connection.writer.send(message)
+            }
+        } catch {
+            logger.error("cannot send to the network broker (\(error)); killing it")
+            connection.handle.kill(because: .protocolViolation)
+        }
+        return lock.withLock {
+            defer {
+                connection.waiting.remove(id)
+                connection.answers[id] = nil
+            }
+            while true {
+                if let answer = connection.answers[id] { return answer }
+                if let death = connection.death {
+                    return ["error": .string("the network broker died (\(death)); try again")]
+                }
+                if !lock.wait(until: waitUntil), connection.answers[id] == nil, connection.death == nil {
+                    logger.error("the network broker did not answer request \(id) in time; killing it")
+                    connection.handle.kill(because: .timeout)
+                    return ["error": "the network broker did not answer in time; try again"]
+                }
+            }
+        }
+    }
+
+    /// Kills the broker, if one runs, and waits until it is reaped. Requests after this are refused.
+    func stop() {
+        let connection = lock.withLock {
+            stopped = true
+            defer { current = nil }
+            return current
+        }
+        guard let connection else { return }
+        connection.handle.kill(because: .stopped)
+        if connection.handle.awaitExit(timeout: .seconds(5)) == nil {
+            logger.error("the network broker \(connection.handle.pid) was not reaped within 5 s")
+        }
+    }
+
+    /// The pid of the running broker, if any (tests and status).
+    var pid: pid_t? { lock.withLock { current?.handle.pid } }
+
+    // MARK: One broker
+
+    /// Spawns a broker and its reader and monitor threads. Called under `lock`.
+    private func start() throws(SystemError) -> Connection {
+        let launched = try launch()
+        var timeout = timeval(tv_sec: Int(Self.sendTimeout.components.seconds), tv_usec: 0)
+        _ = setsockopt(launched.channel.rawValue, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let handle = WorkerHandle(
+            process: launched.process,
+            channel: FrameChannel(descriptor: launched.channel, maxFrameLength: maxFrameLength),
+            logger: logger)
+        let connection = Connection(handle: handle)
+        current = connection
+        logger.info("network broker started", metadata: ["pid": "\(handle.pid)"])
+        handle.monitor(stderr: launched.stderr) { [self] exit in ended(connection, exit: exit) }
+        let reader = Thread { [self] in read(connection) }
+        reader.name = "plugvisor-broker-reader-\(handle.pid)"
+        reader.start()
+        return connection
+    }
+
+    /// Hands answers to their callers until the broker hangs up or breaks the protocol.
+    private func read(_ connection: Connection) {
+        let channel = connection.handle.channel
+        while true {
+            let answer: HostResult
+            do { answer = try channel.receive(HostResult.self) } catch .closed {
+                break
+            } catch {
+                logger.error("the network broker broke the protocol (\(error)); killing it")
+                connection.handle.kill(because: .protocolViolation)
+                return
+            }
+            lock.withLock {
+                // An id nobody waits for (unknown, or its caller gave up) is dropped.
+                guard connection.waiting.contains(answer.id) else { return }
+                connection.answers[answer.id] = answer.result
+                lock.broadcast()
+            }
+        }
+        // The broker closed its end: it is exiting, or must.
+        connection.handle.process.signal(SIGKILL)
+    }
+
+    /// The monitor reaped the broker: fail whatever waits on it; the next request starts another.
+    private func ended(_ connection: Connection, exit: ProcessExit) {
+        let reason = connection.handle.killedReason()
+        let description = "pid \(connection.handle.pid) "
+            + (reason == .protocolViolation ? "was killed for breaking the protocol"
+                : reason == .timeout ? "was killed for not answering in time" : "\(exit)")
+        let (inFlight, stopping) = lock.withLock {
+            connection.death = description
+            if current === connection { current = nil }
+            lock.broadcast()
+            return (connection.waiting.count, stopped)
+        }
+        if stopping && reason == .stopped {
+            logger.info("network broker stopped", metadata: ["pid": "\(connection.handle.pid)"])
+        } else {
+            logger.error(
+                "the network broker died (\(description)); \(inFlight) request(s) in flight failed; the next request starts a new one")
+        }
+    }
+}

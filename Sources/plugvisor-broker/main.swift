@@ -1,0 +1,3 @@
+import PlugvisorBroker
+
+PlugvisorBroker.main()
