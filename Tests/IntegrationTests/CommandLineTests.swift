@@ -60,6 +60,25 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("c.sock").path))
     }
 
+    @Test func sandboxPolicyPrintsEachPolicyWithItsReasons() throws {
+        let worker = try plugvisor("sandbox-policy", "--names-only")
+        #expect(worker.status == 0)
+        let allowed = Set(worker.stdout.split(separator: "\n").map(String.init))
+        #expect(allowed.contains("read") && allowed.contains("write"))
+        #expect(!allowed.contains("socket") && !allowed.contains("execve") && !allowed.contains("openat"))
+        let withFiles = Set(try plugvisor("sandbox-policy", "--filesystem", "--names-only").stdout.split(separator: "\n").map(String.init))
+        #expect(withFiles.contains("openat"))
+
+        let broker = try plugvisor("sandbox-policy", "--broker")
+        #expect(broker.status == 0)
+        let execve = try #require(broker.stdout.split(separator: "\n").first { $0.hasPrefix("execve ") }, "\(broker.stdout)")
+        #expect(execve.count > "execve ".count + 10, "a reason follows the name: \(execve)")
+        #expect(!broker.stdout.contains("\nsocket "), "the broker needs sockets")
+        let both = try plugvisor("sandbox-policy", "--broker", "--filesystem")
+        #expect(both.status != 0)
+        #expect(both.stderr.contains("--broker has one policy"))
+    }
+
     @Test func validateAcceptsTheDemoManifest() throws {
         _ = try Fixtures.plugin("echo")
         let output = try plugvisor("validate", Fixtures.root.appendingPathComponent("Fixtures/demo.yaml").path)
