@@ -89,7 +89,7 @@ let package = Package(
         .target(
             name: "PlugvisorGateway",
             dependencies: [
-                "Plugvisor", "PlugvisorProtocol",
+                "Plugvisor", "PlugvisorPosix", "PlugvisorProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -70,7 +70,7 @@ public enum PlugvisorBroker {
         let incoming = FrameChannel(descriptor: descriptor)
         let outgoing = FrameChannel(descriptor: descriptor)
         let sending = Lock()
-        let inFlight = Counter()
+        let inFlight = InFlightLimit(maxConcurrentRequests)
         let answer: @Sendable (HostResult) -> Void = { result in
             sending.withLock {
                 do throws(ChannelError) { try outgoing.send(result) } catch .closed { exit(0) } catch { fail("\(error)") }
@@ -83,7 +83,7 @@ public enum PlugvisorBroker {
             } catch {
                 fail("\(error)")
             }
-            guard inFlight.enter(limit: maxConcurrentRequests) else {
+            guard inFlight.enter() else {
                 answer(HostResult(id: request.id, result: [
                     "error": .string("the network broker is busy (\(maxConcurrentRequests) requests in flight); try again"),
                 ]))
@@ -110,23 +110,6 @@ public enum PlugvisorBroker {
         writeError("plugvisor-broker: \(message)")
         exit(70)
     }
-}
-
-/// Requests in flight, bounded.
-private final class Counter: @unchecked Sendable {
-    // SAFETY: `count` is only touched under `lock`.
-    private let lock = Lock()
-    private var count = 0
-
-    func enter(limit: Int) -> Bool {
-        lock.withLock {
-            guard count < limit else { return false }
-            count += 1
-            return true
-        }
-    }
-
-    func leave() { lock.withLock { count -= 1 } }
 }
 
 extension ResourceLimits {

@@ -5,9 +5,9 @@ import Hummingbird
 import Logging
 import NIOCore
 import Plugvisor
+import PlugvisorPosix
 import PlugvisorProtocol
 import Prometheus
-import Synchronization
 
 /// The HTTP gateway: plugins called over HTTP, status, admin operations, health and metrics.
 ///
@@ -62,13 +62,14 @@ public struct Gateway: Sendable {
     public let configuration: Configuration
     private let logger: Logger
     private let adminTokenDigest: [UInt8]?
-    private let inFlight = InFlight()
+    private let inFlight: InFlightLimit
 
     public init(supervisor: Supervisor, configuration: Configuration, logger: Logger = Logger(label: "plugvisor.http")) {
         self.supervisor = supervisor
         self.configuration = configuration
         self.logger = logger
         adminTokenDigest = configuration.adminToken.map { Array(SHA256.hash(data: Array($0.utf8))) }
+        inFlight = InFlightLimit(configuration.maxInFlight)
     }
 
     /// A Hummingbird application serving the gateway: run it in a `ServiceGroup` (it is a
@@ -149,7 +150,7 @@ public struct Gateway: Sendable {
 
     /// The supervisor's answer, unless `maxInFlight` requests are already under way.
     private func perform(_ request: ControlRequest) async -> ControlResponse {
-        guard inFlight.enter(limit: configuration.maxInFlight) else {
+        guard inFlight.enter() else {
             return ControlResponse(error: PluginError(.overloaded, plugin: request.plugin,
                 "the gateway has \(configuration.maxInFlight) requests in flight (--http-max-in-flight)"))
         }
@@ -286,19 +287,6 @@ public struct Gateway: Sendable {
         }
         return "\(error)"
     }
-}
-
-/// How many requests are with the supervisor.
-final class InFlight: Sendable {
-    private let count = Atomic<Int>(0)
-
-    func enter(limit: Int) -> Bool {
-        if count.add(1, ordering: .relaxed).newValue <= limit { return true }
-        count.subtract(1, ordering: .relaxed)
-        return false
-    }
-
-    func leave() { count.subtract(1, ordering: .relaxed) }
 }
 
 /// Errors Hummingbird itself raises (no such route, a bad path parameter) in the gateway's JSON
