@@ -555,15 +555,3 @@ struct LatencyWindow: Sendable {
         return sorted[min(sorted.count - 1, (sorted.count * p) / 100)]
     }
 }
-
-extension Duration {
-    var microseconds: Int64 {
-        let (seconds, attos) = components
-        return seconds * 1_000_000 + attos / 1_000_000_000_000
-    }
-    var timeInterval: Double { Double(microseconds) / 1e6 }
-    var nanoseconds: Int64 {
-        let (seconds, attos) = components
-        return seconds * 1_000_000_000 + attos / 1_000_000_000
-    }
-}

@@ -1,5 +1,6 @@
 import Foundation
 import FoundationNetworking
+import PlugvisorPosix
 import PlugvisorProtocol
 
 /// Performs a guest's `plugvisor.http_request` on its behalf: workers have no network syscalls,
@@ -147,12 +148,5 @@ private final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked S
             completionHandler(nil)
             finish { failure = "redirect to \(request.url?.host ?? "?") refused: not in allowed_hosts" }
         }
-    }
-}
-
-extension Duration {
-    fileprivate var timeInterval: TimeInterval {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

@@ -117,8 +117,7 @@ public enum PlugvisorWorker {
                 outcome = .success(["success": true])
             }
             let elapsed = ContinuousClock.now - started
-            let (seconds, attos) = elapsed.components
-            let stats = CallStats(micros: Int(seconds * 1_000_000 + attos / 1_000_000_000_000), memoryBytes: host.memoryBytes)
+            let stats = CallStats(micros: Int(elapsed.microseconds), memoryBytes: host.memoryBytes)
             let result: CallResult
             switch outcome {
             case let .success(payload): result = CallResult(id: request.id, payload: payload, stats: stats)
