@@ -225,6 +225,11 @@ public final class Supervisor: @unchecked Sendable {
         StatusReport(plugins: runtimesWithStatus().map(\.1))
     }
 
+    /// One plugin's status, or `unknown_plugin`.
+    public func status(of name: String) -> Result<PluginStatus, PluginError> {
+        runtime(name).map { $0.status() }
+    }
+
     func runtimesWithStatus() -> [(PluginRuntime, PluginStatus)] {
         let runtimes = registry.withLock { order.compactMap { plugins[$0] } }
         return runtimes.map { ($0, $0.status()) }

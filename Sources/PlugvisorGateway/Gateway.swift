@@ -100,11 +100,10 @@ public struct Gateway: Sendable {
         router.get("/metrics") { _, _ in metricsResponse() }
         router.get("/v1/plugins") { _, _ in Self.json(supervisor.status()) }
         router.get("/v1/plugins/{name}") { _, context in
-            let name = try context.parameters.require("name")
-            guard let plugin = supervisor.status().plugins.first(where: { $0.name == name }) else {
-                return Self.errorResponse(PluginError(.unknownPlugin, plugin: name, "no plugin named '\(name)'"))
+            switch supervisor.status(of: try context.parameters.require("name")) {
+            case let .success(plugin): return Self.json(plugin)
+            case let .failure(error): return Self.errorResponse(error)
             }
-            return Self.json(plugin)
         }
         router.post("/v1/plugins/{name}/execute") { request, context in
             try await execute(request, name: context.parameters.require("name"))
@@ -133,8 +132,7 @@ public struct Gateway: Sendable {
         case let .success(parameters):
             let context = PluginContext(requestID: requestID, headers: Self.contextHeaders(request.headers), parameters: parameters)
             let answer = await perform(ControlRequest(op: .call, plugin: name, context: context.json))
-            if let error = answer.error { return Self.errorResponse(error, requestID: requestID) }
-            response = Self.json(answer.result ?? .null)
+            response = answer.error.map { Self.errorResponse($0) } ?? Self.json(answer.result ?? .null)
         }
         response.headers[.xRequestID] = requestID
         return response
@@ -261,10 +259,9 @@ public struct Gateway: Sendable {
         }
     }
 
-    static func errorResponse(_ error: PluginError, status: HTTPResponse.Status? = nil, requestID: String? = nil) -> Response {
+    static func errorResponse(_ error: PluginError, status: HTTPResponse.Status? = nil) -> Response {
         var response = json(["error": error], status: status ?? Self.status(for: error.code))
         if error.code == .overloaded { response.headers[.retryAfter] = "1" }
-        if let requestID { response.headers[.xRequestID] = requestID }
         return response
     }
 

@@ -84,6 +84,7 @@ import Testing
         // Unknown plugin: 404, and the same error body as `plugvisor call` prints.
         let unknown = try await http.send("POST", "/v1/plugins/nosuch/execute", json: "{}")
         #expect(unknown.status == 404)
+        #expect(unknown.header("X-Request-ID") != nil, "errors carry the request id too")
         let cli = supervisor.call("nosuch")
         #expect(cli.status == 2)
         #expect(unknown.text.trimmingCharacters(in: .newlines) == cli.stderr.trimmingCharacters(in: .newlines))
@@ -264,6 +265,7 @@ import Testing
         let missing = try await http.send("GET", "/v1/plugins/nosuch")
         #expect(missing.status == 404)
         #expect(missing.error?.code == .unknownPlugin)
+        #expect(missing.error?.message.contains("(known: echo, transformer)") == true, "as the CLI says it: \(missing.text)")
     }
 
     @Test func metricsParseAndTheirCountersMoveWithCalls() async throws {
