@@ -57,8 +57,9 @@ struct Start: ParsableCommand {
         let logger = Logger(label: "plugvisor.supervisor")
         raiseDescriptorLimit()
         let adminToken = try gateway.readToken()
-        let metrics = PrometheusCollectorRegistry()
-        if gateway.address != nil { MetricsSystem.bootstrap(PrometheusMetricsFactory.plugvisor(registry: metrics)) }
+        // Before the supervisor exists: each plugin's metrics bind to the backend when created.
+        let metrics = gateway.address.map { _ in PrometheusCollectorRegistry() }
+        if let metrics { MetricsSystem.bootstrap(PrometheusMetricsFactory.plugvisor(registry: metrics)) }
         signal(SIGPIPE, SIG_IGN)
 
         let loaded: Manifest
