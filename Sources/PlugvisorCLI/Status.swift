@@ -4,7 +4,7 @@ import PlugvisorProtocol
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show each plugin's state, workers, calls, errors, latency, restarts and memory.")
+        abstract: "Show each plugin's version, generation, state, workers, calls, errors, latency, restarts and memory.")
 
     @Flag(help: "Print JSON instead of a table.")
     var json = false
