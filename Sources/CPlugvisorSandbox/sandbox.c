@@ -10,9 +10,15 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -105,12 +111,19 @@ int pv_seccomp_install_mode(const pv_seccomp_rule *rules, size_t count, int deny
     }
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
-        if (rules[i].arg_index < 0) {
-            rc = seccomp_rule_add(ctx, listed, rules[i].number, 0);
-        } else {
-            rc = seccomp_rule_add(ctx, listed, rules[i].number, 1,
-                                  SCMP_CMP64((unsigned)rules[i].arg_index, SCMP_CMP_EQ, rules[i].arg_value, 0));
+        struct scmp_arg_cmp compare[2];
+        unsigned used = 0;
+        for (int c = 0; c < 2; c++) {
+            const pv_seccomp_condition *condition = &rules[i].conditions[c];
+            if (condition->arg_index < 0) continue;
+            // Equality is a masked comparison with every bit (libseccomp compares 64 bits).
+            compare[used].arg = (unsigned)condition->arg_index;
+            compare[used].op = SCMP_CMP_MASKED_EQ;
+            compare[used].datum_a = condition->mask;
+            compare[used].datum_b = condition->value;
+            used++;
         }
+        rc = seccomp_rule_add_array(ctx, listed, rules[i].number, used, compare);
         if (rc) snprintf(error, error_length, "cannot add a rule for syscall %d: %s", rules[i].number, strerror(-rc));
     }
     if (rc == 0) {
@@ -138,16 +151,25 @@ int pv_landlock_restrict_paths(const char *const *paths, const int *writable, si
     if (abi >= 2) all |= 1ULL << 13;  // refer
     if (abi >= 3) all |= 1ULL << 14;  // truncate
     if (abi >= 5) all |= 1ULL << 15;  // ioctl on devices
-    struct landlock_ruleset_attr attr;
+    // The kernel's struct as of ABI 6, spelled out: Debian 12's headers predate its fields.
+    struct {
+        uint64_t handled_access_fs;
+        uint64_t handled_access_net;
+        uint64_t scoped;
+    } attr;
     memset(&attr, 0, sizeof attr);
     attr.handled_access_fs = all;
-    size_t attr_size = offsetof(struct landlock_ruleset_attr, handled_access_fs) + sizeof attr.handled_access_fs;
-#ifdef LANDLOCK_ACCESS_NET_CONNECT_TCP
+    size_t attr_size = sizeof attr.handled_access_fs;
     if (abi >= 4 && restrict_network) {
-        attr.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
-        attr_size = offsetof(struct landlock_ruleset_attr, handled_access_net) + sizeof attr.handled_access_net;
+        attr.handled_access_net = 1ULL << 0 | 1ULL << 1;  // bind and connect TCP
+        attr_size = 2 * sizeof(uint64_t);
     }
-#endif
+    if (abi >= 6) {
+        // No signals to processes outside this domain (the supervisor, other workers), and no
+        // connecting to abstract Unix sockets created outside it.
+        attr.scoped = 1ULL << 0 | 1ULL << 1;  // LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | _SIGNAL
+        attr_size = sizeof attr;
+    }
     int ruleset = (int)syscall(__NR_landlock_create_ruleset, &attr, attr_size, 0);
     if (ruleset < 0) return -errno;
     for (size_t i = 0; i < count; i++) {
@@ -172,6 +194,134 @@ int pv_landlock_restrict_paths(const char *const *paths, const int *writable, si
     int saved = errno;
     close(ruleset);
     return rc < 0 ? -saved : 0;
+}
+
+static int write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t length = strlen(text);
+    ssize_t written = write(fd, text, length);
+    int saved = errno;
+    close(fd);
+    if (written != (ssize_t)length) {
+        errno = written < 0 ? saved : EIO;
+        return -1;
+    }
+    return 0;
+}
+
+// Creates every directory of `path` (absolute) below the current directory.
+static int make_directories(const char *path) {
+    char partial[4096];
+    size_t length = strlen(path);
+    if (length + 2 > sizeof partial) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    size_t at = 0;
+    partial[at++] = '.';
+    for (size_t i = 0; i <= length; i++) {
+        if ((path[i] == '/' || path[i] == 0) && at > 1 && partial[at - 1] != '/') {
+            partial[at] = 0;
+            if (mkdir(partial, 0755) < 0 && errno != EEXIST) return -1;
+        }
+        if (path[i]) partial[at++] = path[i];
+    }
+    return 0;
+}
+
+static unsigned long locked_flags(const char *path) {
+    // Remounting a bind mount inside a user namespace must keep the flags its source has
+    // (the kernel locks them); read them rather than guess.
+    struct statvfs info;
+    unsigned long flags = 0;
+    if (statvfs(path, &info) == 0) {
+        if (info.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+        if (info.f_flag & ST_NODEV) flags |= MS_NODEV;
+        if (info.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+        if (info.f_flag & ST_RDONLY) flags |= MS_RDONLY;
+        if (info.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+        if (info.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+        if (info.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+    }
+    return flags;
+}
+
+#define PV_STEP(name) do { snprintf(step, step_length, "%s", name); goto fail; } while (0)
+
+int pv_enter_empty_root(const char *const *paths, const int *writable, size_t count, char *step, size_t step_length) {
+    enum { max_paths = 64 };
+    int sources[max_paths];
+    size_t opened = 0;
+    char buffer[4200];
+    int saved = 0;
+    if (count > max_paths) {
+        errno = E2BIG;
+        PV_STEP("too many granted directories");
+    }
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) < 0) PV_STEP("unshare");
+    // The credential change made the process undumpable, which gives /proc/self to root:
+    // dumpable again for the three writes that map our own ids, undumpable after.
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) PV_STEP("PR_SET_DUMPABLE");
+    if (write_file("/proc/self/setgroups", "deny") < 0) PV_STEP("write /proc/self/setgroups");
+    snprintf(buffer, sizeof buffer, "%u %u 1", (unsigned)uid, (unsigned)uid);
+    if (write_file("/proc/self/uid_map", buffer) < 0) PV_STEP("write /proc/self/uid_map");
+    snprintf(buffer, sizeof buffer, "%u %u 1", (unsigned)gid, (unsigned)gid);
+    if (write_file("/proc/self/gid_map", buffer) < 0) PV_STEP("write /proc/self/gid_map");
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) PV_STEP("PR_SET_DUMPABLE");
+    // The granted directories, held open (opened in the new mount namespace: a bind mount's
+    // source must be in the caller's): the tmpfs below may cover where they are.
+    for (; opened < count; opened++) {
+        sources[opened] = open(paths[opened], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (sources[opened] < 0) {
+            snprintf(step, step_length, "open %s", paths[opened]);
+            goto fail;
+        }
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) PV_STEP("make / private");
+    // The new root is a small tmpfs mounted over /tmp in this namespace only (bubblewrap's
+    // choice: /tmp exists everywhere); it holds nothing but the granted directories.
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,nr_inodes=1024,mode=0755") < 0)
+        PV_STEP("mount tmpfs");
+    if (chdir("/tmp") < 0) PV_STEP("chdir to the new root");
+    for (size_t i = 0; i < count; i++) {
+        if (make_directories(paths[i]) < 0) {
+            snprintf(step, step_length, "mkdir %s in the new root", paths[i]);
+            goto fail;
+        }
+        char source[64];
+        snprintf(source, sizeof source, "/proc/self/fd/%d", sources[i]);
+        snprintf(buffer, sizeof buffer, ".%s", paths[i]);
+        if (mount(source, buffer, NULL, MS_BIND | MS_REC, NULL) < 0) {
+            snprintf(step, step_length, "bind %s", paths[i]);
+            goto fail;
+        }
+        unsigned long flags = locked_flags(buffer) | MS_NOSUID | MS_NODEV | (writable[i] ? 0 : MS_RDONLY);
+        if (mount(NULL, buffer, NULL, MS_REMOUNT | MS_BIND | flags, NULL) < 0) {
+            snprintf(step, step_length, "remount %s%s", paths[i], writable[i] ? "" : " read-only");
+            goto fail;
+        }
+    }
+    // pivot_root(".", "."): the old root ends up on top of the new one, then goes.
+    if (syscall(SYS_pivot_root, ".", ".") < 0) PV_STEP("pivot_root");
+    if (umount2(".", MNT_DETACH) < 0) PV_STEP("detach the old root");
+    if (chdir("/") < 0) PV_STEP("chdir /");
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        PV_STEP("remount the new root read-only");
+    (void)sethostname("plugvisor", 9);
+    // Unsharing the user namespace gave this process every capability inside it: drop them all.
+    struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &header, data) < 0) PV_STEP("drop capabilities");
+    for (size_t i = 0; i < opened; i++) close(sources[i]);
+    return 0;
+fail:
+    saved = errno;
+    for (size_t i = 0; i < opened; i++) close(sources[i]);
+    return -saved;
 }
 
 int pv_set_rlimit(int resource, uint64_t value) {
@@ -241,6 +391,30 @@ long pv_sandbox_drill(int which) {
     }
     case 5: return syscall(__NR_openat, AT_FDCWD, "/etc/passwd", O_RDONLY | O_CLOEXEC);
     case 6: return syscall(__NR_ptrace, PTRACE_TRACEME, 0, NULL, NULL);
+    case 7: return syscall(__NR_fcntl, 3, F_SETOWN, 1);
+    case 8: return syscall(__NR_fcntl, 3, F_SETFL, O_ASYNC | O_NONBLOCK);
+    case 9: return syscall(__NR_fcntl, 3, F_SETSIG, SIGKILL);
+    case 10: {
+        struct f_owner_ex owner = {.type = F_OWNER_PID, .pid = 1};
+        return syscall(__NR_fcntl, 3, F_SETOWN_EX, &owner);
+    }
+    case 11: return syscall(__NR_fcntl, 3, F_SETLEASE, F_RDLCK);
+    case 12: return syscall(__NR_fcntl, 3, F_NOTIFY, DN_MODIFY);
+    case 13: {
+        long address = syscall(__NR_mmap, NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return address == -1 ? -1 : 0;
+    }
+    case 14: {
+        long address = syscall(__NR_mmap, NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (address == -1) return -1;
+        return syscall(__NR_mprotect, address, 4096, PROT_READ | PROT_EXEC);
+    }
+    case 15: {
+        struct stat info;
+        return syscall(__NR_newfstatat, AT_FDCWD, "/etc/shadow", &info, 0);
+    }
+    case 16: return syscall(__NR_kill, 1, 0);
+    case 17: return syscall(__NR_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC);
     default: errno = EINVAL; return -1;
     }
 }

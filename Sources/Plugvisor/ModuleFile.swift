@@ -48,7 +48,8 @@ public enum ModuleInspector {
             guard case .hello = try channel.receive(WorkerMessage.self, deadline: deadline) else {
                 throw SupervisorError("the worker did not start with hello")
             }
-            try channel.send(SupervisorMessage.inspect)
+            try channel.send(SupervisorMessage.inspect(InspectRequest(
+                workerUser: geteuid() == 0 ? configuration.inspectUser : nil)))
             guard case var .inspected(report) = try channel.receive(WorkerMessage.self, deadline: deadline) else {
                 throw SupervisorError("the worker sent something other than a report")
             }

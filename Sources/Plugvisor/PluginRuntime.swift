@@ -41,6 +41,9 @@ final class PluginRuntime: @unchecked Sendable {
         self.logger = logger
         metrics = PluginMetrics(plugin: spec.name)
         machine = PluginStateMachine(spec: spec)
+        if let user = environment.workerUser(for: spec.name) {
+            self.logger.info("workers run as uid \(user.uid), gid \(user.gid)")
+        }
     }
 
     /// The spec of the generation that serves.
@@ -338,7 +341,7 @@ final class PluginRuntime: @unchecked Sendable {
             env: spec.env,
             config: spec.config,
             preopens: spec.filesystem.map { Preopen(host: $0.host, guest: $0.guest, readOnly: $0.mode == .readOnly) },
-            workerUser: geteuid() == 0 ? environment.configuration.workerUser : nil,
+            workerUser: environment.workerUser(for: name),
             sandboxDrill: environment.configuration.sandboxDrill,
             args: spec.args.isEmpty ? [spec.name] : spec.args,
             trapUnknownImports: spec.trapUnknownImports)

@@ -14,8 +14,16 @@ public struct SupervisorConfiguration: Sendable {
     public var maxFrameLength: Int
     /// How long `shutdown` lets calls in flight finish.
     public var gracePeriod: Duration
-    /// When the supervisor runs as root, workers drop to this user once their grants are open.
+    /// When the supervisor runs as root and this is set, every worker and the broker run as this
+    /// one user (the old way; weaker: they can signal each other's processes).
     public var workerUser: WorkerUser?
+    /// When the supervisor runs as root and `workerUser` is nil, each plugin's workers run as a
+    /// uid (and gid) of their own from this range, as systemd's DynamicUser does: the first is
+    /// the broker's, the last `plugvisor inspect`'s, the others go to plugins by a hash of their
+    /// name, so a plugin keeps its uid across restarts and reorders.
+    public var workerUIDs: ClosedRange<UInt32>
+    /// systemd's DynamicUser range.
+    public static let defaultWorkerUIDs: ClosedRange<UInt32> = 61184...65519
     /// Test-only: lets guests call `plugvisor.sandbox_drill` to prove the seccomp filter.
     public var sandboxDrill: Bool
     /// Reload a plugin when its module file changes on disk.
@@ -24,8 +32,10 @@ public struct SupervisorConfiguration: Sendable {
     public init(
         workerExecutable: String? = nil, maxFrameLength: Int = Framing.defaultMaxFrameLength,
         gracePeriod: Duration = .seconds(10), workerUser: WorkerUser? = nil, sandboxDrill: Bool = false,
-        watchFiles: Bool = true, brokerExecutable: String? = nil
+        watchFiles: Bool = true, brokerExecutable: String? = nil, workerUIDs: ClosedRange<UInt32> = defaultWorkerUIDs
     ) {
+        precondition(workerUIDs.count >= 3, "the worker uid range needs the broker's, inspect's and at least one plugin uid")
+        self.workerUIDs = workerUIDs
         self.workerExecutable = workerExecutable ?? SupervisorEnvironment.defaultWorkerExecutable()
         self.brokerExecutable = brokerExecutable ?? SupervisorEnvironment.defaultBrokerExecutable()
         self.maxFrameLength = maxFrameLength
@@ -33,6 +43,21 @@ public struct SupervisorConfiguration: Sendable {
         self.workerUser = workerUser
         self.sandboxDrill = sandboxDrill
         self.watchFiles = watchFiles
+    }
+
+    /// The user the network broker runs as under root.
+    var brokerUser: WorkerUser { workerUser ?? WorkerUser(uid: workerUIDs.lowerBound, gid: workerUIDs.lowerBound) }
+
+    /// The user `plugvisor inspect`'s worker runs as under root.
+    var inspectUser: WorkerUser { workerUser ?? WorkerUser(uid: workerUIDs.upperBound, gid: workerUIDs.upperBound) }
+
+    /// Parses `FIRST-LAST` for `workerUIDs`.
+    public static func uidRange(_ text: String) throws -> ClosedRange<UInt32> {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let first = UInt32(parts[0]), let last = UInt32(parts[1]), first > 0, last >= first + 2 else {
+            throw SupervisorError("--worker-uids wants FIRST-LAST with at least three uids above 0, not '\(text)'")
+        }
+        return first...last
     }
 
     /// The uid and gid of `name`, for `workerUser`.

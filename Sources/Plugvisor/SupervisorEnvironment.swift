@@ -11,17 +11,25 @@ final class SupervisorEnvironment: Sendable {
     private let spawner: Spawner
     /// Performs guests' `plugvisor.http_request` in the sandboxed `plugvisor-broker` process.
     let broker: BrokerClient
+    private let pluginUsers: PluginUsers
 
     init(configuration: SupervisorConfiguration, logger: Logger = Logger(label: "plugvisor.supervisor")) {
         self.configuration = configuration
         let spawner = Spawner()
         self.spawner = spawner
+        pluginUsers = PluginUsers(configuration.workerUIDs)
         broker = BrokerClient(logger: logger, maxFrameLength: configuration.maxFrameLength) { () throws(SystemError) in
             try Self.launchBroker(configuration: configuration, spawner: spawner)
         }
     }
 
     var workerExecutable: String { configuration.workerExecutable }
+
+    /// The user `plugin`'s workers drop to, when the supervisor runs as root.
+    func workerUser(for plugin: String) -> WorkerUser? {
+        guard geteuid() == 0 else { return nil }
+        return configuration.workerUser ?? pluginUsers.user(for: plugin)
+    }
 
     /// Call once every worker is gone: ends the broker, then the spawner thread.
     func stop() {
@@ -42,7 +50,7 @@ final class SupervisorEnvironment: Sendable {
             stderrWrite.close()
         }
         let executable = configuration.brokerExecutable
-        let user = geteuid() == 0 ? configuration.workerUser : nil
+        let user = geteuid() == 0 ? configuration.brokerUser : nil
         let arguments = user.map { ["--user", "\($0.uid):\($0.gid)"] } ?? []
         let parent = getpid()
         let process = try spawner.run { () throws(SystemError) in
@@ -97,5 +105,39 @@ final class SupervisorEnvironment: Sendable {
         if let explicit = ProcessInfo.processInfo.environment[variable], !explicit.isEmpty { return explicit }
         let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent(name).path
+    }
+}
+
+/// Gives each plugin a uid of its own from the inner part of a range (the ends are the
+/// broker's and inspect's): by a hash of its name, the next free one on a collision, and the
+/// same one for the supervisor's lifetime.
+final class PluginUsers: @unchecked Sendable {
+    // SAFETY: `assigned` and `taken` are only touched under `lock`.
+    private let lock = Lock()
+    private let first: UInt32
+    private let count: UInt32
+    private var assigned: [String: UInt32] = [:]
+    private var taken: Set<UInt32> = []
+
+    init(_ range: ClosedRange<UInt32>) {
+        first = range.lowerBound + 1
+        count = range.upperBound - range.lowerBound - 1
+    }
+
+    func user(for plugin: String) -> WorkerUser {
+        let uid = lock.withLock { () -> UInt32 in
+            if let uid = assigned[plugin] { return uid }
+            // FNV-1a: stable across runs, unlike Swift's seeded Hasher.
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in plugin.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            var slot = UInt32(hash % UInt64(count))
+            // More plugins than uids share them round-robin rather than fail.
+            for _ in 0..<count where taken.contains(first + slot) { slot = (slot + 1) % count }
+            let uid = first + slot
+            assigned[plugin] = uid
+            taken.insert(uid)
+            return uid
+        }
+        return WorkerUser(uid: uid, gid: uid)
     }
 }

@@ -37,16 +37,15 @@ public enum PlugvisorBroker {
         serve()
     }
 
-    /// The sandbox, in the worker's order with seccomp last: descriptors and rlimits, then
-    /// no_new_privs (Landlock needs it when not root), Landlock, the privilege drop, seccomp.
+    /// The worker's lockdown (`Lockdown.apply`), with descriptors and rlimits first, and without
+    /// its namespaces: the broker connects through the host's network and resolver.
     static func lockDown(user: (uid: uid_t, gid: gid_t)?) throws(SandboxError) {
         try Lockdown.atStart(keepingThrough: channelFD)
         try Lockdown.setResourceLimits(.broker)
-        if pv_set_no_new_privileges() != 0 { throw SandboxError(step: "PR_SET_NO_NEW_PRIVS", errno: errno) }
         let directories = readableDirectories.filter { FileManager.default.fileExists(atPath: $0) }
         try Lockdown.apply(LockdownPlan(
             directories: directories.map { .init(path: $0, writable: false) }, user: user, policy: .broker,
-            restrictNetwork: false))
+            isolated: false))
     }
 
     static func user(from arguments: [String]) -> (uid: uid_t, gid: gid_t)? {

@@ -33,11 +33,12 @@ struct SandboxPolicyCommand: ParsableCommand {
         let policy = broker
             ? SeccompPolicy.broker
             : SeccompPolicy.worker(channel: 3, processID: getpid(), filesystem: filesystem, command: command)
+        var printed: Set<String> = []
         for rule in policy.rules {
             if namesOnly {
-                Report.stdout(rule.name)
+                if printed.insert(rule.name).inserted { Report.stdout(rule.name) }
             } else {
-                let condition = rule.argument.map { " (only when argument \($0.index) is the \($0.index == 0 && rule.name == "tgkill" ? "worker's own pid" : "channel"))" } ?? ""
+                let condition = rule.conditions.isEmpty ? "" : " (only \(rule.conditions.map(\.meaning).joined(separator: ", ")))"
                 Report.stdout("\(rule.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(rule.why)\(condition)")
             }
         }

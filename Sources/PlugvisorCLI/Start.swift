@@ -31,9 +31,14 @@ struct Start: ParsableCommand {
     var logFormat: LogFormat = .text
 
     @Option(help: ArgumentHelp(
-        "When started as root, workers drop to this user after opening their granted directories.",
+        "When started as root, each plugin's workers run as a uid of their own from this range (the first is the network broker's).",
+        valueName: "first-last"))
+    var workerUIDs: String = "\(SupervisorConfiguration.defaultWorkerUIDs.lowerBound)-\(SupervisorConfiguration.defaultWorkerUIDs.upperBound)"
+
+    @Option(help: ArgumentHelp(
+        "When started as root, run every worker and the broker as this one user instead (weaker: they share a uid).",
         valueName: "user"))
-    var workerUser: String = "nobody"
+    var workerUser: String?
 
     /// Test-only: links plugvisor.sandbox_drill into guests, to prove the seccomp filter.
     @Flag(help: .hidden)
@@ -70,11 +75,12 @@ struct Start: ParsableCommand {
         }
 
         var configuration = SupervisorConfiguration(sandboxDrill: sandboxDrill)
-        if geteuid() == 0 {
-            do { configuration.workerUser = try SupervisorConfiguration.user(named: workerUser) } catch {
-                Report.stderr("plugvisor: \(error)")
-                throw ExitCode(1)
-            }
+        do {
+            configuration.workerUIDs = try SupervisorConfiguration.uidRange(workerUIDs)
+            if let workerUser, geteuid() == 0 { configuration.workerUser = try SupervisorConfiguration.user(named: workerUser) }
+        } catch {
+            Report.stderr("plugvisor: \(error)")
+            throw ExitCode(1)
         }
         let supervisor = Supervisor(manifest: loaded, configuration: configuration, logger: logger)
         let stopRequested = StopSignal()

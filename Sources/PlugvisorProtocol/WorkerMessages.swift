@@ -209,7 +209,7 @@ public enum SupervisorMessage: Sendable, Equatable {
     case load(LoadRequest)
     case call(CallRequest)
     /// Describe the module on fd 4 without running any of it.
-    case inspect
+    case inspect(InspectRequest)
     case hostResult(HostResult)
 }
 
@@ -254,7 +254,7 @@ extension SupervisorMessage: Codable {
         switch try c.decode(String.self, forKey: .type) {
         case "load": self = .load(try LoadRequest(from: decoder))
         case "call": self = .call(try CallRequest(from: decoder))
-        case "inspect": self = .inspect
+        case "inspect": self = .inspect(try InspectRequest(from: decoder))
         case "host_result": self = .hostResult(try HostResult(from: decoder))
         case let other:
             throw DecodingError.dataCorruptedError(
@@ -267,10 +267,17 @@ extension SupervisorMessage: Codable {
         switch self {
         case let .load(m): try c.encode("load", forKey: .type); try m.encode(to: encoder)
         case let .call(m): try c.encode("call", forKey: .type); try m.encode(to: encoder)
-        case .inspect: try c.encode("inspect", forKey: .type)
+        case let .inspect(m): try c.encode("inspect", forKey: .type); try m.encode(to: encoder)
         case let .hostResult(m): try c.encode("host_result", forKey: .type); try m.encode(to: encoder)
         }
     }
+}
+
+/// `plugvisor inspect`'s request: the worker parses the module locked down as for a load, as
+/// `workerUser` when it starts as root.
+public struct InspectRequest: Codable, Sendable, Equatable {
+    public var workerUser: WorkerUser?
+    public init(workerUser: WorkerUser? = nil) { self.workerUser = workerUser }
 }
 
 /// What `plugvisor inspect` reports about a module, computed by a worker (the supervisor never

@@ -44,17 +44,19 @@ public struct LockdownPlan: Sendable {
     /// Drop to this uid and gid when running as root.
     public var user: (uid: uid_t, gid: gid_t)?
     public var policy: SeccompPolicy
-    /// Whether Landlock also forbids TCP bind and connect (where the kernel can): yes for workers,
-    /// no for the network broker, whose job is to connect.
-    public var restrictNetwork: Bool
+    /// Whether the process gets its own namespaces (user, mount, network, IPC, UTS) with an empty
+    /// root holding only `directories`, and Landlock also forbids TCP bind and connect: yes for
+    /// workers, no for the network broker, whose job is to connect through the host's network
+    /// with the host's resolver configuration and certificates.
+    public var isolated: Bool
 
     public init(
-        directories: [Directory], user: (uid: uid_t, gid: gid_t)?, policy: SeccompPolicy, restrictNetwork: Bool = true
+        directories: [Directory], user: (uid: uid_t, gid: gid_t)?, policy: SeccompPolicy, isolated: Bool = true
     ) {
         self.directories = directories
         self.user = user
         self.policy = policy
-        self.restrictNetwork = restrictNetwork
+        self.isolated = isolated
     }
 }
 
@@ -80,19 +82,39 @@ public enum Lockdown {
         }
     }
 
-    /// After granted directories are open, right before guest code runs. Irreversible.
+    /// Before any guest byte is parsed. Irreversible. One order for every sandboxed process:
+    /// 1. no_new_privs first: Landlock and seccomp need it when the process is not root;
+    /// 2. under root, the drop to `plan.user`;
+    /// 3. (isolated) own namespaces with an empty root: made as that user, so the same for root
+    ///    and for an ordinary user, and nothing outside the grants exists, not even for stat;
+    /// 4. PR_SET_PDEATHSIG again, as every credential change above clears it;
+    /// 5. Landlock: the grants, TCP (isolated), signals and abstract sockets scoped to itself;
+    /// 6. the seccomp filter, last.
     public static func apply(_ plan: LockdownPlan) throws(SandboxError) {
-        try restrictFilesystem(plan.directories, network: plan.restrictNetwork)
+        let parent = getppid()
+        if pv_set_no_new_privileges() != 0 { throw SandboxError(step: "PR_SET_NO_NEW_PRIVS", errno: errno) }
         if let user = plan.user, geteuid() == 0 {
-            let parent = getppid()
             if pv_drop_privileges(user.uid, user.gid) != 0 {
                 throw SandboxError(step: "drop privileges to \(user.uid):\(user.gid)", errno: errno)
             }
-            // Changing credentials clears PR_SET_PDEATHSIG: arm it again.
-            if pv_rearm_parent_death_signal(parent) != 0 { throw SandboxError(step: "PR_SET_PDEATHSIG", errno: errno) }
         }
-        if pv_set_no_new_privileges() != 0 { throw SandboxError(step: "PR_SET_NO_NEW_PRIVS", errno: errno) }
+        if plan.isolated { try enterEmptyRoot(plan.directories) }
+        if pv_rearm_parent_death_signal(parent) != 0 { throw SandboxError(step: "PR_SET_PDEATHSIG", errno: errno) }
+        try restrictFilesystem(plan.directories, network: plan.isolated)
         try plan.policy.install()  // must stay last
+    }
+
+    static func enterEmptyRoot(_ directories: [LockdownPlan.Directory]) throws(SandboxError) {
+        let owned = directories.map { strdup($0.path) }
+        defer { owned.forEach { free($0) } }
+        let paths: [UnsafePointer<CChar>?] = owned.map { $0.map { UnsafePointer($0) } }
+        let writable: [Int32] = directories.map { $0.writable ? 1 : 0 }
+        var step = [CChar](repeating: 0, count: 256)
+        let rc = pv_enter_empty_root(paths, writable, directories.count, &step, step.count)
+        if rc != 0 {
+            let name = String(decoding: step.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw SandboxError(step: "namespaces (\(name))", errno: -rc)
+        }
     }
 
     /// Landlock where the kernel has it. Without it, seccomp still forbids open when nothing is

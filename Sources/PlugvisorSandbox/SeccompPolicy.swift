@@ -7,21 +7,30 @@ public struct SeccompPolicy: Sendable, Equatable {
     public struct Rule: Sendable, Equatable {
         public var name: String
         public var why: String
-        /// Allowed only when this argument has this value.
-        public var argument: Argument?
-        public init(_ name: String, why: String, argument: Argument? = nil) {
+        /// Allowed only when every condition holds. Several rules for one syscall are alternatives.
+        public var conditions: [Condition]
+        public init(_ name: String, why: String, when conditions: Condition...) {
+            precondition(conditions.count <= 2, "a rule takes at most two conditions")
             self.name = name
             self.why = why
-            self.argument = argument
+            self.conditions = conditions
         }
     }
 
-    public struct Argument: Sendable, Equatable {
+    /// `(argument & mask) == value`, and what that means, for `plugvisor sandbox-policy`.
+    public struct Condition: Sendable, Equatable {
         public var index: Int
+        public var mask: UInt64
         public var value: UInt64
-        public init(index: Int, value: UInt64) {
-            self.index = index
-            self.value = value
+        public var meaning: String
+
+        public static func argument(_ index: Int, is value: UInt64, _ meaning: String) -> Condition {
+            Condition(index: index, mask: .max, value: value, meaning: meaning)
+        }
+
+        /// The argument has none of the bits of `mask`.
+        public static func argument(_ index: Int, without mask: UInt64, _ meaning: String) -> Condition {
+            Condition(index: index, mask: mask, value: 0, meaning: meaning)
         }
     }
 
@@ -95,24 +104,32 @@ public struct SeccompPolicy: Sendable, Equatable {
     /// serve the WASI functions its grants allow. No sockets, exec, fork, ptrace; no open at all
     /// unless the plugin was granted directories (then Landlock confines where).
     public static func worker(channel: Int32, processID: pid_t, filesystem: Bool, command: Bool = false) -> SeccompPolicy {
+        let onChannel = Condition.argument(0, is: UInt64(channel), "on the channel only")
+        let notExecutable = Condition.argument(2, without: UInt64(PROT_EXEC), "never PROT_EXEC")
         var rules: [Rule] = [
             Rule("read", why: "frames from the supervisor; WASI fd_read"),
             Rule("write", why: "frames to the supervisor, log lines to fd 2; WASI fd_write"),
-            Rule("sendto", why: "frames to the supervisor with MSG_NOSIGNAL, on the channel only",
-                 argument: Argument(index: 0, value: UInt64(channel))),
-            Rule("recvfrom", why: "frames from the supervisor, polled briefly before blocking, on the channel only",
-                 argument: Argument(index: 0, value: UInt64(channel))),
+            Rule("sendto", why: "frames to the supervisor with MSG_NOSIGNAL", when: onChannel),
+            Rule("recvfrom", why: "frames from the supervisor, polled briefly before blocking", when: onChannel),
             Rule("readv", why: "WASI fd_read with several buffers"),
             Rule("writev", why: "WASI fd_write with several buffers"),
             Rule("close", why: "WASI fd_close"),
             Rule("lseek", why: "WASI fd_seek and fd_tell"),
             Rule("fstat", why: "WASI fd_filestat_get, and the C library on its own descriptors"),
             Rule("newfstatat", why: "WASI fd_filestat_get (fstatat with AT_EMPTY_PATH)"),
-            Rule("fcntl", why: "WASI fd_fdstat_get and fd_fdstat_set_flags"),
-            Rule("mmap", why: "memory for the Swift runtime and malloc"),
+            // fcntl only with the commands WASI needs: F_SETOWN, F_SETOWN_EX, F_SETSIG and O_ASYNC
+            // would have the kernel signal another process (any of this uid) when a frame
+            // arrives, and leases and notifications signal too.
+            Rule("fcntl", why: "WASI fd_fdstat_get", when: .argument(1, is: UInt64(F_GETFL), "F_GETFL")),
+            Rule("fcntl", why: "WASI fd_fdstat_set_flags", when: .argument(1, is: UInt64(F_SETFL), "F_SETFL"),
+                 .argument(2, without: UInt64(O_ASYNC), "without O_ASYNC")),
+            Rule("fcntl", why: "the C library on its own descriptors", when: .argument(1, is: UInt64(F_GETFD), "F_GETFD")),
+            Rule("fcntl", why: "the C library on its own descriptors", when: .argument(1, is: UInt64(F_SETFD), "F_SETFD")),
+            // Never executable memory: WasmKit interprets, so only an attacker would want it.
+            Rule("mmap", why: "memory for the Swift runtime and malloc", when: notExecutable),
             Rule("munmap", why: "memory for the Swift runtime and malloc"),
             Rule("mremap", why: "malloc growing large blocks"),
-            Rule("mprotect", why: "malloc arenas"),
+            Rule("mprotect", why: "malloc arenas", when: notExecutable),
             Rule("brk", why: "malloc"),
             Rule("madvise", why: "malloc returning memory"),
             Rule("futex", why: "locks in the Swift runtime and WasmKit"),
@@ -121,8 +138,8 @@ public struct SeccompPolicy: Sendable, Equatable {
             Rule("rt_sigreturn", why: "returning from signal handlers"),
             Rule("getpid", why: "raise() in the SIGSYS reporter"),
             Rule("gettid", why: "raise() in the SIGSYS reporter; the Swift runtime"),
-            Rule("tgkill", why: "raise() in the SIGSYS reporter, at this process only",
-                 argument: Argument(index: 0, value: UInt64(processID))),
+            Rule("tgkill", why: "raise() in the SIGSYS reporter",
+                 when: .argument(0, is: UInt64(processID), "at the worker's own pid")),
             Rule("exit", why: "thread exit"),
             Rule("exit_group", why: "the worker's own exit"),
             Rule("clock_gettime", why: "WASI clocks, call timing (when the vDSO is not used)"),
@@ -166,7 +183,7 @@ public struct SeccompPolicy: Sendable, Equatable {
         }
         // A syscall allowed twice (a command granted directories) is listed once.
         var seen: Set<String> = []
-        return SeccompPolicy(rules: rules.filter { seen.insert("\($0.name) \(String(describing: $0.argument))").inserted })
+        return SeccompPolicy(rules: rules.filter { seen.insert("\($0.name) \($0.conditions)").inserted })
     }
 
     /// Problems the kernel would report less clearly: names unknown on this architecture.
@@ -181,8 +198,12 @@ public struct SeccompPolicy: Sendable, Equatable {
         pv_prepare_syscall_names()
         if pv_install_sigsys_reporter() != 0 { throw SandboxError(step: "seccomp", errno: errno) }
         let compiled = rules.map { rule in
-            pv_seccomp_rule(number: pv_syscall_number(rule.name), arg_index: Int32(rule.argument?.index ?? -1),
-                            arg_value: rule.argument?.value ?? 0)
+            func compiled(_ index: Int) -> pv_seccomp_condition {
+                guard index < rule.conditions.count else { return pv_seccomp_condition(arg_index: -1, mask: 0, value: 0) }
+                let condition = rule.conditions[index]
+                return pv_seccomp_condition(arg_index: Int32(condition.index), mask: condition.mask, value: condition.value)
+            }
+            return pv_seccomp_rule(number: pv_syscall_number(rule.name), conditions: (compiled(0), compiled(1)))
         }
         var message = [CChar](repeating: 0, count: 256)
         let rc = pv_seccomp_install_mode(compiled, compiled.count, denies ? 1 : 0, &message, message.count)

@@ -23,15 +23,12 @@ public final class GuestHost {
     private let context: HostContext
 
     /// Validates, instantiates and initialises the module (start function, `_initialize`, `init`),
-    /// then asks `meta` if the guest has one.
-    /// - Parameter beforeGuestCode: runs after the module is compiled and WASI has opened the
-    ///   granted directories, right before the first guest instruction: the worker locks itself
-    ///   down there, so that even a start function runs sandboxed.
+    /// then asks `meta` if the guest has one. The worker calls this locked down: parsing the
+    /// module is the first thing that touches guest bytes.
     /// - Throws: `PluginError` with code `load_failed` that says what is wrong, naming the item.
     public init(
         moduleBytes: [UInt8], request: LoadRequest, log: @escaping (LogLine) -> Void,
-        broker: @escaping (String, JSONValue) -> JSONValue = { _, _ in ["error": "no broker"] },
-        beforeGuestCode: () throws(PluginError) -> Void = {}
+        broker: @escaping (String, JSONValue) -> JSONValue = { _, _ in ["error": "no broker"] }
     ) throws(PluginError) {
         plugin = request.plugin
         fuel = request.fuel
@@ -74,7 +71,6 @@ public final class GuestHost {
         }
         let instance: Instance
         do throws(PluginError) {
-            try beforeGuestCode()
             let trapped = request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
             instance = try Self.instantiate(module, store: store, wasi: wasi, context: context, preopens: !request.preopens.isEmpty,
                                             fuel: request.fuel, plugin: request.plugin, trapped: trapped)

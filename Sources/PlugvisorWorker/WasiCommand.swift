@@ -20,9 +20,17 @@ public final class WasiCommand {
     private let stdout: Int32
     private let trapped: [ModuleShape.Item]
 
-    public init(moduleBytes: [UInt8], request: LoadRequest, beforeGuestCode: () throws(PluginError) -> Void)
-        throws(PluginError)
-    {
+    /// Memory files for a command's stdin and stdout. memfd_create is not in the seccomp
+    /// allowlist: the worker makes them before it locks itself down.
+    public static func makeStdio() throws(PluginError) -> (stdin: Int32, stdout: Int32) {
+        let stdin = pv_memfd("plugvisor-stdin")
+        let stdout = pv_memfd("plugvisor-stdout")
+        guard stdin >= 0, stdout >= 0 else { throw PluginError(.loadFailed, "cannot create the program's stdin and stdout") }
+        return (stdin, stdout)
+    }
+
+    /// Parses and checks the module; the worker calls this locked down, with `stdio` from `makeStdio`.
+    public init(moduleBytes: [UInt8], request: LoadRequest, stdio: (stdin: Int32, stdout: Int32)) throws(PluginError) {
         plugin = request.plugin
         self.request = request
         func loadFailed(_ message: String) -> PluginError { PluginError(.loadFailed, plugin: request.plugin, message) }
@@ -43,10 +51,7 @@ public final class WasiCommand {
         }
         engine = Engine(configuration: EngineConfiguration(
             compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
-        stdin = pv_memfd("plugvisor-stdin")
-        stdout = pv_memfd("plugvisor-stdout")
-        guard stdin >= 0, stdout >= 0 else { throw loadFailed("cannot create the program's stdin and stdout") }
-        try beforeGuestCode()
+        (stdin, stdout) = stdio
         let items = shape.moduleItems
         ready = ReadyInfo(meta: ["name": .string(request.plugin)], exports: items.exports, imports: items.imports, memoryBytes: 0)
     }

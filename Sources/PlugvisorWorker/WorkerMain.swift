@@ -21,8 +21,17 @@ public enum PlugvisorWorker {
             try channel.send(WorkerMessage.hello(Hello(pid: getpid())))
             let first = try channel.receive(SupervisorMessage.self)
             switch first {
-            case .inspect:
-                try channel.send(WorkerMessage.inspected(Inspector.report(moduleBytes: try readModule())))
+            case let .inspect(request):
+                // Hostile bytes are parsed only under the same lockdown as a load, never as root.
+                let bytes: [UInt8]
+                do {
+                    try Lockdown.setResourceLimits(.worker(memoryLimit: LoadRequest.defaultMemoryLimit))
+                    bytes = try readModule()
+                    try Lockdown.apply(plan(for: LoadRequest(plugin: "inspect", workerUser: request.workerUser)))
+                } catch {
+                    fail("\(error)")
+                }
+                try channel.send(WorkerMessage.inspected(Inspector.report(moduleBytes: bytes)))
                 exit(0)
             case let .load(request):
                 let host: any Guest
@@ -32,17 +41,19 @@ public enum PlugvisorWorker {
                         throw PluginError(.loadFailed, plugin: request.plugin, "\(error)")
                     }
                     let bytes = try readModule()
-                    switch request.abi {
-                    case .plugvisor:
+                    let stdio = request.abi == .wasiCommand ? try WasiCommand.makeStdio() : nil
+                    // Locked down before the first guest byte is parsed.
+                    do { try Lockdown.apply(plan(for: request)) } catch {
+                        throw PluginError(.loadFailed, plugin: request.plugin, "\(error)")
+                    }
+                    switch (request.abi, stdio) {
+                    case let (.wasiCommand, stdio?):
+                        host = try WasiCommand(moduleBytes: bytes, request: request, stdio: stdio)
+                    default:
                         host = try GuestHost(
                             moduleBytes: bytes, request: request,
                             log: { line in try? channel.send(WorkerMessage.log(line)) },
-                            broker: { op, request in broker(channel, op: op, request: request) },
-                            beforeGuestCode: { () throws(PluginError) in try lockDown(for: request) })
-                    case .wasiCommand:
-                        host = try WasiCommand(
-                            moduleBytes: bytes, request: request,
-                            beforeGuestCode: { () throws(PluginError) in try lockDown(for: request) })
+                            broker: { op, request in broker(channel, op: op, request: request) })
                     }
                 } catch {
                     try channel.send(WorkerMessage.loadFailed(reason: error.message))
@@ -58,17 +69,14 @@ public enum PlugvisorWorker {
         }
     }
 
-    /// Landlock, privilege drop, no_new_privs and seccomp: after this only the allowlist works.
-    private static func lockDown(for request: LoadRequest) throws(PluginError) {
-        let plan = LockdownPlan(
+    /// The worker's sandbox for `request`: its grants, its user, its namespaces, its allowlist.
+    private static func plan(for request: LoadRequest) -> LockdownPlan {
+        LockdownPlan(
             directories: request.preopens.map { .init(path: $0.host, writable: !$0.readOnly) },
             user: request.workerUser.map { (uid: uid_t($0.uid), gid: gid_t($0.gid)) },
             policy: .worker(
                 channel: channelFD, processID: getpid(), filesystem: !request.preopens.isEmpty,
                 command: request.abi == .wasiCommand))
-        do { try Lockdown.apply(plan) } catch {
-            throw PluginError(.loadFailed, plugin: request.plugin, "\(error)")
-        }
     }
 
     /// Asks the supervisor to perform a host service (the worker itself has no network) and

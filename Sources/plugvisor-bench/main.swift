@@ -52,8 +52,7 @@ func spec(_ name: String, _ file: String, instances: Int = 1, timeout: Duration 
 }
 
 func supervisor(_ specs: [PluginSpec]) -> Supervisor {
-    var configuration = SupervisorConfiguration(workerExecutable: "\(bin)/plugvisor-worker", watchFiles: false)
-    if geteuid() == 0 { configuration.workerUser = try? SupervisorConfiguration.user(named: "nobody") }
+    let configuration = SupervisorConfiguration(workerExecutable: "\(bin)/plugvisor-worker", watchFiles: false)
     let quiet = Logger(label: "plugvisor.bench", factory: { _ in SwiftLogNoOpLogHandler() })
     let supervisor = Supervisor(
         manifest: Manifest(plugins: specs, path: "\(scratch)/bench.yaml"), configuration: configuration, logger: quiet)

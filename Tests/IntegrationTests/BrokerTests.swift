@@ -30,9 +30,8 @@ import Testing
         #expect(status.contains("NoNewPrivs:\t1"), "\(status)")
         #expect(status.contains("Seccomp:\t2"), "\(status)")
         if geteuid() == 0 {
-            // The CLI's default worker user is nobody: the broker drops to it too.
-            let nobody = getpwnam("nobody").map { $0.pointee.pw_uid } ?? 65534
-            #expect(status.contains("Uid:\t\(nobody)\t\(nobody)\t\(nobody)\t\(nobody)"), "\(status)")
+            // Under root the broker drops to the first uid of the workers' range, its own.
+            #expect(status.contains("Uid:\t61184\t61184\t61184\t61184"), "\(status)")
         }
         // The supervisor itself stays free of libcurl: it never loads FoundationNetworking.
         let maps = try String(contentsOfFile: "/proc/\(supervisorPID)/maps", encoding: .utf8)

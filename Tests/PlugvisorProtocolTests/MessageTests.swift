@@ -31,7 +31,8 @@ import Testing
             .load(LoadRequest(plugin: "p", memoryLimit: 1 << 20, fuel: 1000, env: ["A": "b"], config: ["k": "v"],
                               preopens: [Preopen(host: "/tmp", guest: "/data", readOnly: true)])),
             .call(CallRequest(id: 1, fn: .execute, payload: ["parameters": [:]])),
-            .inspect,
+            .inspect(InspectRequest()),
+            .inspect(InspectRequest(workerUser: WorkerUser(uid: 61184, gid: 61184))),
         ]
         for message in messages {
             #expect(try JSONCoding.decode(SupervisorMessage.self, from: JSONCoding.encode(message)) == message)

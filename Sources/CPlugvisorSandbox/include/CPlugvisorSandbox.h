@@ -8,11 +8,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/// One allowed syscall, optionally only when argument `arg_index` equals `arg_value`.
+/// A condition on one syscall argument: `(argument & mask) == value` (mask ~0 for equality).
+typedef struct {
+    int arg_index;  // -1: no condition
+    uint64_t mask;
+    uint64_t value;
+} pv_seccomp_condition;
+
+/// One listed syscall, only when every condition holds (up to two). Several rules for one
+/// syscall are alternatives.
 typedef struct {
     int number;
-    int arg_index;  // -1: any arguments
-    uint64_t arg_value;
+    pv_seccomp_condition conditions[2];
 } pv_seccomp_rule;
 
 /// The syscall number for `name` on this architecture, or -1 when it has none.
@@ -55,6 +62,14 @@ int pv_rlimit_core(void);
 int pv_rlimit_cpu(void);
 int pv_rlimit_fsize(void);
 
+/// Gives the calling process its own user, mount, network, IPC and UTS namespaces, with an
+/// empty, read-only root in which only `paths` exist (bind mounts at the same paths, read-only
+/// unless `writable[i]`), as nsjail and bubblewrap do. Call after dropping privileges (it maps
+/// the caller's own uid and gid, so it works the same for root and for an ordinary user).
+/// Afterwards no capability is left in the new namespace either. Returns 0, or a negative errno
+/// with `step` naming what failed.
+int pv_enter_empty_root(const char *const *paths, const int *writable, size_t count, char *step, size_t step_length);
+
 /// setgroups([]), setgid, setuid, and a check that they cannot be undone. 0 or -1 with errno.
 int pv_drop_privileges(uid_t uid, gid_t gid);
 
@@ -70,7 +85,11 @@ int pv_close_from(int first);
 
 /// Test-only drill: attempts one forbidden operation, chosen by `which`, with harmless fixed
 /// arguments. Under the filter the process dies of SIGSYS before the call returns.
-/// 0 socket, 1 connect, 2 execve, 3 fork, 4 clone (a process), 5 openat, 6 ptrace.
+/// 0 socket, 1 connect, 2 execve, 3 fork, 4 clone (a process), 5 openat, 6 ptrace, and what an
+/// escaped guest would try next: 7-12 fcntl F_SETOWN (at pid 1), F_SETFL O_ASYNC, F_SETSIG,
+/// F_SETOWN_EX, F_SETLEASE, F_NOTIFY; 13 an RWX mapping; 14 mprotect to executable; 15 stat of
+/// /etc/shadow; 16 kill(1, 0); 17 open of /proc/self/status. A drill that returns gives
+/// the syscall's result (negative: refused).
 long pv_sandbox_drill(int which);
 
 #endif
