@@ -289,27 +289,31 @@ final class PluginRuntime: @unchecked Sendable {
     private func handshake(_ worker: WorkerHandle, spec: PluginSpec) throws(PluginError) -> ReadyInfo {
         let limit = max(spec.timeout, .seconds(2))
         let deadline = ContinuousClock.now + limit
+        let request = loadRequest(spec)
         do {
-            let hello = try worker.channel.receive(WorkerMessage.self, deadline: deadline)
+            let hello = try worker.channel.receive(WorkerMessage.self, deadline: deadline, limit: WorkerFrameCeiling.envelope)
             guard case let .hello(h) = hello else {
-                worker.kill(because: .protocolViolation)
-                throw PluginError(.protocolViolation, plugin: name, "worker did not start with hello")
+                throw violation(worker, "did not start with hello")
             }
             guard h.plugvisor == ProtocolVersion.current else {
-                worker.kill(because: .protocolViolation)
-                throw PluginError(.protocolViolation, plugin: name,
-                    "worker speaks protocol \(h.plugvisor), this supervisor \(ProtocolVersion.current): reinstall plugvisor-worker")
+                throw violation(worker,
+                    "speaks protocol \(h.plugvisor), this supervisor \(ProtocolVersion.current): reinstall plugvisor-worker")
             }
-            try worker.channel.send(SupervisorMessage.load(loadRequest(spec)))
+            try worker.channel.send(SupervisorMessage.load(request), deadline: deadline)
+            // `ready` carries the guest's meta answer, at most a result's size.
+            let ceiling = WorkerFrameCeiling.result(maxResultBytes: request.maxResultBytes)
             while true {
-                switch try worker.channel.receive(WorkerMessage.self, deadline: deadline) {
-                case let .ready(info): return info
+                switch try worker.channel.receive(WorkerMessage.self, deadline: deadline, limit: ceiling) {
+                case let .ready(info):
+                    if let problem = Self.checkMemory(info.memoryBytes, spec: spec) { throw violation(worker, problem) }
+                    return info
                 case let .loadFailed(reason):
                     throw PluginError(.loadFailed, plugin: name, reason)
-                case let .log(line): guestLog(line, worker: worker)
+                case let .log(line):
+                    try checkLogFrame(worker)
+                    worker.logGuest(line)
                 default:
-                    worker.kill(because: .protocolViolation)
-                    throw PluginError(.protocolViolation, plugin: name, "unexpected message during load")
+                    throw violation(worker, "sent an unexpected message during load")
                 }
             }
         } catch let error as ChannelError {
@@ -322,8 +326,7 @@ final class PluginRuntime: @unchecked Sendable {
                 _ = worker.awaitExit(timeout: .seconds(2))
                 throw PluginError(.workerCrashed, plugin: name, "worker died while loading: \(worker.crashDescription())")
             default:
-                worker.kill(because: .protocolViolation)
-                throw PluginError(.protocolViolation, plugin: name, "during load: \(error)")
+                throw violation(worker, "broke the protocol during load (\(error))")
             }
         } catch let error as PluginError {
             throw error
@@ -366,10 +369,12 @@ final class PluginRuntime: @unchecked Sendable {
             result = perform(
                 CallRequest(id: worker.takeCallID(), fn: .execute, payload: context), on: worker, spec: spec,
                 deadline: deadline)
+            worker.reportDroppedGuestLines()
             let failure = result.failureCode
-            let lost = failure.map { [.timeout, .workerCrashed, .protocolViolation, .killed].contains($0) } ?? false
+            // Lost means gone or going: what the worker's answer says cannot decide that.
+            let lost = worker.killedReason() != nil || worker.hasExited
             perform(lock.withLock {
-                let actions = machine.finish(id, failure: failure, workerLost: lost || worker.hasExited, now: .now)
+                let actions = machine.finish(id, failure: failure, workerLost: lost, now: .now)
                 // One freed worker is for one waiter: waking them all would only make them queue again.
                 if actions.isEmpty && !lost { lock.signal() } else { lock.broadcast() }
                 return actions
@@ -397,6 +402,11 @@ final class PluginRuntime: @unchecked Sendable {
                         // Ready in the machine but not registered: cannot happen (registered first).
                         preconditionFailure("worker \(id) admitted without a handle")
                     }
+                    if let input = worker.channel.unexpectedInput() {
+                        discard(worker, id, because: input)
+                        queued = false
+                        continue
+                    }
                     return .success((id, worker, spec, machine.waiting > 0))
                 case let .reject(code, message):
                     if queued { lock.signal() }  // pass on a wake-up this caller will not use
@@ -413,50 +423,113 @@ final class PluginRuntime: @unchecked Sendable {
         }
     }
 
-    /// Sends one call and reads until its result, forwarding guest log lines on the way.
+    /// An idle worker that sent something nobody asked for (a stale frame) or hung up: it must
+    /// answer no caller. It is killed and replaced; the caller goes on to another worker.
+    /// Called under `lock`.
+    private func discard(_ worker: WorkerHandle, _ id: WorkerID, because input: FrameChannel.UnexpectedInput) {
+        switch input {
+        case .bytes:
+            worker.kill(because: .protocolViolation)
+            worker.logger.error("worker sent a frame while idle (protocol violation); it was killed")
+            machine.workerUnusable(id, code: .protocolViolation, now: .now)
+        case .closed:
+            // It died (its exit is on the way) or closed its end and lingers: either way, gone.
+            worker.process.signal(SIGKILL)
+            machine.workerUnusable(id, code: .workerCrashed, now: .now)
+        }
+    }
+
+    /// Sends one call and reads until its result, forwarding guest log lines on the way. Every
+    /// send and receive keeps to `deadline`, whatever the worker does.
     private func perform(_ request: CallRequest, on worker: WorkerHandle, spec: PluginSpec, deadline: ContinuousClock.Instant)
         -> Result<JSONValue, PluginError>
     {
+        let sent = ContinuousClock.now
         do {
-            try worker.channel.send(SupervisorMessage.call(request))
+            try worker.channel.send(SupervisorMessage.call(request), deadline: deadline)
+            let ceiling = WorkerFrameCeiling.result(maxResultBytes: LoadRequest.defaultMaxResultBytes)
             while true {
-                switch try worker.channel.receive(WorkerMessage.self, deadline: deadline) {
+                switch try worker.channel.receive(WorkerMessage.self, deadline: deadline, limit: ceiling) {
                 case let .log(line):
-                    guestLog(line, worker: worker)
+                    try checkLogFrame(worker)
+                    worker.logGuest(line)
                 case let .host(hostRequest):
-                    try worker.channel.send(SupervisorMessage.hostResult(serve(hostRequest, spec: spec, deadline: deadline)))
+                    guard worker.channel.lastFrameLength <= WorkerFrameCeiling.host else {
+                        throw violation(worker, "sent a \(worker.channel.lastFrameLength)-byte host request, over the \(WorkerFrameCeiling.host)-byte ceiling")
+                    }
+                    let answer = serve(hostRequest, spec: spec, deadline: deadline)
+                    try worker.channel.send(SupervisorMessage.hostResult(answer), deadline: deadline)
                 case let .result(result) where result.id == request.id:
-                    worker.noteMemory(result.stats?.memoryBytes)
-                    if let error = result.error {
-                        return .failure(PluginError(error.code, plugin: name, error.message))
-                    }
-                    guard let payload = result.payload, payload["success"]?.boolValue != nil else {
-                        worker.kill(because: .protocolViolation)
-                        return .failure(PluginError(.protocolViolation, plugin: name,
-                            "worker \(worker.pid) sent a result without a success flag; it was killed"))
-                    }
-                    return .success(payload)
+                    return try check(result, from: worker, spec: spec, elapsed: ContinuousClock.now - sent)
                 default:
-                    worker.kill(because: .protocolViolation)
-                    return .failure(PluginError(.protocolViolation, plugin: name,
-                        "worker \(worker.pid) sent an unexpected message; it was killed"))
+                    throw violation(worker, "sent an unexpected message")
                 }
             }
-        } catch .timedOut {
+        } catch let error as PluginError {
+            return .failure(error)
+        } catch ChannelError.timedOut {
             worker.kill(because: .timeout)
             return .failure(PluginError(.timeout, plugin: name,
                 "call ran longer than \(spec.timeout); worker \(worker.pid) was killed and is being replaced"))
-        } catch .closed {
-            _ = worker.awaitExit(timeout: .seconds(2))
+        } catch ChannelError.closed {
+            // Its end closed: it died, or it hung up and lingers, which a worker must not do.
+            let grace = min(max(ContinuousClock.now.duration(to: deadline), .zero) + .milliseconds(50), .seconds(1))
+            guard worker.awaitExit(timeout: grace) != nil else {
+                return .failure(violation(worker, "closed its channel during a call without exiting"))
+            }
             if let reason = worker.killedReason(), reason != .protocolViolation {
                 return .failure(PluginError(reason, plugin: name, "worker \(worker.pid) was killed (\(reason))"))
             }
             return .failure(PluginError(.workerCrashed, plugin: name, worker.crashDescription()))
         } catch {
-            worker.kill(because: .protocolViolation)
-            return .failure(PluginError(.protocolViolation, plugin: name,
-                "worker \(worker.pid) broke the protocol (\(error)); it was killed"))
+            return .failure(violation(worker, "broke the protocol (\(error))"))
         }
+    }
+
+    /// A worker's result, believed only as far as it can be checked: its error code must be one
+    /// a worker may give, its numbers within range, its payload a guest answer.
+    private func check(_ result: CallResult, from worker: WorkerHandle, spec: PluginSpec, elapsed: Duration)
+        throws(PluginError) -> Result<JSONValue, PluginError>
+    {
+        if let stats = result.stats {
+            if let problem = Self.checkMemory(stats.memoryBytes, spec: spec) { throw violation(worker, problem) }
+            guard (0...max(0, elapsed.microseconds)).contains(Int64(stats.micros)) else {
+                throw violation(worker, "reported a call of \(stats.micros) µs that took \(elapsed.microseconds) µs")
+            }
+            worker.noteMemory(stats.memoryBytes)
+        }
+        if let error = result.error {
+            guard CallResult.workerErrorCodes.contains(error.code) else {
+                throw violation(worker, "answered with error code \(error.code), which only the supervisor gives")
+            }
+            return .failure(PluginError(error.code, plugin: name, error.message))
+        }
+        guard let payload = result.payload, payload["success"]?.boolValue != nil else {
+            throw violation(worker, "sent a result without a success flag")
+        }
+        return .success(payload)
+    }
+
+    /// Nil when `bytes` (a worker's report of its guest's linear memory) can be true: at most the
+    /// plugin's memory cap, which the worker enforces.
+    static func checkMemory(_ bytes: Int?, spec: PluginSpec) -> String? {
+        guard let bytes else { return nil }
+        let cap = spec.memory ?? LoadRequest.defaultMemoryLimit
+        guard bytes < 0 || bytes > cap else { return nil }
+        return "reported \(bytes) bytes of guest memory, outside 0...\(cap) (its cap)"
+    }
+
+    private func checkLogFrame(_ worker: WorkerHandle) throws(PluginError) {
+        let length = worker.channel.lastFrameLength
+        guard length <= WorkerFrameCeiling.log else {
+            throw violation(worker, "sent a \(length)-byte log frame, over the \(WorkerFrameCeiling.log)-byte ceiling")
+        }
+    }
+
+    /// Kills `worker` for breaking the protocol; the error says what it did.
+    private func violation(_ worker: WorkerHandle, _ what: String) -> PluginError {
+        worker.kill(because: .protocolViolation)
+        return PluginError(.protocolViolation, plugin: name, "worker \(worker.pid) \(what); it was killed")
     }
 
     /// A host service the guest asked for during its call; refused unless the manifest grants it.
@@ -469,11 +542,6 @@ final class PluginRuntime: @unchecked Sendable {
         default:
             return HostResult(id: request.id, result: ["error": .string("unknown host service \(request.op)")])
         }
-    }
-
-    private func guestLog(_ line: LogLine, worker: WorkerHandle) {
-        let level = Logger.Level(rawValue: line.level) ?? .info
-        worker.logger.log(level: level, "\(line.message)", metadata: ["source": "guest"])
     }
 
     private func record(_ result: Result<JSONValue, PluginError>, micros: Int) {

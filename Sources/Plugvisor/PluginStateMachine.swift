@@ -349,6 +349,16 @@ struct PluginStateMachine: Sendable {
         }
     }
 
+    /// Worker `id`, just admitted for a call, turned out unusable before the call began (it sent
+    /// a frame while idle, or hung up): it is being killed and is replaced when it exits. The
+    /// call never ran on it, but the circuit counts the failure (`code`), which also ends a
+    /// half-open trial.
+    mutating func workerUnusable(_ id: WorkerID, code: PluginError.Code, now: ContinuousClock.Instant) {
+        guard workers[id]?.phase == .busy else { return }
+        circuit?.record(failure: code, now: now)
+        workers[id]?.phase = .dying(replace: true)
+    }
+
     // MARK: Operator
 
     /// `plugvisor kill`: SIGKILL every worker now; calls in flight get `killed`, later ones `stopped`.

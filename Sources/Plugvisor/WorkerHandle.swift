@@ -22,6 +22,9 @@ final class WorkerHandle: @unchecked Sendable {
     private var killReason: PluginError.Code?
     private var nextCallID: UInt64 = 1
     private(set) var memoryBytes: Int?
+    /// The supervisor's own limit on what this worker's guest logs: the worker has one too, but
+    /// a compromised worker would not keep to it.
+    private var guestLogBudget = LogBudget(linesPerSecond: 100, bytesPerSecond: 64 * 1024)
 
     static let stderrTailLines = 20
 
@@ -50,9 +53,32 @@ final class WorkerHandle: @unchecked Sendable {
         }
     }
 
+    /// The guest's linear memory as the worker last reported it, already range-checked.
     func noteMemory(_ bytes: Int?) {
         guard let bytes else { return }
         lock.withLock { memoryBytes = bytes }
+    }
+
+    /// A `log` frame from the worker: within this worker's budget, cut to the longest line a
+    /// guest may log, at the level it names (info when it names none we know).
+    func logGuest(_ line: LogLine) {
+        let message = line.message.utf8.count <= LogLine.maxMessageBytes
+            ? line.message : String(decoding: line.message.utf8.prefix(LogLine.maxMessageBytes), as: UTF8.self) + "… (cut)"
+        let verdict = lock.withLock { guestLogBudget.admit(bytes: message.utf8.count, now: .now) }
+        if case let .logAfterSummary(dropped) = verdict { reportDroppedGuestLines(dropped) }
+        guard verdict != .drop else { return }
+        logger.log(level: Logger.Level(rawValue: line.level) ?? .info, "\(message)", metadata: ["source": "guest"])
+    }
+
+    /// Says how many guest lines this worker's budget dropped, when a call ends (rather than at
+    /// the guest's next line, which may never come).
+    func reportDroppedGuestLines() {
+        let dropped = lock.withLock { guestLogBudget.takeDropped() }
+        if dropped > 0 { reportDroppedGuestLines(dropped) }
+    }
+
+    private func reportDroppedGuestLines(_ dropped: Int) {
+        logger.warning("\(dropped) guest log lines dropped by the supervisor (rate limit)", metadata: ["source": "guest"])
     }
 
     /// Waits up to `timeout` for the monitor to reap the process.
@@ -100,7 +126,7 @@ final class WorkerHandle: @unchecked Sendable {
     /// for the worker's whole life; `onExit` is called exactly once.
     func monitor(stderr: OwnedDescriptor, onExit: @escaping @Sendable (ProcessExit) -> Void) {
         let thread = Thread { [self] in
-            var limiter = LineRateLimiter(linesPerSecond: 50)
+            var budget = LogBudget(linesPerSecond: 50, bytesPerSecond: 64 * 1024)
             var pending: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 16 * 1024)
             while true {
@@ -109,16 +135,16 @@ final class WorkerHandle: @unchecked Sendable {
                 if n <= 0 { break }
                 pending.append(contentsOf: chunk[0..<n])
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    record(line: pending[..<newline], limiter: &limiter)
+                    record(line: pending[..<newline], budget: &budget)
                     pending.removeSubrange(...newline)
                 }
                 // A line longer than 4 KiB is cut rather than buffered without bound.
                 if pending.count > 4096 {
-                    record(line: pending[...], limiter: &limiter)
+                    record(line: pending[...], budget: &budget)
                     pending.removeAll(keepingCapacity: true)
                 }
             }
-            if !pending.isEmpty { record(line: pending[...], limiter: &limiter) }
+            if !pending.isEmpty { record(line: pending[...], budget: &budget) }
             stderr.close()
             let status = process.waitForExit()
             lock.withLock {
@@ -131,7 +157,7 @@ final class WorkerHandle: @unchecked Sendable {
         thread.start()
     }
 
-    private func record(line bytes: ArraySlice<UInt8>, limiter: inout LineRateLimiter) {
+    private func record(line bytes: ArraySlice<UInt8>, budget: inout LogBudget) {
         let line = String(decoding: bytes.prefix(4096), as: UTF8.self)
         // The Swift runtime follows a fatal error with a stack dump: keep the error, not the frames.
         if !Self.isStackFrame(line) {
@@ -140,38 +166,11 @@ final class WorkerHandle: @unchecked Sendable {
                 if stderrTail.count > Self.stderrTailLines { stderrTail.removeFirst() }
             }
         }
-        switch limiter.admit(now: .now) {
-        case .log: logger.warning("worker stderr: \(line)", metadata: ["source": "stderr"])
-        case .suppressedSummary(let dropped):
+        let verdict = budget.admit(bytes: line.utf8.count, now: .now)
+        if case let .logAfterSummary(dropped) = verdict {
             logger.warning("worker stderr: \(dropped) lines dropped (rate limit)", metadata: ["source": "stderr"])
-        case .drop: break
         }
-    }
-}
-
-/// Lets through at most `linesPerSecond` lines and then one summary per second, so that a
-/// flooding plugin costs the supervisor neither memory nor log volume.
-struct LineRateLimiter: Sendable {
-    enum Verdict: Equatable { case log, drop, suppressedSummary(Int) }
-    let linesPerSecond: Int
-    private var windowStart: ContinuousClock.Instant?
-    private var count = 0
-    private var dropped = 0
-
-    init(linesPerSecond: Int) { self.linesPerSecond = linesPerSecond }
-
-    mutating func admit(now: ContinuousClock.Instant) -> Verdict {
-        if let start = windowStart, now - start < .seconds(1) {
-            count += 1
-            if count <= linesPerSecond { return .log }
-            dropped += 1
-            return .drop
-        }
-        let summary = dropped
-        windowStart = now
-        count = 1
-        dropped = 0
-        return summary > 0 ? .suppressedSummary(summary) : .log
+        if verdict != .drop { logger.warning("worker stderr: \(line)", metadata: ["source": "stderr"]) }
     }
 }
 

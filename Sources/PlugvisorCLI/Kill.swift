@@ -47,7 +47,8 @@ struct Reload: ParsableCommand {
             if let error = response.error { Report.error(error) }
             guard let result = response.result else { return }
             if let name {
-                Report.stdout("\(name): \(result["result"]?.stringValue ?? "?")")
+                // A failed reload says why in the worker's words: data, escaped.
+                Report.stdout("\(name): \(DisplayText.escaped(result["result"]?.stringValue ?? "?"))")
                 return
             }
             let added = result["added"].map(Report.names) ?? ""
@@ -57,7 +58,7 @@ struct Reload: ParsableCommand {
             let reloaded = result["reloaded"]?.objectValue ?? [:]
             Report.stdout("reloaded: " + (reloaded.isEmpty ? "none" : ""))
             for (plugin, outcome) in reloaded.sorted(by: { $0.key < $1.key }) {
-                Report.stdout("  \(plugin): \(outcome.stringValue ?? "?")")
+                Report.stdout("  \(plugin): \(DisplayText.escaped(outcome.stringValue ?? "?"))")
             }
         }
     }

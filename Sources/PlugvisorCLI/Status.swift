@@ -26,7 +26,7 @@ struct Status: ParsableCommand {
         var rows = [header]
         var notes: [String] = []
         for plugin in status.plugins {
-            let rss = plugin.workers.compactMap(\.rssBytes).reduce(0, +)
+            let rss = plugin.workers.compactMap(\.rssBytes).saturatingSum()
             rows.append([
                 plugin.name, plugin.version ?? "-", "\(plugin.generation)", plugin.state,
                 plugin.workers.isEmpty ? "-" : plugin.workers.map { "\($0.pid)" }.joined(separator: ","),
@@ -35,9 +35,12 @@ struct Status: ParsableCommand {
                 "\(plugin.restarts)", rss > 0 ? formatBytes(rss) : "-",
             ])
             if let error = plugin.lastError, plugin.state == "failed" || plugin.errors > 0 {
-                notes.append("\(plugin.name): \(plugin.state == "failed" ? "failed: " : "last error: ")\(error)")
+                notes.append(DisplayText.escaped(
+                    "\(plugin.name): \(plugin.state == "failed" ? "failed: " : "last error: ")\(error)"))
             }
         }
+        // Versions and errors are what guests and workers wrote: data, never terminal controls.
+        rows = rows.map { $0.map(DisplayText.escaped) }
         let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         let lines = rows.map { row in
             row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }

@@ -42,6 +42,9 @@ public final class FrameChannel: @unchecked Sendable {
     /// costs tens of them (DESIGN §8), so a short spin halves a no-op round trip.
     public var spin: Duration
 
+    /// The body length of the last frame received, for ceilings that depend on its kind.
+    public private(set) var lastFrameLength = 0
+
     public init(descriptor: OwnedDescriptor, maxFrameLength: Int = Framing.defaultMaxFrameLength, spin: Duration = .zero) {
         self.descriptor = descriptor
         self.decoder = FrameDecoder(maxFrameLength: maxFrameLength)
@@ -53,22 +56,31 @@ public final class FrameChannel: @unchecked Sendable {
 
     // MARK: Sending
 
-    public func send<T: Encodable>(_ message: T) throws(ChannelError) {
+    /// Sends one message.
+    /// - Parameter deadline: when given, a peer that stops reading cannot hold the sender past
+    ///   it: `.timedOut` (the frame may then be partly written, so the channel is unusable).
+    public func send<T: Encodable>(_ message: T, deadline: ContinuousClock.Instant? = nil) throws(ChannelError) {
         let body: [UInt8]
         do { body = try JSONCoding.encode(message) } catch {
             throw .malformed("cannot encode \(T.self): \(error)")
         }
-        try sendFrame(body)
+        try sendFrame(body, deadline: deadline)
     }
 
-    public func sendFrame(_ body: [UInt8]) throws(ChannelError) {
-        try writeAll(Framing.frame(body))
+    public func sendFrame(_ body: [UInt8], deadline: ContinuousClock.Instant? = nil) throws(ChannelError) {
+        try writeAll(Framing.frame(body), deadline: deadline)
     }
 
     /// Writes raw bytes (tests use this to send hostile input).
-    public func writeAll(_ bytes: [UInt8]) throws(ChannelError) {
+    public func writeAll(_ bytes: [UInt8], deadline: ContinuousClock.Instant? = nil) throws(ChannelError) {
         var offset = 0
         while offset < bytes.count {
+            if let deadline { try waitUntilReady(for: Int16(POLLOUT), until: deadline) }
+            // With a deadline, a socket is written without blocking (a full buffer makes us wait
+            // in poll, which knows the deadline); a pipe, in pieces of at most PIPE_BUF, which
+            // POLLOUT promises room for.
+            let chunk = deadline == nil || isSocket ? bytes.count - offset : min(bytes.count - offset, Int(PIPE_BUF))
+            let flags = Int32(MSG_NOSIGNAL) | (deadline == nil ? 0 : Int32(MSG_DONTWAIT))
             let written: Int
             do {
                 written = try retryingInterrupts("write") {
@@ -76,11 +88,12 @@ public final class FrameChannel: @unchecked Sendable {
                         let base = raw.baseAddress! + offset
                         // MSG_NOSIGNAL: a dead peer is an error to report, not a SIGPIPE to die of.
                         return isSocket
-                            ? Glibc.send(descriptor.rawValue, base, raw.count - offset, Int32(MSG_NOSIGNAL))
-                            : Glibc.write(descriptor.rawValue, base, raw.count - offset)
+                            ? Glibc.send(descriptor.rawValue, base, chunk, flags)
+                            : Glibc.write(descriptor.rawValue, base, chunk)
                     }
                 }
             } catch {
+                if error.errno == EAGAIN || error.errno == EWOULDBLOCK { continue }
                 if error.errno == EPIPE || error.errno == ECONNRESET { throw .closed }
                 throw .system(error)
             }
@@ -91,19 +104,28 @@ public final class FrameChannel: @unchecked Sendable {
     // MARK: Receiving
 
     /// The next message, decoded as `T`.
+    /// - Parameter limit: a ceiling for this frame below the channel's (refused from its header).
     /// - Throws: `ChannelError`; `.closed` at a clean end of stream, `.timedOut` past `deadline`.
-    public func receive<T: Decodable>(_ type: T.Type, deadline: ContinuousClock.Instant? = nil) throws(ChannelError) -> T {
-        let body = try receiveFrame(deadline: deadline)
+    public func receive<T: Decodable>(
+        _ type: T.Type, deadline: ContinuousClock.Instant? = nil, limit: Int? = nil
+    ) throws(ChannelError) -> T {
+        let body = try receiveFrame(deadline: deadline, limit: limit)
         do { return try JSONCoding.decode(T.self, from: body) } catch {
             throw .malformed(Self.describe(error))
         }
     }
 
-    /// The next frame's body.
-    public func receiveFrame(deadline: ContinuousClock.Instant? = nil) throws(ChannelError) -> [UInt8] {
+    /// The next frame's body. Past `deadline` it is `.timedOut` even when frames keep coming:
+    /// a peer that floods cannot keep its reader busy forever.
+    public func receiveFrame(deadline: ContinuousClock.Instant? = nil, limit: Int? = nil) throws(ChannelError) -> [UInt8] {
+        decoder.limit = limit ?? decoder.maxFrameLength
+        if let deadline, ContinuousClock.now >= deadline { throw .timedOut }
         while true {
             do {
-                if let frame = try decoder.nextFrame() { return frame }
+                if let frame = try decoder.nextFrame() {
+                    lastFrameLength = frame.count
+                    return frame
+                }
             } catch {
                 throw .framing(error)
             }
@@ -115,7 +137,7 @@ public final class FrameChannel: @unchecked Sendable {
                 decoder.append(readBuffer[0..<count])
                 continue
             }
-            if let deadline { try waitReadable(until: deadline) }
+            if let deadline { try waitUntilReady(for: Int16(POLLIN), until: deadline) }
             let count: Int
             do {
                 count = try retryingInterrupts("read") {
@@ -149,13 +171,36 @@ public final class FrameChannel: @unchecked Sendable {
         return nil
     }
 
-    private func waitReadable(until deadline: ContinuousClock.Instant) throws(ChannelError) {
+    /// What is waiting to be read while nobody expects anything: `nil` when nothing is, which is
+    /// how an idle peer must be. Never blocks.
+    public func unexpectedInput() -> UnexpectedInput? {
+        if decoder.bufferedByteCount > 0 { return .bytes }
+        if isSocket {
+            var byte: UInt8 = 0
+            let n = recv(descriptor.rawValue, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if n > 0 { return .bytes }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return nil }
+            return .closed
+        }
+        var pfd = pollfd(fd: descriptor.rawValue, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, 0) > 0 else { return nil }
+        return pfd.revents & Int16(POLLIN) != 0 ? .bytes : .closed
+    }
+
+    public enum UnexpectedInput: Equatable, Sendable {
+        /// The peer sent something nobody asked for.
+        case bytes
+        /// The peer hung up (or the connection broke).
+        case closed
+    }
+
+    private func waitUntilReady(for events: Int16, until deadline: ContinuousClock.Instant) throws(ChannelError) {
         while true {
             let remaining = ContinuousClock.now.duration(to: deadline)
             if remaining <= .zero { throw .timedOut }
             let (seconds, attos) = remaining.components
             let millis = Int32(clamping: seconds * 1000 + attos / 1_000_000_000_000_000 + 1)
-            var pfd = pollfd(fd: descriptor.rawValue, events: Int16(POLLIN), revents: 0)
+            var pfd = pollfd(fd: descriptor.rawValue, events: events, revents: 0)
             let ready = poll(&pfd, 1, millis)
             if ready > 0 { return }
             if ready < 0 && errno != EINTR { throw .system(SystemError("poll")) }

@@ -47,14 +47,23 @@ public struct FramingError: Error, Equatable, CustomStringConvertible {
 
 /// Incremental frame decoder: feed it whatever `read` returned, take out complete frames.
 ///
-/// It never buffers more than one frame's worth (header + ceiling), whatever the peer sends.
+/// It never buffers more than one frame's worth (header + ceiling), whatever the peer sends, and
+/// gives a large frame's memory back once it is taken out (a burst of big frames must not leave
+/// each connection holding its largest one).
 public struct FrameDecoder: Sendable {
     public let maxFrameLength: Int
+    /// The ceiling for the next frame, at most `maxFrameLength`: a peer's state can call for a
+    /// lower one (a worker between calls may send nothing at all), refused from its header.
+    public var limit: Int
     private var buffer: [UInt8] = []
     private var consumed = 0
 
+    /// Buffers up to this size are kept for the next frames; larger ones are freed once drained.
+    static let retainedCapacity = 256 * 1024
+
     public init(maxFrameLength: Int = Framing.defaultMaxFrameLength) {
         self.maxFrameLength = maxFrameLength
+        limit = maxFrameLength
     }
 
     /// Bytes received but not yet returned as frames.
@@ -62,6 +71,10 @@ public struct FrameDecoder: Sendable {
 
     public mutating func append<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         compactIfWorthwhile()
+        // A large frame's buffer is allocated once at its final size, not doubled up to it.
+        if bufferedByteCount >= Framing.headerLength, let length = try? announcedLength() {
+            buffer.reserveCapacity(consumed + Framing.headerLength + length)
+        }
         buffer.append(contentsOf: bytes)
     }
 
@@ -69,19 +82,27 @@ public struct FrameDecoder: Sendable {
     public var wantedByteCount: Int {
         let available = bufferedByteCount
         guard available >= Framing.headerLength else { return Framing.headerLength - available }
-        guard let length = try? announcedLength(), length <= maxFrameLength else { return 1 }
+        guard let length = try? announcedLength() else { return 1 }
         return max(1, Framing.headerLength + length - available)
     }
 
     /// The next complete frame body, or nil when more bytes are needed.
-    /// - Throws: `FramingError.oversize` as soon as a header announces more than the ceiling.
+    /// - Throws: `FramingError.oversize` as soon as a header announces more than `limit`.
     public mutating func nextFrame() throws(FramingError) -> [UInt8]? {
         guard bufferedByteCount >= Framing.headerLength else { return nil }
         let length = try announcedLength()
         guard bufferedByteCount >= Framing.headerLength + length else { return nil }
         let start = consumed + Framing.headerLength
+        if consumed == 0 && buffer.count == start + length && buffer.capacity > Self.retainedCapacity {
+            // The buffer holds exactly this frame: hand it over rather than copy it.
+            var body = buffer
+            buffer = []
+            body.removeFirst(Framing.headerLength)
+            return body
+        }
         let body = Array(buffer[start..<start + length])
         consumed = start + length
+        if consumed == buffer.count { releaseDrainedBuffer() }
         return body
     }
 
@@ -98,14 +119,22 @@ public struct FrameDecoder: Sendable {
     private func announcedLength() throws(FramingError) -> Int {
         let b = buffer[consumed..<consumed + 4]
         let length = b.reduce(0) { ($0 << 8) | Int($1) }
-        if length > maxFrameLength {
-            throw FramingError(.oversize(announced: length, limit: maxFrameLength))
+        let ceiling = min(limit, maxFrameLength)
+        if length > ceiling {
+            throw FramingError(.oversize(announced: length, limit: ceiling))
         }
         return length
     }
 
+    private mutating func releaseDrainedBuffer() {
+        if buffer.capacity > Self.retainedCapacity { buffer = [] } else { buffer.removeAll(keepingCapacity: true) }
+        consumed = 0
+    }
+
     private mutating func compactIfWorthwhile() {
-        if consumed > 0 && (consumed == buffer.count || consumed >= 64 * 1024) {
+        if consumed > 0 && consumed == buffer.count {
+            releaseDrainedBuffer()
+        } else if consumed >= 64 * 1024 {
             buffer.removeFirst(consumed)
             consumed = 0
         }

@@ -51,6 +51,7 @@ public struct LoadRequest: Codable, Sendable, Equatable {
     public var preopens: [Preopen]
     /// Ceiling on one result the guest returns, in bytes.
     public var maxResultBytes: Int
+    public static let defaultMaxResultBytes = 8 << 20
     /// When the worker starts as root, it drops to this user after opening its grants.
     public var workerUser: WorkerUser?
     /// Test-only: links `plugvisor.sandbox_drill`, which attempts a forbidden syscall.
@@ -63,7 +64,7 @@ public struct LoadRequest: Codable, Sendable, Equatable {
     public init(
         plugin: String, abi: GuestABI = .plugvisor, memoryLimit: Int? = nil, fuel: UInt64? = nil,
         env: [String: String] = [:], config: [String: String] = [:], preopens: [Preopen] = [],
-        maxResultBytes: Int = 8 * 1024 * 1024, workerUser: WorkerUser? = nil, sandboxDrill: Bool = false,
+        maxResultBytes: Int = defaultMaxResultBytes, workerUser: WorkerUser? = nil, sandboxDrill: Bool = false,
         args: [String] = [], trapUnknownImports: Bool = false
     ) {
         self.plugin = plugin
@@ -162,6 +163,15 @@ public struct CallResult: Codable, Sendable, Equatable {
         self.error = error
         self.stats = stats
     }
+
+    /// The codes a worker may answer a call with: what its guest can cause, and the worker's
+    /// own refusals. Any other (`timeout`, `killed`, ...) is the supervisor's to give, and a
+    /// worker that claims one breaks the protocol.
+    public static let workerErrorCodes: Set<PluginError.Code> = [
+        .trap, .outOfFuel, .invalidResult,
+        .badRequest,  // a context the guest cannot take (too large for a 32-bit guest)
+        .internalError,  // a WASI command's stdio could not be set up
+    ]
 }
 
 public struct LogLine: Codable, Sendable, Equatable {
@@ -175,6 +185,9 @@ public struct LogLine: Codable, Sendable, Equatable {
 
 /// A brokered host service the guest asked for during a call (the worker has no network).
 public struct HostRequest: Codable, Sendable, Equatable {
+    /// The largest request a guest may pass to a host service, as JSON.
+    public static let maxRequestBytes = 1 << 20
+
     public var id: UInt64
     /// "http".
     public var op: String
@@ -193,6 +206,23 @@ public struct HostResult: Codable, Sendable, Equatable {
         self.id = id
         self.result = result
     }
+}
+
+/// The largest frame a worker may send, by what the supervisor waits for: it refuses a frame
+/// over its ceiling from the header, before buffering any of it, and checks each message's own
+/// ceiling once decoded.
+public enum WorkerFrameCeiling {
+    /// Room for a message's members around its payload (ids, type, stats, an error's message).
+    public static let envelope = 64 * 1024
+    /// A `log` frame: a message of `LogLine.maxMessageBytes`, even if every byte were a control
+    /// character that JSON spells as six (`\u001b`).
+    public static let log = 6 * LogLine.maxMessageBytes + envelope
+    /// A `host` frame: the guest's request is re-encoded by the worker, which can lengthen
+    /// numbers (`1e9` becomes `1000000000`).
+    public static let host = 4 * HostRequest.maxRequestBytes + envelope
+    /// A `result` frame, the largest a worker sends during a call: the guest's answer (at most
+    /// `maxResultBytes`), re-encoded, plus envelope.
+    public static func result(maxResultBytes: Int) -> Int { maxResultBytes + maxResultBytes / 8 + envelope }
 }
 
 public enum WorkerMessage: Sendable, Equatable {

@@ -12,14 +12,14 @@ final class HostContext {
     private let sink: (LogLine) -> Void
     private var limiter = LogBudget(linesPerSecond: 100, bytesPerSecond: 64 * 1024)
 
-    static let maxLogLine = 4096
+    static let maxLogLine = LogLine.maxMessageBytes
     static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     let sandboxDrill: Bool
     /// Hands a brokered request to the supervisor and waits for its answer.
     private let broker: (String, JSONValue) -> JSONValue
 
-    static let maxHostRequest = 1 << 20
+    static let maxHostRequest = HostRequest.maxRequestBytes
 
     init(
         plugin: String, config: [String: String], sandboxDrill: Bool, log: @escaping (LogLine) -> Void,
@@ -53,16 +53,15 @@ final class HostContext {
                 let shown = min(Int(length), Self.maxLogLine)
                 let bytes = try Self.read(memory, pointer: pointer, length: length, limit: shown)
                 let now = ContinuousClock.now
-                switch limiter.admit(bytes: bytes.count, now: now) {
-                case .log:
+                let verdict = limiter.admit(bytes: bytes.count, now: now)
+                if case let .logAfterSummary(dropped) = verdict {
+                    sink(LogLine(level: "warning", message: "\(dropped) guest log lines dropped (rate limit)"))
+                }
+                if verdict != .drop {
                     let levelName = Self.levels[Int(min(level, UInt32(Self.levels.count - 1)))]
                     var text = String(decoding: bytes, as: UTF8.self)
                     if Int(length) > shown { text += "… (\(length) bytes, cut)" }
                     sink(LogLine(level: levelName, message: text))
-                case let .summary(dropped):
-                    sink(LogLine(level: "warning", message: "\(dropped) guest log lines dropped (rate limit)"))
-                case .drop:
-                    break
                 }
                 return []
             })
@@ -152,44 +151,5 @@ final class HostContext {
         let count = min(Int(length), limit)
         if count == 0 { return [] }
         return memory.withUnsafeBufferPointer(offset: UInt(pointer), count: count) { Array($0) }
-    }
-}
-
-/// Lines and bytes per second a guest may log; past that lines are dropped and counted.
-struct LogBudget {
-    enum Verdict: Equatable { case log, drop, summary(Int) }
-    let linesPerSecond: Int
-    let bytesPerSecond: Int
-    private var windowStart: ContinuousClock.Instant?
-    private var lines = 0
-    private var bytes = 0
-    private var dropped = 0
-
-    init(linesPerSecond: Int, bytesPerSecond: Int) {
-        self.linesPerSecond = linesPerSecond
-        self.bytesPerSecond = bytesPerSecond
-    }
-
-    mutating func takeDropped() -> Int {
-        defer { dropped = 0 }
-        return dropped
-    }
-
-    mutating func admit(bytes count: Int, now: ContinuousClock.Instant) -> Verdict {
-        if let start = windowStart, now - start < .seconds(1) {
-            if lines < linesPerSecond && bytes + count <= bytesPerSecond {
-                lines += 1
-                bytes += count
-                return .log
-            }
-            dropped += 1
-            return .drop
-        }
-        let summary = dropped
-        windowStart = now
-        lines = 1
-        bytes = count
-        dropped = 0
-        return summary > 0 ? .summary(summary) : .log
     }
 }

@@ -132,18 +132,9 @@ import Testing
         return (exit, String(decoding: stderr, as: UTF8.self))
     }
 
-    /// A script that runs Fixtures/fake-broker.py in `mode` (the broker's environment is empty,
-    /// so the interpreter's path is spelled out).
+    /// A script that runs Fixtures/fake-broker.py in `mode`.
     func fakeBroker(_ mode: String) throws -> String {
-        let python = ProcessRunner.run(["/usr/bin/env", "python3", "-c", "import sys; print(sys.executable)"])
-        let interpreter = python.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard python.status == 0, !interpreter.isEmpty else { throw FixtureError("no python3: \(python.stderr)") }
-        let directory = try RunningSupervisor.makeTemporaryDirectory()
-        let path = directory.appendingPathComponent("fake-broker").path
-        let script = Fixtures.root.appendingPathComponent("Fixtures/fake-broker.py").path
-        try "#!/bin/sh\nexec \(interpreter) \(script) \(mode)\n".write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, 0o755)
-        return path
+        try RunningSupervisor.fakePeer(script: "fake-broker.py", arguments: [mode])
     }
 
     /// Children of `parent` running `plugvisor-broker`, from /proc.

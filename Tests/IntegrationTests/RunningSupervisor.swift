@@ -130,6 +130,23 @@ final class RunningSupervisor: @unchecked Sendable {
         }
     }
 
+    /// An executable that runs the Python fixture `Fixtures/<script>` with `arguments` (and
+    /// whatever its spawner passes), for a hostile stand-in of the broker or of a worker. The
+    /// supervisor gives those an empty environment, so the interpreter's path is spelled out.
+    /// The caller removes the script's directory.
+    static func fakePeer(script: String, arguments: [String]) throws -> String {
+        let python = ProcessRunner.run(["/usr/bin/env", "python3", "-c", "import sys; print(sys.executable)"])
+        let interpreter = python.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard python.status == 0, !interpreter.isEmpty else { throw FixtureError("no python3: \(python.stderr)") }
+        let directory = try makeTemporaryDirectory()
+        let path = directory.appendingPathComponent(script.replacingOccurrences(of: ".py", with: "")).path
+        let source = Fixtures.root.appendingPathComponent("Fixtures/\(script)").path
+        let words = ([interpreter, source] + arguments).map { "'\($0)'" }.joined(separator: " ")
+        try "#!/bin/sh\nexec \(words) \"$@\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
     static func makeTemporaryDirectory() throws -> URL {
         var template = Array("/tmp/plugvisor-test-XXXXXX".utf8CString)
         guard let path = mkdtemp(&template) else { throw FixtureError("mkdtemp failed") }

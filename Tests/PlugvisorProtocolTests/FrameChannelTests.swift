@@ -64,6 +64,52 @@ import Testing
         }
     }
 
+    @Test func aSendToAPeerThatStopsReadingEndsAtItsDeadline() throws {
+        let (a, b) = try Descriptors.socketPair()
+        let sender = FrameChannel(descriptor: a)
+        let started = ContinuousClock.now
+        // More than the socket buffers hold, and nobody reads.
+        #expect(throws: ChannelError.timedOut) {
+            try sender.sendFrame([UInt8](repeating: 7, count: 8 << 20), deadline: .now + .milliseconds(200))
+        }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        withExtendedLifetime(b) {}
+    }
+
+    @Test func framesThatKeepComingDoNotOutliveTheDeadline() throws {
+        let (a, b) = try Descriptors.socketPair()
+        let sender = FrameChannel(descriptor: a)
+        for _ in 0..<10 { try sender.sendFrame(Array("{}".utf8)) }
+        let receiver = FrameChannel(descriptor: b)
+        let deadline = ContinuousClock.now + .milliseconds(50)
+        #expect(try receiver.receiveFrame(deadline: deadline) == Array("{}".utf8))
+        Thread.sleep(forTimeInterval: 0.1)
+        // Frames are buffered and waiting, but the deadline has passed.
+        #expect(throws: ChannelError.timedOut) { try receiver.receiveFrame(deadline: deadline) }
+    }
+
+    @Test func aFrameOverThisReceivesLimitIsRefusedFromItsHeader() throws {
+        let (a, b) = try Descriptors.socketPair()
+        try FrameChannel(descriptor: a).writeAll([0, 0, 4, 1])  // 1025 bytes announced, none sent
+        let receiver = FrameChannel(descriptor: b)
+        #expect(throws: ChannelError.framing(FramingError(.oversize(announced: 1025, limit: 1024)))) {
+            try receiver.receiveFrame(deadline: .now + .seconds(1), limit: 1024)
+        }
+    }
+
+    @Test func unexpectedInputTellsSilenceFromBytesFromAHangUp() throws {
+        let (a, b) = try Descriptors.socketPair()
+        let watched = FrameChannel(descriptor: b)
+        #expect(watched.unexpectedInput() == nil)
+        try FrameChannel(descriptor: a).sendFrame(Array("{}".utf8))
+        #expect(watched.unexpectedInput() == .bytes)
+        #expect(watched.unexpectedInput() == .bytes, "a peek, not a read")
+        _ = try watched.receiveFrame()
+        #expect(watched.unexpectedInput() == nil)
+        a.close()
+        #expect(watched.unexpectedInput() == .closed)
+    }
+
     @Test func writingToAClosedPeerIsAnErrorNotSIGPIPE() throws {
         let (a, b) = try Descriptors.socketPair()
         b.close()

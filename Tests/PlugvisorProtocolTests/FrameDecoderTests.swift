@@ -57,4 +57,26 @@ import Testing
         decoder.append([0, 0, 0, 10, 1, 2])
         #expect(decoder.wantedByteCount == 8)
     }
+
+    @Test func aLowerLimitForTheNextFrameRefusesItFromItsHeader() {
+        var decoder = FrameDecoder(maxFrameLength: 1 << 20)
+        decoder.limit = 16
+        decoder.append([0x00, 0x00, 0x00, 0x11])
+        #expect(throws: FramingError(.oversize(announced: 17, limit: 16))) { try decoder.nextFrame() }
+    }
+
+    @Test func aLargeFrameComesOutWholeAndItsBufferIsNotKept() throws {
+        var decoder = FrameDecoder()
+        let big = [UInt8](repeating: 3, count: 1 << 20)
+        let stream = Framing.frame(big) + Framing.frame(Array("next".utf8))
+        for piece in stride(from: 0, to: stream.count, by: 65536) {
+            decoder.append(stream[piece..<min(piece + 65536, stream.count)])
+        }
+        #expect(try decoder.nextFrame() == big)
+        #expect(try decoder.nextFrame() == Array("next".utf8))
+        #expect(decoder.bufferedByteCount == 0)
+        decoder.append(Framing.frame(big))
+        #expect(try decoder.nextFrame() == big, "handed over without a copy")
+        #expect(decoder.bufferedByteCount == 0)
+    }
 }

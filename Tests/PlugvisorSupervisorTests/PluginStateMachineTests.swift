@@ -141,6 +141,27 @@ import Testing
         }
     }
 
+    @Test func aWorkerFoundUnusableAtCheckoutIsReplacedAndTheCallerTakesAnother() {
+        var (machine, ids) = ready(spec(instances: 2))
+        #expect(machine.admit(now: t0, queued: false) == .run(ids[1]))
+        machine.workerUnusable(ids[1], code: .protocolViolation, now: t0)
+        #expect(machine.phaseName(ids[1]) == "dying")
+        #expect(machine.admit(now: t0, queued: false) == .run(ids[0]))
+        guard case .spawn? = machine.workerExited(ids[1], now: t0 + .seconds(1), description: "SIGKILL").first else {
+            Issue.record("no replacement")
+            return
+        }
+    }
+
+    @Test func aWorkerFoundUnusableEndsAHalfOpenTrial() {
+        var (machine, ids) = ready(spec(instances: 1, circuit: .init(failures: 1, reset: .seconds(1))))
+        #expect(machine.admit(now: t0, queued: false) == .run(ids[0]))
+        _ = machine.finish(ids[0], failure: .trap, workerLost: false, now: t0)
+        #expect(machine.admit(now: t0 + .seconds(2), queued: false) == .run(ids[0]))  // the trial
+        machine.workerUnusable(ids[0], code: .protocolViolation, now: t0 + .seconds(2))
+        #expect(machine.circuit?.name == "open", "not stuck half-open with a trial that never ran")
+    }
+
     @Test func aWorkerThatCannotLoadFailsThePluginAndKillsTheOthers() {
         var machine = PluginStateMachine(spec: spec(instances: 2))
         let spawns = machine.begin()
