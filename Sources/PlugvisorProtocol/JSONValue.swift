@@ -92,10 +92,10 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Ex
 
 /// The one place JSON is turned into bytes and back, so that both sides agree on the dialect.
 public enum JSONCoding {
+    /// Compact JSON, keys sorted, slashes unescaped (JSONEncoder's output with
+    /// `[.sortedKeys, .withoutEscapingSlashes]`), in time linear in the size of `value`.
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(value))
+        try JSONWriter.write(try JSONValueEncoder.encode(value))
     }
 
     /// How deeply a protocol message may nest: a value checked at `JSONValue.maxDepth` where it

@@ -1,3 +1,4 @@
+import Foundation
 import PlugvisorProtocol
 import Testing
 
@@ -185,3 +186,61 @@ import Testing
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 private func ascii(_ character: Unicode.Scalar) -> UInt8 { UInt8(ascii: character) }
+
+/// JSONCoding.encode writes what JSONEncoder wrote with `[.sortedKeys, .withoutEscapingSlashes]`.
+@Suite struct JSONWriterTests {
+    static func foundation<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func ours<T: Encodable>(_ value: T) throws -> String { String(decoding: try JSONCoding.encode(value), as: UTF8.self) }
+
+    static let values: [JSONValue] = [
+        nil, true, false, 0, -1, .integer(.max), .integer(.min),
+        0.5, 2.0, -0.0, 1e300, 1e-10, 1e21, 1e16, 1e15, 1.5e15, 123456789012345680.0, 0.1, .double(1.0 / 3), 5e-324,
+        .double(.greatestFiniteMagnitude), 100.0, 12345.678, -2.5e-7,
+        "", "plain", "a\u{0}\u{1}\u{1F}\u{7F}\u{80}\u{2028}é😀\"\\/\n\r\t\u{8}\u{C}",
+        [], [:], [1, [2, [3, []]], ["k": nil]],
+        ["b": 1, "a": 2, "B": 3, "é": 4, "aa": 5, "a\u{0}": 6, "_": 7, "Z": 8, "~": 9, "😀": 10, "ß": 11, "e": 12, "f": 13],
+    ]
+
+    @Test(arguments: values) func aValueIsWrittenAsJSONEncoderWroteIt(_ value: JSONValue) throws {
+        #expect(try Self.ours(value) == Self.foundation(value))
+    }
+
+    @Test func theMessagesAreWrittenAsJSONEncoderWroteThem() throws {
+        let worker: [WorkerMessage] = [
+            .hello(Hello(pid: 1)),
+            .ready(ReadyInfo(meta: ["name": "x"], exports: [ModuleItem(name: "execute", kind: "func", signature: "() -> i64")],
+                             imports: [], memoryBytes: 65536)),
+            .loadFailed(reason: "missing export: execute"),
+            .result(CallResult(id: 7, payload: ["success": true, "data": [1, 2.5, "three", nil]],
+                               stats: CallStats(micros: 12, fuelUsed: 99, memoryBytes: 65536))),
+            .result(CallResult(id: 8, error: PluginError(.trap, plugin: "p", "unreachable"))),
+            .log(LogLine(level: "info", message: "hi/there")),
+        ]
+        for message in worker { #expect(try Self.ours(message) == Self.foundation(message)) }
+        let supervisor: [SupervisorMessage] = [
+            .load(LoadRequest(plugin: "p", memoryLimit: 1 << 20, fuel: 1000, env: ["A": "b"], config: ["k": "v"],
+                              preopens: [Preopen(host: "/tmp", guest: "/data", readOnly: true)])),
+            .call(CallRequest(id: 1, fn: .execute, payload: PluginContext(requestID: "r", parameters: ["x": [1]]).json)),
+            .inspect,
+        ]
+        for message in supervisor { #expect(try Self.ours(message) == Self.foundation(message)) }
+        let status = ControlResponse(status: StatusReport(plugins: [PluginStatus(
+            name: "echo", version: nil, state: "ready",
+            workers: [WorkerStatus(pid: 3, state: "idle", uptimeSeconds: 2.0, rssBytes: nil, memoryBytes: 65536)],
+            calls: 1, errors: 0, errorsByCode: ["trap": 1], p50Micros: nil, p99Micros: 5, restarts: 0, lastError: nil,
+            sha256: nil, circuit: nil, queued: 0, generation: 0, lastReloadAt: nil, lastReload: nil)]))
+        #expect(try Self.ours(status) == Self.foundation(status))
+        #expect(try Self.ours(ControlRequest(op: .call, plugin: "echo", context: ["parameters": [:]]))
+            == Self.foundation(ControlRequest(op: .call, plugin: "echo", context: ["parameters": [:]])))
+    }
+
+    @Test func aNonFiniteDoubleIsAnError() {
+        #expect(throws: EncodingError.self) { try JSONCoding.encode(JSONValue.double(.nan)) }
+        #expect(throws: EncodingError.self) { try JSONCoding.encode([Double.infinity]) }
+    }
+}
