@@ -63,9 +63,12 @@ struct Call: ParsableCommand {
             } catch {
                 throw ValidationError("cannot read \(json): \(error.localizedDescription)")
             }
-            guard case let .object(object)? = try? JSONCoding.decode(JSONValue.self, from: Array(data)) else {
-                throw ValidationError("\(json == "-" ? "stdin" : json) is not a JSON object")
+            let source = json == "-" ? "stdin" : json
+            let value: JSONValue
+            do { value = try JSONValue(parsing: Array(data)) } catch {
+                throw ValidationError("\(source) is not valid JSON: \(error)")
             }
+            guard case let .object(object) = value else { throw ValidationError("\(source) is not a JSON object") }
             context = object
         }
         var parameterValues = context["parameters"]?.objectValue ?? [:]

@@ -184,8 +184,8 @@ public struct Gateway: Sendable {
         if body.readableBytes == 0 { return .success([:]) }
         let value: JSONValue
         let bytes = Array(buffer: body)
-        do { value = try JSONCoding.decode(JSONValue.self, from: bytes) } catch {
-            return .failure(PluginError(.badRequest, "the request body is not valid JSON: \(Self.syntaxProblem(in: bytes, error))"))
+        do { value = try JSONValue(parsing: bytes) } catch {
+            return .failure(PluginError(.badRequest, "the request body is not valid JSON: \(error)"))
         }
         guard case let .object(object) = value else {
             return .failure(PluginError(.badRequest, "the request body must be a JSON object (the parameters, or {\"parameters\": {...}})"))
@@ -274,15 +274,6 @@ public struct Gateway: Sendable {
 
     private static func bodyTooLarge(_ limit: Int) -> PluginError {
         PluginError(.payloadTooLarge, "the request body is larger than \(limit) bytes (--http-max-body)")
-    }
-
-    /// What is wrong with a body that did not decode, and where: JSONSerialization says
-    /// "around character N", which the Codable decoder does not.
-    private static func syntaxProblem(in bytes: [UInt8], _ error: Error) -> String {
-        do { _ = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) } catch {
-            if let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String { return detail }
-        }
-        return "\(error)"
     }
 }
 

@@ -34,7 +34,14 @@ public enum JSONValue: Sendable, Hashable {
 }
 
 extension JSONValue: Codable {
+    /// From JSONCoding.decode, the subtree the parser built, in O(1). From any other decoder,
+    /// trial and error: each failed attempt costs that decoder an error with the coding path, so
+    /// deep documents cost quadratic time. Untrusted bytes therefore never come this way.
     public init(from decoder: Decoder) throws {
+        if let decoder = decoder as? JSONValueDecoder {
+            self = decoder.value
+            return
+        }
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -85,14 +92,23 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Ex
 
 /// The one place JSON is turned into bytes and back, so that both sides agree on the dialect.
 public enum JSONCoding {
+    /// Compact JSON, keys sorted, slashes unescaped (JSONEncoder's output with
+    /// `[.sortedKeys, .withoutEscapingSlashes]`), in time linear in the size of `value`.
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(value))
+        try JSONWriter.write(try JSONValueEncoder.encode(value))
     }
 
-    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        try JSONDecoder().decode(type, from: Data(bytes))
+    /// How deeply a protocol message may nest: a value checked at `JSONValue.maxDepth` where it
+    /// entered (a request body, a guest's answer), inside the few envelopes that carry it.
+    public static let maxMessageDepth = JSONValue.maxDepth + 8
+
+    /// Parses `bytes` once, in linear time and at most `maxDepth` deep, then decodes `T` from
+    /// the tree.
+    /// - Throws: `JSONParseError` for bytes that are not JSON (what, and at which byte), or
+    ///   `DecodingError` for JSON that is not a `T`.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], maxDepth: Int = maxMessageDepth) throws -> T {
+        let value = try JSONValue(parsing: bytes, maxDepth: maxDepth)
+        return try JSONValueDecoder(value).decode(type)
     }
 
     /// Human-readable rendering for terminals.

@@ -73,9 +73,9 @@ public enum GuestAnswer {
             return invalid("the guest's \(what) is not valid UTF-8 (\(bytes.count) bytes)")
         }
         let value: JSONValue
-        do { value = try JSONCoding.decode(JSONValue.self, from: bytes) } catch {
+        do { value = try JSONValue(parsing: bytes) } catch {
             let preview = String(decoding: bytes.prefix(80), as: UTF8.self)
-            return invalid("the guest's \(what) is not JSON: \(preview)\(bytes.count > 80 ? "…" : "")")
+            return invalid("the guest's \(what) is not JSON (\(error)): \(preview)\(bytes.count > 80 ? "…" : "")")
         }
         return .success(value)
     }

@@ -93,7 +93,7 @@ final class HostContext {
                     return [.i64(try Self.give(caller, ["error": "request larger than 1 MiB"]))]
                 }
                 let bytes = try Self.read(memory, pointer: pointer, length: length, limit: Self.maxHostRequest)
-                guard case let .object(request)? = try? JSONCoding.decode(JSONValue.self, from: bytes) else {
+                guard case let .object(request)? = try? JSONValue(parsing: bytes) else {
                     return [.i64(try Self.give(caller, ["error": "the request is not a JSON object"]))]
                 }
                 return [.i64(try Self.give(caller, broker("http", .object(request))))]
