@@ -226,7 +226,7 @@ private func ascii(_ character: Unicode.Scalar) -> UInt8 { UInt8(ascii: characte
             .load(LoadRequest(plugin: "p", memoryLimit: 1 << 20, fuel: 1000, env: ["A": "b"], config: ["k": "v"],
                               preopens: [Preopen(host: "/tmp", guest: "/data", readOnly: true)])),
             .call(CallRequest(id: 1, fn: .execute, payload: PluginContext(requestID: "r", parameters: ["x": [1]]).json)),
-            .inspect,
+            .inspect(InspectRequest(workerUser: WorkerUser(uid: 61184, gid: 61184))),
         ]
         for message in supervisor { #expect(try Self.ours(message) == Self.foundation(message)) }
         let status = ControlResponse(status: StatusReport(plugins: [PluginStatus(
