@@ -301,6 +301,7 @@ import Testing
 
     @Test func aLogFloodIsCutDownAndOtherPluginsKeepAnswering() throws {
         let supervisor = try RunningSupervisor(manifest: Self.manifest)
+        let floodStarted = ContinuousClock.now
         let flood = Background { supervisor.call("log-flood") }
         var answeredDuringFlood = 0
         while !flood.isDone {
@@ -310,8 +311,10 @@ import Testing
         #expect(answeredDuringFlood > 0)
         let lines = supervisor.log.split(separator: "\n")
         let floodLines = lines.filter { $0.contains("flood flood") }.count
-        // 300,000 lines were logged; at most 100 a second get through (the call takes seconds).
-        #expect(floodLines > 0 && floodLines < 2000, "\(floodLines) flood lines reached the log")
+        // 300,000 lines were logged; at most 100 a second get through, however long the call
+        // took on a busy machine.
+        let seconds = Int((ContinuousClock.now - floodStarted).components.seconds) + 2
+        #expect(floodLines > 0 && floodLines <= 100 * seconds, "\(floodLines) flood lines reached the log in \(seconds) s")
         #expect(lines.contains { $0.contains("guest log lines dropped (rate limit)") })
     }
 
