@@ -41,21 +41,14 @@ public final class ControlServer: @unchecked Sendable {
         chmod(path, 0o600)
     }
 
+    /// Creates `directory` (0700) or checks the one that is there: a directory another user
+    /// owns or can write to is refused, never used (it may be squatted to intercept the CLI).
     static func prepareDirectory(_ directory: String) throws {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw SupervisorError("cannot create \(directory): \(SystemError("mkdir"))")
         }
-        var info = stat()
-        guard lstat(directory, &info) == 0 else {
-            throw SupervisorError("cannot stat \(directory): \(SystemError("stat"))")
-        }
-        guard (info.st_mode & S_IFMT) == S_IFDIR else { throw SupervisorError("\(directory) is not a directory") }
-        guard info.st_uid == geteuid() else {
-            throw SupervisorError("\(directory) belongs to uid \(info.st_uid), not to us (uid \(geteuid()))")
-        }
-        // Others must not be able to replace the socket; the socket itself is 0600.
-        if info.st_mode & 0o022 != 0 {
-            throw SupervisorError(String(format: "%@ is writable by other users (mode %o); use a directory only you can write to", directory, info.st_mode & 0o777))
+        do throws(ControlSocketTrust.Problem) { try ControlSocketTrust.checkDirectory(directory) } catch {
+            throw SupervisorError("refusing to listen: \(error)")
         }
     }
 
@@ -86,7 +79,7 @@ public final class ControlServer: @unchecked Sendable {
 
     private func handle(_ client: OwnedDescriptor) {
         let channel = FrameChannel(descriptor: client, maxFrameLength: 64 << 20)
-        guard let uid = try? Descriptors.peerUID(client), uid == geteuid() || uid == 0 else {
+        guard let uid = try? Descriptors.peerUID(client), ControlSocketTrust.isTrusted(uid) else {
             try? channel.send(ControlResponse(error: PluginError(.badRequest, "permission denied: not the supervisor's user")))
             client.close()
             return

@@ -11,15 +11,33 @@ struct ModuleFile: Sendable {
     let bytes: [UInt8]
     let sha256: String
 
+    /// - Throws: when `path` cannot be read, or is not a regular file: a FIFO, a device or a
+    ///   directory is refused at once (opened without blocking, then checked), never waited on.
     init(path: String) throws(SupervisorError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { throw SupervisorError("\(SystemError("cannot open \(path)"))") }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw SupervisorError("\(SystemError("cannot stat \(path)"))") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw SupervisorError("\(path) is \(Self.kind(info.st_mode)), not a regular file: a module must be a .wasm file")
+        }
         do { bytes = try Descriptors.readAll(fd, limit: Self.maxBytes + 1) } catch {
             throw SupervisorError("cannot read \(path): \(error)")
         }
         if bytes.count > Self.maxBytes { throw SupervisorError("\(path) is larger than 256 MiB") }
         sha256 = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+
+    private static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: "a FIFO"
+        case S_IFDIR: "a directory"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFSOCK: "a socket"
+        default: "of another kind"
+        }
     }
 }
 

@@ -117,8 +117,9 @@ extension Supervisor {
 
     /// Runs blocking supervisor work on a new thread and resumes when it is done. The
     /// supervisor's calls wait on locks and sockets for up to a plugin's timeout: on the
-    /// cooperative pool that would starve every other task.
-    private func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    /// cooperative pool that would starve every other task. The gateway decodes request bodies
+    /// here too, for the same reason.
+    package func offload<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             let thread = Thread { continuation.resume(returning: work()) }
             thread.name = "plugvisor-async"

@@ -74,7 +74,7 @@ public struct SupervisorConfiguration: Sendable {
 /// it wraps are for this package's own thread-based code (the CLI, the control socket). All
 /// are thread-safe; a call never waits past its plugin's timeout.
 public final class Supervisor: @unchecked Sendable {
-    // SAFETY: `plugins`, `order`, `manifest` and `startPhase` are only touched under `registry`; the rest is
+    // SAFETY: `plugins`, `order`, `manifest`, `reloadQueues` and `startPhase` are only touched under `registry`; the rest is
     // immutable or thread-safe.
     private let registry = Lock()
     private var plugins: [String: PluginRuntime] = [:]
@@ -83,8 +83,11 @@ public final class Supervisor: @unchecked Sendable {
     private let environment: SupervisorEnvironment
     private let configuration: SupervisorConfiguration
     private let logger: Logger
-    /// Reloads run one at a time, in the order they were asked for.
-    private let reloads = DispatchQueue(label: "plugvisor.reload")
+    /// Each plugin's reloads run one at a time, in the order they were asked for, on a queue of
+    /// its own: one plugin's slow reload (a new version that takes its whole timeout to fail)
+    /// never holds up another's. Manifest reloads run one at a time too.
+    private var reloadQueues: [String: DispatchQueue] = [:]
+    private let manifestReloads = DispatchQueue(label: "plugvisor.reload.manifest")
     private var watcher: DirectoryWatcher?
     private var startPhase = StartPhase.notStarted
     private enum StartPhase { case notStarted, starting, started }
@@ -166,7 +169,16 @@ public final class Supervisor: @unchecked Sendable {
     /// takes over once it is ready, with zero failed calls; if it cannot start, the old one
     /// goes on serving.
     package func reload(plugin name: String) -> Result<PluginReloadResult, PluginError> {
-        runtime(name).map { runtime in reloads.sync { runtime.reload(spec: runtime.spec, force: true) } }
+        runtime(name).map { runtime in reloadQueue(name).sync { runtime.reload(spec: runtime.spec, force: true) } }
+    }
+
+    private func reloadQueue(_ name: String) -> DispatchQueue {
+        registry.withLock {
+            if let queue = reloadQueues[name] { return queue }
+            let queue = DispatchQueue(label: "plugvisor.reload.\(name)")
+            reloadQueues[name] = queue
+            return queue
+        }
     }
 
     /// What a manifest reload did.
@@ -181,7 +193,7 @@ public final class Supervisor: @unchecked Sendable {
     /// errors changes nothing.
     /// - Returns: what changed, or `invalid_manifest` with every problem.
     package func reloadManifest() -> Result<ManifestChanges, PluginError> {
-        reloads.sync {
+        manifestReloads.sync {
             let path = registry.withLock { manifest.path }
             let next: Manifest
             do throws(ManifestErrors) { next = try Manifest.load(path: path) } catch {
@@ -208,11 +220,18 @@ public final class Supervisor: @unchecked Sendable {
                 DispatchQueue.global().async { runtime.shutdown(deadline: deadline) }
             }
             for runtime in added { runtime.start() }
+            // Each changed plugin on its own queue, all at once: the slowest sets the pace.
+            let reloading = DispatchGroup()
+            let results = ReloadResults()
             for spec in next.plugins where !changes.added.contains(spec.name) {
                 guard let runtime = current[spec.name] else { continue }
-                let result = runtime.reload(spec: spec, force: false)
-                if result != .unchanged { changes.reloaded[spec.name] = result }
+                reloadQueue(spec.name).async(group: reloading) {
+                    let result = runtime.reload(spec: spec, force: false)
+                    if result != .unchanged { results.record(spec.name, result) }
+                }
             }
+            reloading.wait()
+            changes.reloaded = results.collected
             updateWatches()
             logger.info("manifest reloaded: added \(changes.added), removed \(changes.removed), reloaded \(changes.reloaded.keys.sorted())")
             return .success(changes)
@@ -224,7 +243,7 @@ public final class Supervisor: @unchecked Sendable {
     private func filesChanged(_ paths: Set<String>) {
         let affected = registry.withLock { plugins.values.filter { paths.contains($0.spec.wasm) } }
         for runtime in affected {
-            reloads.async { _ = runtime.reload(spec: runtime.spec, force: false) }
+            reloadQueue(runtime.name).async { _ = runtime.reload(spec: runtime.spec, force: false) }
         }
     }
 
@@ -273,4 +292,13 @@ public final class Supervisor: @unchecked Sendable {
         environment.stop()
         logger.info("all workers stopped")
     }
+}
+
+/// What the plugins reloaded at once by a manifest reload answered.
+private final class ReloadResults: @unchecked Sendable {
+    // SAFETY: `results` is only touched under `lock`.
+    private let lock = Lock()
+    private var results: [String: PluginReloadResult] = [:]
+    func record(_ name: String, _ result: PluginReloadResult) { lock.withLock { results[name] = result } }
+    var collected: [String: PluginReloadResult] { lock.withLock { results } }
 }

@@ -2,15 +2,21 @@ import Foundation
 import PlugvisorPosix
 import PlugvisorProtocol
 
-/// One request/response exchange with a running supervisor.
+/// One request/response exchange with a running supervisor, once it is known to be this
+/// user's (or root's): see `ControlSocketTrust`.
 struct ControlClient {
     let path: String
 
     func send(_ request: ControlRequest) -> Result<ControlResponse, PluginError> {
         let socket: OwnedDescriptor
-        do { socket = try Descriptors.connectUnix(path: path) } catch {
-            return .failure(PluginError(.notRunning,
-                "no supervisor is listening on \(path) (\(error)); start one with `plugvisor start MANIFEST`"))
+        do throws(ControlSocketTrust.Problem) { socket = try ControlSocketTrust.connect(path: path) } catch {
+            switch error {
+            case let .notListening(reason):
+                return .failure(PluginError(.notRunning,
+                    "no supervisor is listening on \(path) (\(reason)); start one with `plugvisor start MANIFEST`"))
+            case let .untrusted(reason):
+                return .failure(PluginError(.untrustedSocket, "\(reason); nothing was sent"))
+            }
         }
         let channel = FrameChannel(descriptor: socket, maxFrameLength: 64 << 20)
         do {

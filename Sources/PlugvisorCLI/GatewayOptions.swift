@@ -33,10 +33,16 @@ struct GatewayOptions: ParsableArguments {
         "How many HTTP connections the gateway keeps open at once; more wait to be accepted.", valueName: "n"))
     var maxConnections: Int = 256
 
+    @Option(name: .customLong("http-header-timeout"), help: ArgumentHelp(
+        "How long a new connection may take to send its request head before it is closed, e.g. 10s.",
+        valueName: "duration"))
+    var headerTimeout: String = "10s"
+
     func validate() throws {
         if address == nil && tokenFile != nil { throw ValidationError("--token-file needs --http") }
         if let address { _ = try Self.parse(address: address) }
         _ = try maxBodyBytes()
+        _ = try requestHeadTimeout()
         guard maxInFlight > 0 else { throw ValidationError("--http-max-in-flight must be at least 1") }
         guard maxConnections > 0 else { throw ValidationError("--http-max-connections must be at least 1") }
     }
@@ -46,6 +52,13 @@ struct GatewayOptions: ParsableArguments {
             throw ValidationError("--http-max-body '\(maxBody)' is not a size (e.g. 65536, 512KiB, 1MiB)")
         }
         return bytes
+    }
+
+    func requestHeadTimeout() throws -> Duration {
+        guard let duration = Units.duration(headerTimeout), duration > .zero else {
+            throw ValidationError("--http-header-timeout '\(headerTimeout)' is not a duration (e.g. 10s, 500ms)")
+        }
+        return duration
     }
 
     /// `HOST:PORT`, `[IPv6]:PORT`.

@@ -124,7 +124,8 @@ struct Start: ParsableCommand {
             }
             let configuration = Gateway.Configuration(
                 host: host, port: port, adminToken: adminToken, maxBodyBytes: try gateway.maxBodyBytes(),
-                maxInFlight: gateway.maxInFlight, maxConnections: gateway.maxConnections, metrics: metrics)
+                maxInFlight: gateway.maxInFlight, maxConnections: gateway.maxConnections,
+                requestHeadTimeout: try gateway.requestHeadTimeout(), metrics: metrics)
             do {
                 let (running, listening) = try RunningGateway.start(
                     Gateway(supervisor: supervisor, configuration: configuration, logger: Logger(label: "plugvisor.http")),

@@ -34,18 +34,23 @@ public struct Gateway: Sendable {
         /// Plugin calls and admin operations under way at once; more get 429 at once. Each
         /// holds a thread while it waits for its worker, so this bounds the gateway's threads.
         public var maxInFlight: Int
-        /// Open connections at once; past it new ones wait in the listen backlog. Each costs a
-        /// descriptor, so this keeps HTTP clients from taking the ones workers need.
+        /// Open connections at once. Past it a new one takes the place of the connection that
+        /// has waited longest for a request head; when every connection has a request under way,
+        /// new ones wait in the listen backlog. Each costs a descriptor, so this keeps HTTP
+        /// clients from taking the ones workers need.
         public var maxConnections: Int
         /// A connection idle this long is closed.
         public var idleTimeout: Duration
+        /// A new connection whose request head has not fully arrived by then is closed
+        /// (slow clients, slowloris).
+        public var requestHeadTimeout: Duration
         /// What `/metrics` serves; without it `/metrics` is 404.
         public var metrics: PrometheusCollectorRegistry?
 
         public init(
             host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, maxBodyBytes: Int = 1 << 20,
             maxInFlight: Int = 512, maxConnections: Int = 256, idleTimeout: Duration = .seconds(60),
-            metrics: PrometheusCollectorRegistry? = nil
+            requestHeadTimeout: Duration = .seconds(10), metrics: PrometheusCollectorRegistry? = nil
         ) {
             self.host = host
             self.port = port
@@ -54,6 +59,7 @@ public struct Gateway: Sendable {
             self.maxInFlight = maxInFlight
             self.maxConnections = maxConnections
             self.idleTimeout = idleTimeout
+            self.requestHeadTimeout = requestHeadTimeout
             self.metrics = metrics
         }
     }
@@ -79,12 +85,16 @@ public struct Gateway: Sendable {
     public func application(onListening: @escaping @Sendable (String) async -> Void = { _ in })
         -> some ApplicationProtocol
     {
-        Application(
+        let connections = ConnectionTable(limit: configuration.maxConnections)
+        let headTimeout = TimeAmount(configuration.requestHeadTimeout)
+        return Application(
             router: router(),
-            server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout))),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [RequestHeadGuard(table: connections, headTimeout: headTimeout)],
+                idleTimeout: TimeAmount(configuration.idleTimeout))),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "plugvisor",
-                availableConnectionsDelegate: .maximum(configuration.maxConnections, logger: logger)),
+                availableConnectionsDelegate: EvictingConnectionLimit(table: connections)),
             onServerRunning: { channel in
                 let address = channel.localAddress
                 let host = address?.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? configuration.host
@@ -125,15 +135,27 @@ public struct Gateway: Sendable {
         case let .success(id): requestID = id
         case let .failure(error): return Self.errorResponse(error)
         }
-        var response: Response
-        switch await parameters(of: request) {
-        case let .failure(error):
-            response = Self.errorResponse(error)
-        case let .success(parameters):
-            let context = PluginContext(requestID: requestID, headers: Self.contextHeaders(request.headers), parameters: parameters)
-            let answer = await perform(ControlRequest(op: .call, plugin: name, context: context.json))
-            response = answer.error.map { Self.errorResponse($0) } ?? Self.json(answer.result ?? .null)
+        let headers = Self.contextHeaders(request.headers)
+        // The in-flight slot is taken before the body is read: at most `maxInFlight` bodies are
+        // held and decoded at once, each on a thread of its own, never on the cooperative pool
+        // that serves every other connection.
+        let answer = await limitingInFlight(plugin: name) { () async -> ControlResponse in
+            let body: ByteBuffer
+            switch await Self.collectBody(of: request, limit: configuration.maxBodyBytes) {
+            case let .failure(error): return ControlResponse(error: error)
+            case let .success(collected): body = collected
+            }
+            return await supervisor.offload {
+                switch Self.parameters(from: body) {
+                case let .failure(error):
+                    return ControlResponse(error: error)
+                case let .success(parameters):
+                    let context = PluginContext(requestID: requestID, headers: headers, parameters: parameters)
+                    return supervisor.respond(to: ControlRequest(op: .call, plugin: name, context: context.json))
+                }
+            }
         }
+        var response = answer.error.map { Self.errorResponse($0) } ?? Self.json(answer.result ?? .null)
         response.headers[.xRequestID] = requestID
         return response
     }
@@ -148,12 +170,17 @@ public struct Gateway: Sendable {
 
     /// The supervisor's answer, unless `maxInFlight` requests are already under way.
     private func perform(_ request: ControlRequest) async -> ControlResponse {
+        await limitingInFlight(plugin: request.plugin) { await supervisor.respond(to: request) }
+    }
+
+    /// `work`'s answer, or `overloaded` at once when `maxInFlight` requests are under way.
+    private func limitingInFlight(plugin: String?, _ work: () async -> ControlResponse) async -> ControlResponse {
         guard inFlight.enter() else {
-            return ControlResponse(error: PluginError(.overloaded, plugin: request.plugin,
+            return ControlResponse(error: PluginError(.overloaded, plugin: plugin,
                 "the gateway has \(configuration.maxInFlight) requests in flight (--http-max-in-flight)"))
         }
         defer { inFlight.leave() }
-        return await supervisor.respond(to: request)
+        return await work()
     }
 
     private func metricsResponse() -> Response {
@@ -168,19 +195,21 @@ public struct Gateway: Sendable {
 
     // MARK: Requests
 
-    /// The request's body as the plugin's parameters: `{"parameters": {...}}`, or any other
-    /// JSON object taken as the parameters themselves; an empty body is no parameters.
-    private func parameters(of request: Request) async -> Result<[String: JSONValue], PluginError> {
-        let limit = configuration.maxBodyBytes
+    /// The request's body, refused past `limit` bytes whether announced or sent chunked.
+    private static func collectBody(of request: Request, limit: Int) async -> Result<ByteBuffer, PluginError> {
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
             return .failure(Self.bodyTooLarge(limit))
         }
-        let body: ByteBuffer
-        do { body = try await request.body.collect(upTo: limit) } catch is NIOTooManyBytesError {
+        do { return .success(try await request.body.collect(upTo: limit)) } catch is NIOTooManyBytesError {
             return .failure(Self.bodyTooLarge(limit))
         } catch {
             return .failure(PluginError(.badRequest, "cannot read the request body: \(error)"))
         }
+    }
+
+    /// The request's body as the plugin's parameters: `{"parameters": {...}}`, or any other
+    /// JSON object taken as the parameters themselves; an empty body is no parameters.
+    private static func parameters(from body: ByteBuffer) -> Result<[String: JSONValue], PluginError> {
         if body.readableBytes == 0 { return .success([:]) }
         let value: JSONValue
         let bytes = Array(buffer: body)
@@ -199,11 +228,16 @@ public struct Gateway: Sendable {
         return .success(object)
     }
 
+    /// Credentials a client sends for the gateway or a proxy on the way (its bearer token, a
+    /// proxy's login, session cookies of the site the gateway is served under): a plugin has no
+    /// business with them, and an untrusted one could replay them.
+    static let withheldHeaders: Set<HTTPField.Name> = [.authorization, .proxyAuthorization, .cookie]
+
     /// The request's headers for the plugin's context: names in lower case, repeated fields
-    /// joined with ", " (RFC 9110); the gateway's own credential never reaches a plugin.
+    /// joined with ", " (RFC 9110); credentials (`withheldHeaders`) never reach a plugin.
     static func contextHeaders(_ fields: HTTPFields) -> [String: String] {
         var headers: [String: String] = [:]
-        for field in fields where field.name != .authorization {
+        for field in fields where !withheldHeaders.contains(field.name) {
             let name = field.name.canonicalName
             headers[name] = headers[name].map { "\($0), \(field.value)" } ?? field.value
         }

@@ -16,6 +16,9 @@ public struct PluginError: Error, Sendable, Hashable, Codable, CustomStringConve
 
         /// The CLI could not reach a supervisor on the control socket.
         public static let notRunning = Code(rawValue: "not_running")
+        /// The control socket, its directory or the process listening on it belongs to another
+        /// user (or others can write there): the CLI sent nothing.
+        public static let untrustedSocket = Code(rawValue: "untrusted_socket")
         /// No plugin of that name in the manifest.
         public static let unknownPlugin = Code(rawValue: "unknown_plugin")
         /// The request itself was malformed (bad arguments, bad JSON).

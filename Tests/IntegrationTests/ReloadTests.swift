@@ -127,6 +127,72 @@ import Testing
         #expect(answer(supervisor) == "v1")
     }
 
+    /// A FIFO where the module was: a blocking open would wait for a writer forever.
+    @Test func aModulePathThatIsNotARegularFileIsRefusedAtOnce() throws {
+        let fifo = try PluginDirectory(initial: "versioned-1")
+        let other = try PluginDirectory(initial: "versioned-1")
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: versioned, wasm: "\(fifo.module)"}
+              - {name: other, wasm: "\(other.module)"}
+            """)
+        guard unlink(fifo.module) == 0, mkfifo(fifo.module, 0o600) == 0 else { throw FixtureError("mkfifo failed") }
+
+        let started = ContinuousClock.now
+        let refused = try supervisor.request(ControlRequest(op: .reload, plugin: "versioned"), timeout: .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(refused.error?.code == .reloadFailed)
+        #expect(refused.error?.message.contains("\(fifo.module) is a FIFO, not a regular file") == true, "\(String(describing: refused.error))")
+        #expect(answer(supervisor) == "v1", "the old version goes on serving")
+        // The watcher saw the FIFO appear too, and its reload left nothing stuck behind it.
+        try other.renameOver(with: "versioned-2")
+        let reloaded = try supervisor.request(ControlRequest(op: .reload, plugin: "other"), timeout: .seconds(5))
+        #expect(reloaded.error == nil, "\(String(describing: reloaded.error))")
+        #expect(try supervisor.plugin("other").lastReload == "ok")
+
+        // A directory is refused the same way.
+        guard unlink(fifo.module) == 0, mkdir(fifo.module, 0o700) == 0 else { throw FixtureError("mkdir failed") }
+        let directory = try supervisor.request(ControlRequest(op: .reload, plugin: "versioned"), timeout: .seconds(5))
+        #expect(directory.error?.message.contains("is a directory, not a regular file") == true)
+    }
+
+    @Test func aFIFOModuleAtStartFailsOnlyThatPluginAndStartGoesOn() throws {
+        let fifo = try PluginDirectory(initial: "versioned-1")
+        guard unlink(fifo.module) == 0, mkfifo(fifo.module, 0o600) == 0 else { throw FixtureError("mkfifo failed") }
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: versioned, wasm: "\(fifo.module)"}
+              - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+            """)
+        let failed = try supervisor.plugin("versioned")
+        #expect(failed.state == "failed")
+        #expect(failed.lastError?.contains("is a FIFO, not a regular file") == true, "\(failed.lastError ?? "")")
+        #expect(supervisor.call("echo").status == 0)
+    }
+
+    /// One plugin's slow reload (a new version whose start function never returns takes its
+    /// whole load time to fail) does not hold up another plugin's reload.
+    @Test func onePluginsSlowReloadDoesNotHoldUpAnothers() throws {
+        let slow = try PluginDirectory(initial: "versioned-1")
+        let quick = try PluginDirectory(initial: "versioned-1")
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: slow, wasm: "\(slow.module)", timeout: 8s}
+              - {name: quick, wasm: "\(quick.module)"}
+            """, arguments: [])
+        try slow.renameOver(with: "runaway-start")
+        let slowReload = Background { try? supervisor.request(ControlRequest(op: .reload, plugin: "slow"), timeout: .seconds(30)) }
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(!slowReload.isDone)
+        let started = ContinuousClock.now
+        let quickReload = try supervisor.request(ControlRequest(op: .reload, plugin: "quick"), timeout: .seconds(30))
+        let took = ContinuousClock.now - started
+        #expect(quickReload.error == nil, "\(String(describing: quickReload.error))")
+        #expect(took < .seconds(4), "quick's reload waited \(took) behind slow's")
+        #expect(!slowReload.isDone, "slow's reload should still be loading")
+        #expect(slowReload.wait()?.error?.code == .reloadFailed)
+    }
+
     @Test func aShaPinRefusesANewFile() throws {
         let directory = try PluginDirectory(initial: "versioned-1")
         let pin = try supervisorSHA(of: directory.module)
