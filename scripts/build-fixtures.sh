@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds every guest plugin under Fixtures/plugins from source: WAT with wat2wasm, C with the
 # toolchain's clang for wasm32-wasi (Debian's wasi-libc), Swift with Embedded Swift (kit-*.swift
-# with the Swift kit), Rust with Debian's rustc; and the kits' examples,
+# with the Swift kit; kit-*.c are rebuilt when the C kit changes), Rust with Debian's rustc; and the kits' examples,
 # kits/LANG/greeter.* → Fixtures/plugins/greeter-LANG.wasm.
 # Idempotent: a module is rebuilt only when a source is newer. Safe to run from several processes at once.
 set -euo pipefail
@@ -61,7 +61,11 @@ build_c() {
 for source in *.c; do
     [[ "$source" == *.command.c ]] && continue
     target="${source%.c}.wasm"
-    stale "$source" "$target" || continue
+    if [[ "$source" == kit-* ]]; then
+        stale "$source" "$target" || stale ../../kits/c/plugvisor.h "$target" || continue
+    else
+        stale "$source" "$target" || continue
+    fi
     build_c "$target" "$source"
 done
 

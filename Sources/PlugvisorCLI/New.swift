@@ -113,10 +113,13 @@ struct PluginTemplate {
         }
     }
 
-    /// The examples open with "greeter:"; the plugin's own name reads better in its own folder.
+    /// The examples open with "greeter:" and declare their name as "greeter" in their meta (WAT
+    /// spells it inside a string); the plugin's own name reads better in its own folder.
     func personalized(_ source: String) -> String {
-        guard let range = source.range(of: "greeter:") else { return source }
-        return source.replacingCharacters(in: range, with: "\(name):")
+        var source = source
+        if let range = source.range(of: "greeter:") { source.replaceSubrange(range, with: "\(name):") }
+        return source.replacingOccurrences(of: #""greeter""#, with: #""\#(name)""#)
+            .replacingOccurrences(of: #"\"greeter\""#, with: #"\"\#(name)\""#)
     }
 
     func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -128,6 +131,16 @@ struct PluginTemplate {
         case .swift: "the closure given to `Plugin` in plugin.swift"
         case .wat: "the `execute` function in plugin.wat"
         case .rust: "`handle` in plugin.rs"
+        }
+    }
+
+    /// Where the plugin declares the name, version and description that `meta` answers.
+    var metaDeclaration: String {
+        switch language {
+        case .c: "the `PV_META(...)` line"
+        case .swift: "the arguments of `Plugin(...)`"
+        case .wat: "the `meta` data segment"
+        case .rust: "the `META` constant"
         }
     }
 
@@ -236,8 +249,9 @@ struct PluginTemplate {
 
             \(block)
 
-            Make it yours by changing \(entryPoint), then run `./build.sh` again: a running
-            supervisor reloads the new \(name).wasm by itself.
+            Make it yours by changing \(entryPoint), and its version in \(metaDeclaration)
+            (`plugvisor status` shows it), then run `./build.sh` again: a running supervisor
+            reloads the new \(name).wasm by itself.
 
             \(files.joined(separator: "\n"))
 

@@ -22,6 +22,89 @@ import Testing
         #expect(nameless.json == ["success": false, "error": "pass a \"name\" parameter"])
     }
 
+    /// What JSON escapes carry (a newline, a tab, a control character, quotes, a backslash) and
+    /// what it carries raw (é, an emoji) reach each kit's example and come back as they were sent.
+    @Test(arguments: ["greeter-c", "greeter-swift", "greeter-rust"])
+    func aKitsExampleGreetsANameExactlyAsSent(plugin: String) throws {
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: greeter, wasm: "{{plugins}}/\(plugin).wasm"}
+            """)
+        let name = "Ada\nLovelace\tCountess \u{1} \"é\" \\ 😀"
+        let hello = supervisor.call("greeter", "-p", "name=\(name)", "--request-id", "r-1")
+        #expect(hello.status == 0, "\(hello.stderr)")
+        #expect(hello.json?["data"] == ["message": .string("Hello, \(name)!"), "request_id": "r-1"], "\(hello.stdout)")
+    }
+
+    /// Each kit's example declares its name and version in one line, and `status` shows the version.
+    @Test(arguments: ["greeter-c", "greeter-swift", "greeter-rust", "greeter-wat"])
+    func aKitsExampleReportsItsVersion(plugin: String) throws {
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: greeter, wasm: "{{plugins}}/\(plugin).wasm"}
+            """)
+        #expect(try supervisor.plugin("greeter").version == "1.0.0")
+    }
+
+    // MARK: - The C kit's accessors, through kit-c-probe
+
+    static let cProbeManifest = """
+        plugins:
+          - {name: probe, wasm: "{{plugins}}/kit-c-probe.wasm"}
+        """
+
+    /// A context as a user sends it with `plugvisor call --json`: strings with escapes, a number,
+    /// booleans, null, an array and an object; the C kit reads each as it was sent.
+    @Test func theCKitReadsEachParameterAsSent() throws {
+        let supervisor = try RunningSupervisor(manifest: Self.cProbeManifest)
+        let text = "line\nnext\ttab é 😀 \u{1} \"quoted\" back\\slash /"
+        let context: JSONValue = [
+            "parameters": ["text": .string(text), "count": 42.5, "flag": true, "off": false, "none": nil,
+                           "list": [1, "]"], "object": ["text": "not this one"]],
+            "headers": ["x-note": "a\nb"],
+        ]
+        let file = supervisor.directory.appendingPathComponent("context.json")
+        try Data(try JSONCoding.encode(context)).write(to: file)
+        let answer = supervisor.call("probe", "--json", file.path)
+        #expect(answer.status == 0, "\(answer.stderr)")
+        #expect(answer.json?["data"] == [
+            "text": .string(text), "prefix": "line\n", "text_length": .integer(Int64(text.utf8.count)), "note": "a\nb",
+            "count": 42.5, "flag": true, "count_is_bool": 0,
+            "types": ["text": "string", "count": "number", "flag": "bool", "off": "bool", "none": "null",
+                      "list": "array", "object": "object", "missing": "absent"],
+        ], "\(answer.stdout)")
+        let integer = supervisor.cli(["call", "probe", "--json", "-"], stdin: #"{"parameters": {"count": -7, "flag": false}}"#)
+        #expect(integer.json?["data"]?["count"] == -7, "\(integer.stdout) \(integer.stderr)")
+        #expect(integer.json?["data"]?["flag"] == false)
+        // Absent and of another type: null, and pv_param_type says which.
+        let other = supervisor.call("probe", "-p", "count=42", "-p", "flag=true")
+        #expect(other.json?["data"]?["count"] == JSONValue.null, "\(other.stdout)")
+        #expect(other.json?["data"]?["flag"] == JSONValue.null)
+        #expect(other.json?["data"]?["types"]?["count"] == "string")
+        #expect(other.json?["data"]?["text"] == JSONValue.null)
+        #expect(other.json?["data"]?["types"]?["text"] == "absent")
+    }
+
+    /// Escapes the host does not write itself (\u00e9, a surrogate pair, \/, \b, \f, an escaped
+    /// key), handed to the kit verbatim; malformed strings are refused, and the log says which.
+    @Test func theCKitDecodesEveryJSONEscapeAndRefusesMalformedOnes() throws {
+        let supervisor = try RunningSupervisor(manifest: Self.cProbeManifest)
+        let inner = #"{"headers": {"x-note": "\u00e9\ud83d\ude00"}, "parameters": {"t\u0065xt": "Chlo\u00e9 \ud83d\ude00 \/\b\f\r!", "count": 1e3}}"#
+        let decoded = try probe(supervisor, ["context": .string(inner)])
+        #expect(decoded["data"]?["text"] == "Chloé 😀 /\u{8}\u{c}\r!", "\(decoded)")
+        #expect(decoded["data"]?["prefix"] == "Chlo", "é does not fit in the one byte left: no half character")
+        #expect(decoded["data"]?["note"] == "é😀")
+        #expect(decoded["data"]?["count"] == 1000)
+        for malformed in [#""\ud83d""#, #""\ude00x""#, #""\ud83d\u0041""#, #""\x""#, #""\u12g4""#, "\"tab\there\""] {
+            let refused = try probe(supervisor, ["context": .string(#"{"parameters": {"text": \#(malformed)}}"#)])
+            #expect(refused["data"]?["text"] == "" && refused["data"]?["text_length"] == 0, "\(malformed): \(refused)")
+            #expect(refused["data"]?["types"]?["text"] == "string")
+        }
+        #expect(supervisor.eventually { supervisor.log.contains("parameters.text is not a valid JSON string (at byte 1 of it): refused") },
+                "\(supervisor.log)")
+        #expect(try supervisor.plugin("probe").version == "0.2.0")
+    }
+
     /// The WAT example needs no kit: it copies the name as the context spells it, escapes and all.
     @Test func theWATExampleGreetsWithTheNameAsSpelled() throws {
         let supervisor = try RunningSupervisor(manifest: """

@@ -36,6 +36,11 @@ import Testing
         #expect(hello.json?["data"]?["message"] == "Hello, Ada!")
         let nameless = supervisor.call(name)
         #expect(nameless.json == ["success": false, "error": "pass a \"name\" parameter"])
+        // The template declares its name and version in one line; status shows the version.
+        #expect(try supervisor.plugin(name).version == "1.0.0")
+        let source = try String(contentsOf: folder.appendingPathComponent("plugin.\(language == "rust" ? "rs" : language)"), encoding: .utf8)
+        #expect(source.contains(#""\#(name)""#) || source.contains(#"\"\#(name)\""#), "the meta carries the plugin's own name")
+        #expect(!source.contains("greeter"), "\(source)")
     }
 
     @Test func newRefusesABadNameOrAFolderInUseAndSaysWhy() throws {

@@ -3,6 +3,8 @@
 #define PLUGVISOR_IMPLEMENTATION
 #include "plugvisor.h"
 
+PV_META("greeter", "1.0.0", "Greets parameters.name");
+
 int plugvisor_handle(const pv_context *context, pv_result *result) {
     char name[64], greeting[64], request_id[64];
     if (!pv_param(context, "name", name, sizeof name)) {

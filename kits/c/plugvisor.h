@@ -7,6 +7,8 @@
  *     #define PLUGVISOR_IMPLEMENTATION
  *     #include "plugvisor.h"
  *
+ *     PV_META("greeter", "1.0.0", "Greets parameters.name");          // name, version, description
+ *
  *     int plugvisor_handle(const pv_context *context, pv_result *result) {
  *         char name[64];
  *         if (!pv_param(context, "name", name, sizeof name)) snprintf(name, sizeof name, "world");
@@ -55,10 +57,30 @@ uint64_t plugvisor_http_request(const char *request, int32_t length);
 /* You write this. */
 int plugvisor_handle(const pv_context *context, pv_result *result);
 
-/* Copies the string value of `parameters.<key>` (or `headers.<key>` with pv_header) into
- * `out`, unescaping \" and \\; returns its length, or 0 when absent. */
+/* The string value of `parameters.<key>` (or `headers.<key>` with pv_header), decoded into
+ * UTF-8 (every JSON escape: \n, \t, \uXXXX, surrogate pairs) and NUL-terminated in `out`.
+ * Returns the decoded length; like snprintf's, it is the whole length even when the string does
+ * not fit, and then `out` holds only the characters that fit (check `n >= capacity`). Returns 0
+ * when the key is absent or not a string: pv_param_type tells which. A malformed string (a bad
+ * escape, a lone surrogate) is refused: 0, and a warning in the log naming the key. */
 size_t pv_param(const pv_context *context, const char *key, char *out, size_t capacity);
 size_t pv_header(const pv_context *context, const char *key, char *out, size_t capacity);
+
+/* The JSON type of `parameters.<key>`, PV_ABSENT when there is no such key. */
+enum { PV_ABSENT = 0, PV_NULL, PV_BOOL, PV_NUMBER, PV_STRING, PV_ARRAY, PV_OBJECT };
+int pv_param_type(const pv_context *context, const char *key);
+/* A number or boolean parameter: returns 1 and sets `*out`, or returns 0 when the key is
+ * absent or of another type (pv_param_type tells which) and leaves `*out` alone. */
+int pv_param_number(const pv_context *context, const char *key, double *out);
+int pv_param_bool(const pv_context *context, const char *key, int *out);
+
+/* Declares the plugin's name, version and description, which the kit answers from the `meta`
+ * export (`plugvisor status` shows the version). Once, at file scope:
+ *     PV_META("greeter", "1.0.0", "Greets parameters.name") */
+#define PV_META(name, version, description) \
+    __attribute__((export_name("meta"))) uint64_t pv_meta(void) { return pv_meta_answer(name, version, description); }
+uint64_t pv_meta_answer(const char *name, const char *version, const char *description);
+
 /* The request id, like pv_param. */
 size_t pv_request_id(const pv_context *context, char *out, size_t capacity);
 /* A `config` value from the manifest; returns its length, or -1 when the key is absent. */
@@ -84,60 +106,210 @@ static uint64_t pv_pack(const char *pointer, size_t length) {
     return ((uint64_t)(uintptr_t)pointer << 32) | (uint32_t)length;
 }
 
-/* Finds `"key":` at depth 1 of the object starting at `object`; returns the value's start. */
-static const char *pv_member(const char *object, const char *end, const char *key) {
-    size_t key_length = strlen(key);
-    int depth = 0, in_string = 0;
-    for (const char *p = object; p < end; p++) {
-        if (in_string) {
-            if (*p == '\\') p++;
-            else if (*p == '"') in_string = 0;
+static const char *pv_space(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+static int pv_hex4(const char *p, const char *end, uint32_t *value) {
+    if (end - p < 4) return 0;
+    *value = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (digit < 0) return 0;
+        *value = *value << 4 | (uint32_t)digit;
+    }
+    return 1;
+}
+
+/* Decodes the JSON string whose opening quote is at `p` into UTF-8: up to `capacity - 1` bytes
+ * and a NUL into `out`, never splitting a character. Returns the whole decoded length and sets
+ * `*next` past the closing quote; -1 when the string is malformed (`*next` then says where). */
+static long pv_decode(const char *p, const char *end, char *out, size_t capacity, const char **next) {
+    size_t length = 0, written = 0;
+    int full = capacity == 0;
+    for (p++;; ) {
+        *next = p;
+        if (p >= end || (unsigned char)*p < 0x20) return -1;
+        unsigned char unit[4];
+        size_t size = 1;
+        if (*p == '"') break;
+        if (*p != '\\') {
+            unsigned char lead = (unsigned char)*p;
+            size = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if ((size_t)(end - p) < size) return -1;
+            memcpy(unit, p, size);
+            p += size;
+        } else {
+            char escape = p + 1 < end ? p[1] : 0;
+            const char *simple = strchr("\"\\/bfnrt", escape);
+            p += 2;
+            if (escape && simple) {
+                unit[0] = (unsigned char)"\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
+            } else if (escape == 'u') {
+                uint32_t scalar, low;
+                if (!pv_hex4(p, end, &scalar)) return -1;
+                p += 4;
+                if (scalar >= 0xD800 && scalar < 0xDC00) {  /* a high surrogate: its low half must follow */
+                    if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !pv_hex4(p + 2, end, &low) || low < 0xDC00 || low >= 0xE000) return -1;
+                    p += 6;
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00);
+                } else if (scalar >= 0xDC00 && scalar < 0xE000) {
+                    return -1;
+                }
+                if (scalar < 0x80) {
+                    unit[0] = (unsigned char)scalar;
+                } else if (scalar < 0x800) {
+                    size = 2;
+                    unit[0] = (unsigned char)(0xC0 | scalar >> 6);
+                } else if (scalar < 0x10000) {
+                    size = 3;
+                    unit[0] = (unsigned char)(0xE0 | scalar >> 12);
+                } else {
+                    size = 4;
+                    unit[0] = (unsigned char)(0xF0 | scalar >> 18);
+                }
+                for (size_t i = 1; i < size; i++) unit[i] = (unsigned char)(0x80 | (scalar >> (6 * (size - 1 - i)) & 0x3F));
+            } else {
+                *next = p - 2;
+                return -1;
+            }
+        }
+        if (!full && written + size < capacity) {
+            memcpy(out + written, unit, size);
+            written += size;
+        } else {
+            full = 1;  /* later, smaller characters must not fill in after a missing one */
+        }
+        length += size;
+    }
+    *next = p + 1;
+    if (capacity) out[written] = 0;
+    return (long)length;
+}
+
+/* Past the JSON value at `p` (its strings and brackets matched, not otherwise checked), or NULL. */
+static const char *pv_skip(const char *p, const char *end) {
+    int depth = 0;
+    while (p < end) {
+        if (*p == '"') {
+            if (pv_decode(p, end, NULL, 0, &p) < 0) return NULL;
+            if (depth == 0) return p;
             continue;
         }
-        if (*p == '{' || *p == '[') depth++;
-        else if (*p == '}' || *p == ']') depth--;
-        else if (*p == '"') {
-            if (depth == 1 && (size_t)(end - p) > key_length + 2 && strncmp(p + 1, key, key_length) == 0 &&
-                p[key_length + 1] == '"') {
-                const char *q = p + key_length + 2;
-                while (q < end && (*q == ' ' || *q == ':')) q++;
-                return q;
-            }
-            in_string = 1;
+        if (*p == '{' || *p == '[') {
+            depth++;
+        } else if (*p == '}' || *p == ']') {
+            if (depth == 0) return p;
+            if (--depth == 0) return p + 1;
+        } else if (depth == 0 && (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+            return p;
         }
+        p++;
     }
-    return NULL;
+    return depth == 0 ? p : NULL;
 }
 
-static size_t pv_string_at(const char *value, const char *end, char *out, size_t capacity) {
-    if (!value || value >= end || *value != '"' || capacity == 0) return 0;
-    size_t n = 0;
-    for (const char *p = value + 1; p < end && *p != '"' && n + 1 < capacity; p++) {
-        if (*p == '\\' && p + 1 < end) p++;
-        out[n++] = *p;
+/* The value of the member `key` of the JSON object at `object` (the last one, as JavaScript
+ * reads duplicates), or NULL. Keys are compared decoded. */
+static const char *pv_member(const char *object, const char *end, const char *key) {
+    size_t key_length = strlen(key);
+    char name[key_length + 2];
+    const char *found = NULL, *p = pv_space(object, end);
+    if (p >= end || *p != '{') return NULL;
+    p = pv_space(p + 1, end);
+    if (p < end && *p == '}') return NULL;
+    while (p < end && *p == '"') {
+        long length = pv_decode(p, end, name, sizeof name, &p);
+        p = pv_space(p, end);
+        if (length < 0 || p >= end || *p != ':') return found;
+        const char *value = pv_space(p + 1, end);
+        if ((size_t)length == key_length && memcmp(name, key, key_length) == 0) found = value;
+        p = pv_skip(value, end);
+        if (!p) return found;
+        p = pv_space(p, end);
+        if (p >= end || *p != ',') break;
+        p = pv_space(p + 1, end);
     }
-    out[n] = 0;
-    return n;
+    return found;
 }
 
-static size_t pv_nested(const pv_context *context, const char *section, const char *key, char *out, size_t capacity) {
+static size_t pv_string_at(const char *value, const char *end, const char *what, const char *key, char *out, size_t capacity) {
+    if (capacity) out[0] = 0;
+    if (!value || value >= end || *value != '"') return 0;
+    const char *stop;
+    long length = pv_decode(value, end, out, capacity, &stop);
+    if (length < 0) {
+        if (capacity) out[0] = 0;
+        pv_log(PV_WARNING, "plugvisor.h: %s%s is not a valid JSON string (at byte %ld of it): refused", what, key, (long)(stop - value));
+        return 0;
+    }
+    return (size_t)length;
+}
+
+static const char *pv_section_member(const pv_context *context, const char *section, const char *key) {
     const char *end = context->json + context->length;
     const char *object = pv_member(context->json, end, section);
-    if (!object || *object != '{') return 0;
-    return pv_string_at(pv_member(object, end, key), end, out, capacity);
+    return object ? pv_member(object, end, key) : NULL;
 }
 
 size_t pv_param(const pv_context *context, const char *key, char *out, size_t capacity) {
-    return pv_nested(context, "parameters", key, out, capacity);
+    return pv_string_at(pv_section_member(context, "parameters", key), context->json + context->length,
+                        "parameters.", key, out, capacity);
 }
 
 size_t pv_header(const pv_context *context, const char *key, char *out, size_t capacity) {
-    return pv_nested(context, "headers", key, out, capacity);
+    return pv_string_at(pv_section_member(context, "headers", key), context->json + context->length,
+                        "headers.", key, out, capacity);
 }
 
 size_t pv_request_id(const pv_context *context, char *out, size_t capacity) {
     const char *end = context->json + context->length;
-    return pv_string_at(pv_member(context->json, end, "request_id"), end, out, capacity);
+    return pv_string_at(pv_member(context->json, end, "request_id"), end, "", "request_id", out, capacity);
+}
+
+int pv_param_type(const pv_context *context, const char *key) {
+    const char *value = pv_section_member(context, "parameters", key);
+    if (!value || value >= context->json + context->length) return PV_ABSENT;
+    switch (*value) {
+    case 'n': return PV_NULL;
+    case 't': case 'f': return PV_BOOL;
+    case '"': return PV_STRING;
+    case '[': return PV_ARRAY;
+    case '{': return PV_OBJECT;
+    default: return PV_NUMBER;
+    }
+}
+
+int pv_param_number(const pv_context *context, const char *key, double *out) {
+    const char *end = context->json + context->length;
+    const char *value = pv_section_member(context, "parameters", key);
+    if (!value || value >= end || !(*value == '-' || (*value >= '0' && *value <= '9'))) return 0;
+    const char *stop = pv_skip(value, end);
+    if (!stop) return 0;
+    size_t length = (size_t)(stop - value);
+    char *text = malloc(length + 1);  /* strtod needs a NUL; a number may have hundreds of digits */
+    if (!text) return 0;
+    memcpy(text, value, length);
+    text[length] = 0;
+    char *parsed;
+    double number = strtod(text, &parsed);
+    int whole = parsed == text + length;
+    free(text);
+    if (whole) *out = number;
+    return whole;
+}
+
+int pv_param_bool(const pv_context *context, const char *key, int *out) {
+    const char *end = context->json + context->length;
+    const char *value = pv_section_member(context, "parameters", key);
+    const char *stop = value ? pv_skip(value, end) : NULL;
+    if (!stop) return 0;
+    if (stop - value == 4 && memcmp(value, "true", 4) == 0) *out = 1;
+    else if (stop - value == 5 && memcmp(value, "false", 5) == 0) *out = 0;
+    else return 0;
+    return 1;
 }
 
 int32_t pv_config(const char *key, char *out, size_t capacity) {
@@ -207,28 +379,31 @@ char *pv_http_get(const char *url) {
     return copy;
 }
 
+uint64_t pv_meta_answer(const char *name, const char *version, const char *description) {
+    pv_result meta = {0};
+    pv_result_printf(&meta, "{\"name\":");
+    pv_result_string(&meta, name);
+    pv_result_printf(&meta, ",\"version\":");
+    pv_result_string(&meta, version);
+    pv_result_printf(&meta, ",\"description\":");
+    pv_result_string(&meta, description);
+    pv_result_printf(&meta, "}");
+    return pv_pack(meta.data, meta.length);
+}
+
 __attribute__((export_name("execute"))) uint64_t execute(const char *json, int32_t length) {
     pv_context context = {json, (size_t)length};
-    pv_result result = {0};
-    int ok = plugvisor_handle(&context, &result);
-    size_t capacity = result.length + sizeof result.error * 2 + 64;
-    char *answer = malloc(capacity);
-    int n;
-    if (ok) {
-        n = snprintf(answer, capacity, "{\"success\":true,\"data\":%s}", result.length ? result.data : "null");
+    pv_result result = {0}, answer = {0};
+    if (plugvisor_handle(&context, &result)) {
+        if (result.length) pv_result_printf(&answer, "{\"success\":true,\"data\":%.*s}", (int)result.length, result.data);
+        else pv_result_printf(&answer, "{\"success\":true,\"data\":null}");
     } else {
-        /* The error message is escaped for JSON. */
-        char escaped[sizeof result.error * 2];
-        size_t e = 0;
-        for (const char *p = result.error; *p && e + 2 < sizeof escaped; p++) {
-            if (*p == '"' || *p == '\\') escaped[e++] = '\\';
-            escaped[e++] = (*p == '\n') ? ' ' : *p;
-        }
-        escaped[e] = 0;
-        n = snprintf(answer, capacity, "{\"success\":false,\"error\":\"%s\"}", e ? escaped : "failed");
+        pv_result_printf(&answer, "{\"success\":false,\"error\":");
+        pv_result_string(&answer, result.error[0] ? result.error : "failed");
+        pv_result_printf(&answer, "}");
     }
     free(result.data);
-    return pv_pack(answer, (size_t)n);
+    return pv_pack(answer.data, answer.length);
 }
 
 #endif /* PLUGVISOR_IMPLEMENTATION */

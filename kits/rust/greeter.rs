@@ -4,6 +4,10 @@
 //! and fails politely without a name. Everything below `handle` is the guest ABI and a small
 //! JSON reader and writer: copy them into your own plugin and change `handle`.
 
+/// The plugin's name, version and description, answered by the `meta` export (`plugvisor status`
+/// shows the version).
+const META: Meta = Meta { name: "greeter", version: "1.0.0", description: "Greets parameters.name" };
+
 /// Answers one call: the "data" JSON text, or an error message.
 fn handle(context: &Json) -> Result<String, String> {
     let name = match context.get("parameters").and_then(|p| p.get("name")).and_then(Json::as_str) {
@@ -82,10 +86,32 @@ pub unsafe extern "C" fn execute(pointer: *const u8, length: i32) -> i64 {
         Ok(data) => format!("{{\"success\":true,\"data\":{}}}", data),
         Err(message) => format!("{{\"success\":false,\"error\":{}}}", quote(&message)),
     };
-    // A buffer of exactly the answer's length, so that deallocate(pointer, length) matches it.
-    let buffer = allocate(answer.len() as i32);
-    std::ptr::copy_nonoverlapping(answer.as_ptr(), buffer, answer.len());
-    ((buffer as i64) << 32) | answer.len() as i64
+    give_to_host(&answer)
+}
+
+/// What `META` declares.
+struct Meta {
+    name: &'static str,
+    version: &'static str,
+    description: &'static str,
+}
+
+#[no_mangle]
+pub extern "C" fn meta() -> i64 {
+    give_to_host(&format!(
+        "{{\"name\":{},\"version\":{},\"description\":{}}}",
+        quote(META.name),
+        quote(META.version),
+        quote(META.description)
+    ))
+}
+
+/// `text` in a buffer the host frees, packed as (pointer << 32) | length. The buffer has exactly
+/// the text's length, so that deallocate(pointer, length) matches it.
+fn give_to_host(text: &str) -> i64 {
+    let buffer = allocate(text.len() as i32);
+    unsafe { std::ptr::copy_nonoverlapping(text.as_ptr(), buffer, text.len()) };
+    ((buffer as i64) << 32) | text.len() as i64
 }
 
 // ---- JSON: a small reader (enough for the context) and a string writer ----
@@ -118,9 +144,27 @@ impl Json {
         }
     }
 
+    // Each accessor answers None when the value is of another type; `get` answers None when
+    // the key is absent, so `context.get("parameters").and_then(|p| p.get("n"))` tells the two apart.
     fn as_str(&self) -> Option<&str> {
         match self {
             Json::Str(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    #[allow(dead_code)] // for your handle
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            Json::Number(number) => Some(*number),
+            _ => None,
+        }
+    }
+
+    #[allow(dead_code)]
+    fn as_bool(&self) -> Option<bool> {
+        match self {
+            Json::Bool(value) => Some(*value),
             _ => None,
         }
     }

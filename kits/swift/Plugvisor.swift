@@ -2,7 +2,7 @@
 //
 // Compile this file together with yours; yours defines one global, `plugin`:
 //
-//     let plugin = Plugin(version: "1.0.0") { context throws(PluginError) in   // Embedded Swift needs the typed throws
+//     let plugin = Plugin(name: "greeter", version: "1.0.0") { context throws(PluginError) in   // Embedded Swift needs the typed throws
 //         guard let name = context.parameter("name") else { throw PluginError("pass a \"name\" parameter") }
 //         log(.info, "greeting \(name)")
 //         return ["message": "\(config("greeting") ?? "Hello"), \(name)!"]
@@ -17,14 +17,17 @@
 
 // MARK: - What a plugin defines
 
-/// A plugin: its version (shown by `plugvisor status`) and the function that answers each call.
+/// A plugin: its name, version (shown by `plugvisor status`) and description, answered by the
+/// `meta` export, and the function that answers each call.
 public struct Plugin {
+    public let name: String
     public let version: String
     public let description: String
     let handle: (Context) throws(PluginError) -> JSON
 
-    public init(version: String, description: String = "",
+    public init(name: String = "", version: String, description: String = "",
                 handle: @escaping (Context) throws(PluginError) -> JSON) {
+        self.name = name
         self.version = version
         self.description = description
         self.handle = handle
@@ -173,7 +176,7 @@ func answer(to input: [UInt8]) -> JSON {
 @_expose(wasm, "meta")
 @_cdecl("meta")
 func plugvisorMeta() -> Int64 {
-    let meta: JSON = ["version": .string(plugin.version), "description": .string(plugin.description)]
+    let meta: JSON = ["name": .string(plugin.name), "version": .string(plugin.version), "description": .string(plugin.description)]
     return giveToHost(meta.serialized())
 }
 

@@ -2,7 +2,7 @@
 // Greets parameters.name with the manifest's config.greeting (default "Hello"), logs a line,
 // and fails politely without a name.
 
-let plugin = Plugin(version: "1.0.0", description: "Greets parameters.name") { context throws(PluginError) in
+let plugin = Plugin(name: "greeter", version: "1.0.0", description: "Greets parameters.name") { context throws(PluginError) in
     guard let name = context.parameter("name"), !name.isEmpty else {
         throw PluginError("pass a \"name\" parameter")
     }

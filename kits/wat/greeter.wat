@@ -2,6 +2,7 @@
 ;; {"success":true,"data":{"message":"Hello, NAME!"}} for the context's parameters.name, logs the
 ;; message, and fails politely without a name. The name is copied as the context spells it, JSON
 ;; escapes and all, so the answer stays valid JSON without decoding anything.
+;; It exports `meta` too, so that `plugvisor status` shows its version.
 ;; Memory: constants below 1024, then an arena for the buffers handed to the host, which empties
 ;; once every one of them has been freed.
 (module
@@ -16,6 +17,9 @@
   (data (i32.const 32)  "{\"success\":true,\"data\":{\"message\":\"Hello, ")   ;; 42 bytes; "Hello" at 35
   (data (i32.const 80)  "!\"}}")                                                ;; 4 bytes
   (data (i32.const 96)  "{\"success\":false,\"error\":\"pass a \\\"name\\\" parameter\"}")  ;; 53 bytes
+  ;; The plugin's name, version (`plugvisor status` shows it) and description, as `meta` answers
+  ;; them: edit the text freely, `meta` counts its length up to the \00.
+  (data (i32.const 160) "{\"name\":\"greeter\",\"version\":\"1.0.0\",\"description\":\"Greets parameters.name\"}\00")
 
   (func $allocate (export "allocate") (param $size i32) (result i32)
     (local $buffer i32) (local $end i32) (local $have i32)
@@ -37,6 +41,15 @@
     (if (i32.lt_u (local.get $buffer) (global.get $arena_start)) (then (return)))  ;; a constant answer
     (global.set $arena_live (i32.sub (global.get $arena_live) (i32.const 1)))
     (if (i32.eqz (global.get $arena_live)) (then (global.set $arena_next (global.get $arena_start)))))
+
+  (func (export "meta") (result i64)
+    (local $end i32)
+    (local.set $end (i32.const 160))
+    (loop $count
+      (if (i32.load8_u (local.get $end))
+        (then (local.set $end (i32.add (local.get $end) (i32.const 1))) (br $count))))
+    ;; A constant below the arena, which deallocate leaves alone.
+    (i64.or (i64.shl (i64.const 160) (i64.const 32)) (i64.extend_i32_u (i32.sub (local.get $end) (i32.const 160)))))
 
   ;; $at is at an opening quote; returns the position just past the closing one.
   (func $string_end (param $at i32) (param $end i32) (result i32)
