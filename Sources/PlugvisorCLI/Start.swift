@@ -30,7 +30,7 @@ struct Start: ParsableCommand {
     @Option(help: ArgumentHelp("Log format: text for people, json for machines (one object per line).", valueName: "format"))
     var logFormat: LogFormat = .text
 
-    @Option(help: ArgumentHelp(
+    @Option(name: .customLong("worker-uids"), help: ArgumentHelp(
         "When started as root, each plugin's workers run as a uid of their own from this range (the first is the network broker's).",
         valueName: "first-last"))
     var workerUIDs: String = "\(SupervisorConfiguration.defaultWorkerUIDs.lowerBound)-\(SupervisorConfiguration.defaultWorkerUIDs.upperBound)"
