@@ -80,7 +80,9 @@ final class BrokerClient: @unchecked Sendable {
             }
         } catch {
             logger.error("cannot start the network broker: \(error)")
-            return ["error": .string("the network broker is unavailable (\(error)); try again")]
+            // A missing or unrunnable broker stays so: "try again" would send the author in circles.
+            let retry = error.errno == ENOENT || error.errno == EACCES ? "" : "; try again"
+            return ["error": .string("the network broker is unavailable (\(error))\(retry)")]
         }
         let remaining = now.duration(to: deadline)
         let millis = max(0, remaining.microseconds / 1000)

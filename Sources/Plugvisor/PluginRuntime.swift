@@ -41,9 +41,9 @@ final class PluginRuntime: @unchecked Sendable {
         self.logger = logger
         metrics = PluginMetrics(plugin: spec.name)
         machine = PluginStateMachine(spec: spec)
-        if let user = environment.workerUser(for: spec.name) {
-            self.logger.info("workers run as uid \(user.uid), gid \(user.gid)")
-        }
+        let user = environment.workerUser(for: spec.name)
+        if let user { self.logger.info("workers run as uid \(user.uid), gid \(user.gid)") }
+        for problem in GrantAccess.problems(spec.filesystem, credentials: .worker(user)) { self.logger.warning("\(problem)") }
     }
 
     /// The spec of the generation that serves.
@@ -287,7 +287,10 @@ final class PluginRuntime: @unchecked Sendable {
 
     /// hello → load → ready, within the plugin's timeout (which also bounds a runaway start function).
     private func handshake(_ worker: WorkerHandle, spec: PluginSpec) throws(PluginError) -> ReadyInfo {
-        let limit = max(spec.timeout, .seconds(2))
+        // Starting a worker process and compiling its module take time of their own: a short
+        // call timeout would fail loads on a busy machine, so a load gets at least this.
+        let minimum = Duration.seconds(2)
+        let limit = max(spec.timeout, minimum)
         let deadline = ContinuousClock.now + limit
         let request = loadRequest(spec)
         do {
@@ -320,8 +323,10 @@ final class PluginRuntime: @unchecked Sendable {
             switch error {
             case .timedOut:
                 worker.kill(because: .timeout)
-                throw PluginError(.loadFailed, plugin: name,
-                    "loading took longer than \(limit) (a runaway start function?)")
+                let which = spec.timeout >= minimum
+                    ? "the plugin's timeout of \(limit)"
+                    : "\(limit) (the minimum a load gets; the plugin's timeout of \(spec.timeout) bounds calls)"
+                throw PluginError(.loadFailed, plugin: name, "loading took longer than \(which): a runaway start function?")
             case .closed:
                 _ = worker.awaitExit(timeout: .seconds(2))
                 throw PluginError(.workerCrashed, plugin: name, "worker died while loading: \(worker.crashDescription())")

@@ -50,6 +50,13 @@ final class SupervisorEnvironment: Sendable {
             stderrWrite.close()
         }
         let executable = configuration.brokerExecutable
+        // An embedder's own executable has no broker beside it until they build one: say how.
+        guard access(executable, X_OK) == 0 else {
+            throw SystemError(
+                "\(executable) cannot be run, so plugins have no network: build it (`swift build --product "
+                    + "plugvisor-broker`, or depend on the plugvisor-broker product) and put it beside this executable, "
+                    + "or name it with PLUGVISOR_BROKER or SupervisorConfiguration.brokerExecutable")
+        }
         let user = geteuid() == 0 ? configuration.brokerUser : nil
         let arguments = user.map { ["--user", "\($0.uid):\($0.gid)"] } ?? []
         let parent = getpid()

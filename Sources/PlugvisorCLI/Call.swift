@@ -38,7 +38,7 @@ struct Call: ParsableCommand {
     }
 
     func run() throws {
-        let context = try buildContext()
+        let context = try withUsage(of: Self.self) { try buildContext() }
         let request = ControlRequest(op: .call, plugin: name, context: context)
         switch ControlClient(path: control.path).send(request) {
         case let .failure(error):

@@ -61,7 +61,7 @@ struct Start: ParsableCommand {
         }
         let logger = Logger(label: "plugvisor.supervisor")
         raiseDescriptorLimit()
-        let adminToken = try gateway.readToken()
+        let adminToken = try withUsage(of: Self.self) { try gateway.readToken() }
         // Before the supervisor exists: each plugin's metrics bind to the backend when created.
         let metrics = gateway.address.map { _ in PrometheusCollectorRegistry() }
         if let metrics { MetricsSystem.bootstrap(PrometheusMetricsFactory.plugvisor(registry: metrics)) }

@@ -6,21 +6,46 @@ import PlugvisorProtocol
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check a manifest and report every problem at once, each with its line.",
-        discussion: "Exit status 0 when the manifest is valid, 1 when it has problems.")
+        abstract: "Check a manifest and its modules, and report every problem at once, each with its line.",
+        discussion: """
+            Each plugin's module is inspected as `plugvisor inspect` does (by a sandboxed worker): a \
+            module that lacks an export or imports what plugvisor does not provide is a problem. \
+            Its start-up code runs only at load. Exit status 0 when all is valid, 1 when not.
+            """)
 
     @Argument(help: "The manifest (YAML or JSON).")
     var manifest: String
 
+    @Flag(help: "Check only the manifest, not the modules it names.")
+    var noModules = false
+
     func run() throws {
-        do {
-            let loaded = try Manifest.load(path: manifest)
-            Report.stdout("\(manifest): ok, \(loaded.plugins.count) plugin(s): \(loaded.plugins.map(\.name).joined(separator: ", "))")
-        } catch {
+        let loaded: Manifest
+        do { loaded = try Manifest.load(path: manifest) } catch {
             Report.stdout(error.description)
             Report.stdout("\(error.problems.count) problem(s)")
             throw ExitCode(1)
         }
+        let problems = noModules ? [] : loaded.plugins.flatMap { Self.moduleProblems($0) }
+        guard problems.isEmpty else {
+            problems.forEach { Report.stdout("\(manifest): \($0)") }
+            Report.stdout("\(problems.count) problem(s)")
+            throw ExitCode(1)
+        }
+        let checked = noModules ? "" : " (modules checked)"
+        Report.stdout("\(manifest): ok, \(loaded.plugins.count) plugin(s)\(checked): \(loaded.plugins.map(\.name).joined(separator: ", "))")
+    }
+
+    /// What `inspect` finds wrong with `plugin`'s module, or that it speaks another ABI than declared.
+    static func moduleProblems(_ plugin: PluginSpec) -> [String] {
+        let at = "plugin \(plugin.name): \(plugin.wasm)"
+        let report: InspectReport
+        do { report = try ModuleInspector.inspect(path: plugin.wasm) } catch { return ["\(at): \(error)"] }
+        var problems = report.problems.map { "\(at): \($0)" }
+        if problems.isEmpty, let abi = report.abi, (abi == "wasi-command") != (plugin.abi == .wasiCommand) {
+            problems.append("\(at): the module is a \(abi) module but the manifest says abi: \(plugin.abi.rawValue)")
+        }
+        return problems
     }
 }
 
@@ -58,7 +83,8 @@ struct Inspect: ParsableCommand {
         }
         lines.append("capabilities needed: " + (report.capabilities.isEmpty ? "none" : report.capabilities.joined(separator: ", ")))
         if report.problems.isEmpty {
-            lines.append("ok: plugvisor can load this module")
+            // Only the shape is checked here: start-up code (`_initialize`, `init`) first runs at load.
+            lines.append("ok: plugvisor can load this module (its exports and imports; its start-up code first runs at load)")
         } else {
             lines.append("problems:")
             lines.append(contentsOf: report.problems.map { "  - \($0)" })

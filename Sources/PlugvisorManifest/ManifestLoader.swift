@@ -129,7 +129,8 @@ struct ManifestReader {
             let key = keyNode.scalar?.string ?? "?"
             let at = "\(path).\(key)"
             guard known.contains(key) else {
-                problem(keyNode, at, "unknown key (known: \(known.sorted().joined(separator: ", ")))")
+                problem(keyNode, at, "unknown key (known: \(known.sorted().joined(separator: ", ")))"
+                        + NearestName.hint(for: key, among: known))
                 valid = false
                 continue
             }
@@ -399,7 +400,8 @@ struct ManifestReader {
         for key in mapping.keys {
             let name = key.scalar?.string ?? "?"
             if !allowed.contains(name) {
-                problem(key, "\(at).\(name)", "unknown key (known: \(allowed.sorted().joined(separator: ", ")))")
+                problem(key, "\(at).\(name)", "unknown key (known: \(allowed.sorted().joined(separator: ", ")))"
+                        + NearestName.hint(for: name, among: allowed))
             }
         }
     }

@@ -37,7 +37,7 @@ public final class GuestHost {
 
         let shape: ModuleShape
         do { shape = try ModuleShape(bytes: moduleBytes) } catch {
-            throw loadFailed("not a valid WebAssembly module: \(error)")
+            throw loadFailed(ModuleShape.notAModule(error, bytes: moduleBytes))
         }
         precondition(request.abi == .plugvisor, "a wasi-command plugin is a WasiCommand")
         let problems = ABICheck.problems(
@@ -50,7 +50,7 @@ public final class GuestHost {
 
         let module: Module
         do { module = try parseWasm(bytes: moduleBytes) } catch {
-            throw loadFailed("not a valid WebAssembly module: \(error)")
+            throw loadFailed(ModuleShape.notAModule(error, bytes: moduleBytes))
         }
         // Software bounds checks: the interpreter checks every access anyway, and this avoids
         // process-wide SIGSEGV handlers and a 4 GiB address reservation per memory.
@@ -72,7 +72,7 @@ public final class GuestHost {
         let instance: Instance
         do throws(PluginError) {
             let trapped = request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
-            instance = try Self.instantiate(module, store: store, wasi: wasi, context: context, preopens: !request.preopens.isEmpty,
+            instance = try Self.instantiate(module, store: store, wasi: wasi, context: context, preopens: request.preopens,
                                             fuel: request.fuel, plugin: request.plugin, trapped: trapped)
         } catch {
             try? wasi.close()  // WasmKit requires close before the bridge goes away
@@ -98,18 +98,33 @@ public final class GuestHost {
     deinit { try? wasi.close() }
 
     private static func instantiate(
-        _ module: Module, store: Store, wasi: WASIBridgeToHost, context: HostContext, preopens: Bool, fuel: UInt64?,
+        _ module: Module, store: Store, wasi: WASIBridgeToHost, context: HostContext, preopens: [Preopen], fuel: UInt64?,
         plugin: String, trapped: [ModuleShape.Item]
     ) throws(PluginError) -> Instance {
         var imports = Imports()
         var capabilities: [WasmKitWASI.WASICapability] = [.environment, .clocks, .random, .process, .stdio]
-        if preopens { capabilities.append(.fileSystem) }
+        if !preopens.isEmpty { capabilities.append(.fileSystem) }
         wasi.link(to: &imports, store: store, capabilities: capabilities, stubUnlinked: true)
+        if preopens.isEmpty { defineNoPreopens(in: &imports, store: store) }
+        GrantErrors.define(in: &imports, store: store, wasi: wasi, preopens: preopens)
         context.define(in: &imports, store: store)
         HostContext.defineTrapping(trapped, in: &imports, store: store)
         if let fuel { store.fuel = Fuel(remaining: fuel) }
         do { return try module.instantiate(store: store, imports: imports) } catch {
             throw PluginError(.loadFailed, plugin: plugin, "instantiation failed: \(describe(error))")
+        }
+    }
+
+    /// Without a grant the file-system functions are stubs answering ENOSYS, and wasi-libc's
+    /// start-up exits (proc_exit(71)) when its preopen scan gets anything but EBADF. Answer as a
+    /// runtime with no preopened directories does, so the module loads and `fopen` fails at call
+    /// time (ENOTCAPABLE); the answer comes from here, not from the kernel: no `openat` is allowed.
+    private static func defineNoPreopens(in imports: inout Imports, store: Store) {
+        let badDescriptor = Value.i32(8)  // WASI's errno EBADF: "not an open descriptor"
+        for (name, parameters) in [("fd_prestat_get", 2), ("fd_prestat_dir_name", 3)] {
+            imports.define(module: "wasi_snapshot_preview1", name: name, Function(
+                store: store, type: FunctionType(parameters: Array(repeating: .i32, count: parameters), results: [.i32]),
+                body: { _, _ in [badDescriptor] }))
         }
     }
 
@@ -237,7 +252,7 @@ public final class GuestHost {
             }
             return GuestAnswer.decodeResult(answer, plugin: plugin, what: what)
         } catch {
-            return .failure(Self.classify(error, plugin: plugin))
+            return .failure(Self.classify(error, plugin: plugin, fuel: fuel))
         }
     }
 
@@ -251,23 +266,38 @@ public final class GuestHost {
 
     /// Maps what WasmKit throws to a typed error. Only a trap's first line is kept: the rest is a
     /// backtrace that can run to thousands of lines.
-    static func classify(_ error: Error, plugin: String) -> PluginError {
+    static func classify(_ error: Error, plugin: String, fuel: UInt64?) -> PluginError {
         if let exit = error as? WASIExitCode {
-            return PluginError(.trap, plugin: plugin, "the guest called proc_exit(\(exit.code))")
+            return PluginError(.trap, plugin: plugin, "the guest called \(describeExit(exit.code))")
         }
         let text = describe(error)
         if text.hasPrefix("out of fuel") {
-            return PluginError(.outOfFuel, plugin: plugin, "the call used up its fuel budget")
+            let budget = fuel.map { "its fuel budget of \($0)" } ?? "its fuel budget"
+            return PluginError(.outOfFuel, plugin: plugin, "the call used up \(budget) (the plugin's `fuel` key in the manifest)")
         }
         return PluginError(.trap, plugin: plugin, text)
     }
 
     static func describe(_ error: Error) -> String {
-        if let exit = error as? WASIExitCode { return "proc_exit(\(exit.code))" }
+        if let exit = error as? WASIExitCode { return describeExit(exit.code) }
         var text = String(describing: error)
         if let newline = text.firstIndex(of: "\n") { text = String(text[..<newline]) }
         if text.hasPrefix("Trap: ") { text.removeFirst(6) }
         return String(text.prefix(500))
+    }
+
+    /// `proc_exit(71)` alone tells a plugin author nothing: name the code as the C library that
+    /// chose it does (sysexits.h, which wasi-libc uses), and what its start-up means by it.
+    static func describeExit(_ code: UInt32) -> String {
+        let meanings: [UInt32: String] = [
+            64: "EX_USAGE", 65: "EX_DATAERR", 66: "EX_NOINPUT", 67: "EX_NOUSER", 68: "EX_NOHOST",
+            69: "EX_UNAVAILABLE", 70: "EX_SOFTWARE", 72: "EX_OSFILE", 73: "EX_CANTCREAT", 74: "EX_IOERR",
+            75: "EX_TEMPFAIL", 76: "EX_PROTOCOL", 77: "EX_NOPERM", 78: "EX_CONFIG",
+            71: "EX_OSERR: wasi-libc's start-up exits so when the host refuses it its arguments, environment or "
+                + "preopened directories",
+        ]
+        guard let meaning = meanings[code] else { return "proc_exit(\(code))" }
+        return "proc_exit(\(code), \(meaning))"
     }
 }
 

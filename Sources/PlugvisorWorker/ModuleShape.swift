@@ -39,6 +39,26 @@ struct ModuleShape {
     var memoryMaxPages: UInt64?
     var hasStartFunction = false
 
+    /// Why `bytes` are not a module, for a person: WasmKit's own text quotes a debug string
+    /// (`"Message(text: …)"`), and the usual mistake, a .wat file, deserves its fix.
+    static func notAModule(_ error: Error, bytes: [UInt8]) -> String {
+        let magic: [UInt8] = [0x00, 0x61, 0x73, 0x6D]
+        if !bytes.starts(with: magic) {
+            let text = String(decoding: bytes.prefix(4096), as: UTF8.self)
+            let start = text.drop { $0.isWhitespace }
+            if start.hasPrefix("(module") || start.hasPrefix(";;") || start.hasPrefix("(component") {
+                return "not a valid WebAssembly module: this looks like WAT text, not a binary module: "
+                    + "run wat2wasm on it and use the .wasm it writes"
+            }
+            let head = bytes.prefix(4).map { String($0, radix: 16).leftPadded(to: 2) }.joined(separator: " ")
+            return "not a valid WebAssembly module: it does not begin with the bytes 00 61 73 6d (\"\\0asm\") "
+                + "but with \(head.isEmpty ? "nothing (the file is empty)" : head)"
+        }
+        var text = "\(error)"
+        if let match = text.firstMatch(of: /"Message\(text: "(.*)"\)"/) { text.replaceSubrange(match.range, with: match.1) }
+        return "not a valid WebAssembly module: \(text)"
+    }
+
     init(bytes: [UInt8]) throws {
         var types: [FunctionSignature?] = []
         var functionTypes: [UInt32] = []  // type index of each function, imports first
@@ -253,4 +273,8 @@ enum ABICheck {
             return
         }
     }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

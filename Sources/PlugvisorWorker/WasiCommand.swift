@@ -36,7 +36,7 @@ public final class WasiCommand {
         func loadFailed(_ message: String) -> PluginError { PluginError(.loadFailed, plugin: request.plugin, message) }
         let shape: ModuleShape
         do { shape = try ModuleShape(bytes: moduleBytes) } catch {
-            throw loadFailed("not a valid WebAssembly module: \(error)")
+            throw loadFailed(ModuleShape.notAModule(error, bytes: moduleBytes))
         }
         let problems = ABICheck.problems(
             shape, abi: .wasiCommand, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
@@ -47,7 +47,7 @@ public final class WasiCommand {
             throw loadFailed("initial memory of \(minPages * 64) KiB exceeds the plugin's memory limit of \(memoryLimit / 1024) KiB")
         }
         do { module = try parseWasm(bytes: moduleBytes) } catch {
-            throw loadFailed("not a valid WebAssembly module: \(error)")
+            throw loadFailed(ModuleShape.notAModule(error, bytes: moduleBytes))
         }
         engine = Engine(configuration: EngineConfiguration(
             compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
@@ -79,12 +79,13 @@ public final class WasiCommand {
                 if let fuel = request.fuel { store.fuel = Fuel(remaining: fuel) }
                 var imports = Imports()
                 wasi.link(to: &imports, store: store)
+                GrantErrors.define(in: &imports, store: store, wasi: wasi, preopens: request.preopens)
                 HostContext.defineTrapping(trapped, in: &imports, store: store)
                 let instance = try module.instantiate(store: store, imports: imports)
                 return try wasi.start(instance)
             }
         } catch {
-            return .failure(GuestHost.classify(error, plugin: plugin))
+            return .failure(GuestHost.classify(error, plugin: plugin, fuel: request.fuel))
         }
         // The memfd's size is what the program wrote: check it before reading, and read no more
         // (a buffer of the whole limit would cost every call 8 MiB of zeroed, resident memory).

@@ -152,7 +152,7 @@ enum Inspector {
         do { shape = try ModuleShape(bytes: moduleBytes) } catch {
             return InspectReport(
                 abi: nil, exports: [], imports: [], memoryMinPages: nil, memoryMaxPages: nil,
-                problems: ["not a valid WebAssembly module: \(error)"], capabilities: [], sizeBytes: moduleBytes.count)
+                problems: [ModuleShape.notAModule(error, bytes: moduleBytes)], capabilities: [], sizeBytes: moduleBytes.count)
         }
         let abi = ABICheck.detectABI(shape)
         let problems = ABICheck.problems(shape, abi: abi == "wasi-command" ? .wasiCommand : .plugvisor)

@@ -185,18 +185,24 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: [
         BadField("    timout: 5s", "plugins[0].timout",
-                 "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, timeout, unknown_imports, wasm)"),
-        BadField("    Name: other", "plugins[0].Name", "unknown key (known: "),
+                 "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, timeout, unknown_imports, wasm); did you mean 'timeout'?"),
+        BadField("    Name: other", "plugins[0].Name", "; did you mean 'name'?"),
         BadField("    restart:\n      max: 1\n      retries: 3", line: 6, "plugins[0].restart.retries",
                  "unknown key (known: backoff, max, within)"),
         BadField("    circuit: {failures: 1, cooldown: 5s}", "plugins[0].circuit.cooldown", "unknown key (known: failures, reset)"),
         BadField("    network:\n      allowed_host: [example.com]", line: 5, "plugins[0].network.allowed_host",
-                 "unknown key (known: allowed_hosts)"),
+                 "unknown key (known: allowed_hosts); did you mean 'allowed_hosts'?"),
         BadField("    filesystem:\n      - host: data\n        guest: /data\n        readonly: true", line: 7,
                  "plugins[0].filesystem[0].readonly", "unknown key (known: guest, host, mode)"),
     ])
     func anUnknownKeyInAPluginOrInsideOneOfItsSectionsIsReported(_ bad: BadField) throws {
         try bad.check()
+    }
+
+    @Test func aKeyFarFromEveryKnownOneGetsNoGuess() {
+        #expect(NearestName.suggestion(for: "colour", among: ["name", "wasm", "timeout"]) == nil)
+        #expect(NearestName.suggestion(for: "stauts", among: ["start", "status", "stop"]) == "status")
+        #expect(NearestName.suggestion(for: "timout", among: ["timeout", "memory"]) == "timeout")
     }
 
     // MARK: Required keys and shapes
