@@ -159,10 +159,9 @@ import Testing
             let written = try #require(answer["data"]?["text"]?.stringValue, "\(answer)")
             #expect(numeric(try JSONCoding.decode(JSONValue.self, from: Array(written.utf8))) == numeric(expected), "\(written)")
         }
-        // The host refuses duplicate keys (two readers must never disagree); the kit, reading
-        // a guest's own input, keeps the last as JavaScript does.
-        let duplicate = try probe(supervisor, ["json": #"{"n": 42, "n": 7}"#])
-        #expect(duplicate["data"]?["int"] == 7, "the last of duplicate keys wins, as in JavaScript")
+        // Duplicate keys: the host refuses them in every JSON it reads, a guest's answer
+        // included (two readers of the same bytes must never disagree), so the probe, which
+        // echoes what it parsed, cannot show which one the kit keeps.
     }
 
     @Test func theSwiftKitRoundsNumbersCorrectly() throws {
