@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -91,7 +92,9 @@ let package = Package(
             dependencies: [
                 "Plugvisor", "PlugvisorPosix", "PlugvisorProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -119,7 +122,9 @@ let package = Package(
         .target(name: "PlugvisorProtocol"),
         .target(
             name: "PlugvisorManifest",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            // PlugvisorProtocol for HostPattern: allowed_hosts entries are parsed where the
+            // broker matches them.
+            dependencies: ["PlugvisorProtocol", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "PlugvisorPosix",
@@ -134,7 +139,7 @@ let package = Package(
         .target(name: "PlugvisorTestSupport"),
 
         .testTarget(name: "PlugvisorProtocolTests", dependencies: ["PlugvisorProtocol", "PlugvisorPosix"]),
-        .testTarget(name: "PlugvisorManifestTests", dependencies: ["PlugvisorManifest"]),
+        .testTarget(name: "PlugvisorManifestTests", dependencies: ["PlugvisorManifest", "PlugvisorProtocol"]),
         .testTarget(name: "PlugvisorSupervisorTests", dependencies: ["Plugvisor", "PlugvisorManifest", "PlugvisorProtocol"]),
         .testTarget(
             name: "PlugvisorWorkerTests", dependencies: ["PlugvisorWorker", "PlugvisorProtocol", "PlugvisorTestSupport"]),

@@ -13,25 +13,20 @@ enum HTTPBroker {
     static let maxDuration: Duration = .seconds(30)
     static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
-    /// `host` matches an exact name, or `*.suffix` for any name under suffix (not suffix itself).
-    static func isAllowed(host: String, patterns: [String]) -> Bool {
-        let host = host.lowercased()
-        return patterns.contains { pattern in
-            if pattern.hasPrefix("*.") { return host.hasSuffix(String(pattern.dropFirst(1))) }
-            return host == pattern
-        }
-    }
-
     static func perform(_ request: JSONValue, allowedHosts: [String], deadline: ContinuousClock.Instant) -> JSONValue {
         func refuse(_ message: String) -> JSONValue { ["error": .string(message)] }
-        guard let text = request["url"]?.stringValue, let url = URL(string: text),
-            let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = url.host
-        else { return refuse("the request needs an http or https \"url\"") }
-        guard isAllowed(host: host, patterns: allowedHosts) else {
-            return refuse(allowedHosts.isEmpty
-                ? "network access is not granted to this plugin"
-                : "host \(host) is not in this plugin's allowed_hosts")
+        guard let text = request["url"]?.stringValue else { return refuse("the request needs an http or https \"url\"") }
+        let target: RequestTarget
+        switch RequestTarget.parse(text) {
+        case let .success(parsed): target = parsed
+        case let .failure(problem): return refuse(problem.description)
         }
+        if allowedHosts.isEmpty { return refuse("network access is not granted to this plugin") }
+        if let refusal = target.refusal(by: allowedHosts.compactMap { try? HostPattern.parse($0).get() }) {
+            return refuse(refusal)
+        }
+        let url = target.url
+        let host = target.host
         let method = (request["method"]?.stringValue ?? "GET").uppercased()
         guard methods.contains(method) else { return refuse("method \(method) is not supported") }
         let remaining = min(ContinuousClock.now.duration(to: deadline), maxDuration)
@@ -139,8 +134,12 @@ private final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked S
         _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
         newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void
     ) {
-        if let host = request.url?.host, HTTPBroker.isAllowed(host: host, patterns: allowedHosts) {
-            completionHandler(request)
+        let patterns = allowedHosts.compactMap { try? HostPattern.parse($0).get() }
+        let target = request.url.flatMap { try? RequestTarget.parse($0.absoluteString).get() }
+        if let target, target.refusal(by: patterns) == nil {
+            var redirected = request
+            redirected.url = target.url
+            completionHandler(redirected)
         } else {
             // Answer FoundationNetworking first: once `finish` wakes the caller, the session may
             // be torn down, and a redirect answered after that is a fatal error in
@@ -148,5 +147,58 @@ private final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked S
             completionHandler(nil)
             finish { failure = "redirect to \(request.url?.host ?? "?") refused: not in allowed_hosts" }
         }
+    }
+}
+
+/// Where a request goes, read once from its URL: the host and port checked against
+/// `allowed_hosts` are those of `url`, which is rebuilt from them (and the path and query), so
+/// that libcurl, parsing it again, connects to exactly what was checked. User names and
+/// passwords in URLs are refused: where the authority ends is where URL parsers disagree.
+struct RequestTarget {
+    let scheme: String
+    /// Normalised (`HostPattern.normalize`): lower case, no trailing dot, IPv6 without brackets.
+    let host: String
+    /// The port the connection uses: the URL's, or the scheme's default.
+    let port: Int
+    let url: URL
+
+    static func parse(_ text: String) -> Result<RequestTarget, HostProblem> {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+            let defaultPort = HostPattern.defaultPort(scheme: scheme)
+        else { return .failure(HostProblem("the request needs an http or https \"url\"")) }
+        guard components.percentEncodedUser == nil && components.percentEncodedPassword == nil else {
+            return .failure(HostProblem("a user name or password in the URL is not supported; send an Authorization header"))
+        }
+        guard let rawHost = components.percentEncodedHost, !rawHost.isEmpty else {
+            return .failure(HostProblem("the URL has no host"))
+        }
+        let host: String
+        switch HostPattern.normalize(rawHost) {
+        case let .success(normalized): host = normalized
+        case let .failure(problem): return .failure(HostProblem("host '\(rawHost)' refused: \(problem)"))
+        }
+        let port = components.port ?? defaultPort
+        guard (1...65535).contains(port) else { return .failure(HostProblem("port \(port) is not a TCP port")) }
+
+        let authority = (host.contains(":") ? "[\(host)]" : host) + (port == defaultPort ? "" : ":\(port)")
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        let query = components.percentEncodedQuery.map { "?" + $0 } ?? ""
+        let rebuilt = "\(scheme)://\(authority)\(path)\(query)"
+        // The rebuilt URL must read back as the same host and port, or it is not sent.
+        guard path.hasPrefix("/"), let url = URL(string: rebuilt), let again = URLComponents(string: rebuilt),
+            again.percentEncodedHost.map({ try? HostPattern.normalize($0).get() }) == host,
+            (again.port ?? defaultPort) == port, again.percentEncodedUser == nil
+        else { return .failure(HostProblem("the URL \(text) cannot be sent unambiguously")) }
+        return .success(RequestTarget(scheme: scheme, host: host, port: port, url: url))
+    }
+
+    /// Why `patterns` do not allow this target, or nil when one does.
+    func refusal(by patterns: [HostPattern]) -> String? {
+        if patterns.contains(where: { $0.matches(host: host, port: port, scheme: scheme) }) { return nil }
+        let shown = host.contains(":") ? "[\(host)]" : host
+        guard !patterns.contains(where: { $0.matches(host: host) }) else {
+            return "port \(port) of \(shown) is not in this plugin's allowed_hosts (an entry without ':port' allows only \(scheme)'s default port; add '\(shown):\(port)')"
+        }
+        return "host \(shown) is not in this plugin's allowed_hosts"
     }
 }

@@ -76,7 +76,8 @@ public struct PluginSpec: Sendable, Equatable {
     /// Linear memory cap in bytes.
     public var memory: Int?
     public var filesystem: [DirectoryGrant] = []
-    /// Exact host names or `*.suffix` patterns; empty means no network.
+    /// `HostPattern`s in their canonical text (`api.example.com`, `*.internal.example:8443`,
+    /// `[::1]:8080`); empty means no network.
     public var allowedHosts: [String] = []
     public var env: [String: String] = [:]
     public var config: [String: String] = [:]

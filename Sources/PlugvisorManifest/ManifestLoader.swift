@@ -1,4 +1,5 @@
 import Foundation
+import PlugvisorProtocol
 import Yams
 
 extension Manifest {
@@ -289,8 +290,10 @@ struct ManifestReader {
         for (index, item) in items.enumerated() {
             let here = "\(at).allowed_hosts[\(index)]"
             guard let text = string(item, here) else { continue }
-            if isValidHostPattern(text) { hosts.append(text.lowercased()) } else {
-                problem(item, here, "'\(text)' is not a host name or '*.suffix' pattern")
+            switch HostPattern.parse(text) {
+            case let .success(pattern): hosts.append(pattern.description)
+            case let .failure(reason):
+                problem(item, here, "'\(text)' is not a host name or '*.suffix' pattern, with an optional :port (\(reason))")
             }
         }
         return hosts
@@ -415,17 +418,6 @@ struct ManifestReader {
         guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
         return name.unicodeScalars.allSatisfy {
             ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_"
-        }
-    }
-
-    private func isValidHostPattern(_ pattern: String) -> Bool {
-        let host = pattern.hasPrefix("*.") ? String(pattern.dropFirst(2)) : pattern
-        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
-        return !host.isEmpty && host.count <= 253 && labels.allSatisfy { label in
-            !label.isEmpty && label.count <= 63 && label.first != "-" && label.last != "-"
-                && label.unicodeScalars.allSatisfy {
-                    ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-"
-                }
         }
     }
 

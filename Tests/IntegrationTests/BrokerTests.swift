@@ -9,14 +9,16 @@ import Testing
 /// child of the supervisor, so that libcurl never parses a remote server's bytes in the trusted
 /// process. A broker that dies costs only the requests in flight on it.
 @Suite(.serialized) struct BrokerTests {
-    static let manifest = """
-        plugins:
-          - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: [127.0.0.1]}, timeout: 12s}
+    static func manifest(_ server: NetworkTests.LoopbackServer) -> String {
         """
+        plugins:
+          - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 12s}
+        """
+    }
 
     @Test func requestsRunInASeparateLockedDownBrokerProcess() throws {
         let server = try NetworkTests.LoopbackServer()
-        let supervisor = try RunningSupervisor(manifest: Self.manifest)
+        let supervisor = try RunningSupervisor(manifest: Self.manifest(server))
         let supervisorPID = supervisor.process.processIdentifier
         #expect(brokers(of: supervisorPID).isEmpty, "the broker starts with the first request")
 
@@ -42,7 +44,7 @@ import Testing
 
     @Test func aKilledBrokerFailsOnlyItsRequestsAndIsReplaced() throws {
         let server = try NetworkTests.LoopbackServer()
-        let supervisor = try RunningSupervisor(manifest: Self.manifest)
+        let supervisor = try RunningSupervisor(manifest: Self.manifest(server))
         let supervisorPID = supervisor.process.processIdentifier
         let first = supervisor.call("fetch", "-p", "url=\(server.url("hello"))")
         #expect(first.json?["data"]?["status"] == 200, "\(first.stderr) \(supervisor.log)")
@@ -71,7 +73,7 @@ import Testing
 
     @Test func stopLeavesNoBroker() throws {
         let server = try NetworkTests.LoopbackServer()
-        let supervisor = try RunningSupervisor(manifest: Self.manifest)
+        let supervisor = try RunningSupervisor(manifest: Self.manifest(server))
         let hello = supervisor.call("fetch", "-p", "url=\(server.url("hello"))")
         #expect(hello.json?["data"]?["status"] == 200, "\(hello.stderr) \(supervisor.log)")
         let broker = try #require(brokers(of: supervisor.process.processIdentifier).first)
@@ -90,14 +92,14 @@ import Testing
                 try? FileManager.default.removeItem(at: URL(fileURLWithPath: script).deletingLastPathComponent())
             }
         }
-        let garbage = try RunningSupervisor(manifest: Self.manifest, environment: ["PLUGVISOR_BROKER": garbageBroker])
+        let garbage = try RunningSupervisor(manifest: Self.manifest(server), environment: ["PLUGVISOR_BROKER": garbageBroker])
         let refused = garbage.call("fetch", "-p", "url=\(server.url("hello"))")
         #expect(refused.json?["data"]?["error"]?.stringValue?.contains("was killed for breaking the protocol") == true,
                 "\(refused.stdout) \(refused.stderr) \(garbage.log)")
         #expect(garbage.process.isRunning)
         #expect(garbage.log.contains("the network broker broke the protocol"))
 
-        let stray = try RunningSupervisor(manifest: Self.manifest, environment: ["PLUGVISOR_BROKER": strayBroker])
+        let stray = try RunningSupervisor(manifest: Self.manifest(server), environment: ["PLUGVISOR_BROKER": strayBroker])
         let answered = stray.call("fetch", "-p", "url=\(server.url("hello"))")
         #expect(answered.json?["data"]?["status"] == 299, "\(answered.stdout) \(answered.stderr) \(stray.log)")
         withExtendedLifetime(server) {}

@@ -223,7 +223,7 @@ import Testing
         let server = try NetworkTests.LoopbackServer()
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
-              - {name: probe, wasm: "{{plugins}}/kit-swift-probe.wasm", network: {allowed_hosts: [127.0.0.1]}, timeout: 3s}
+              - {name: probe, wasm: "{{plugins}}/kit-swift-probe.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 3s}
               - {name: offline, wasm: "{{plugins}}/kit-swift-probe.wasm"}
             """)
         let hello = supervisor.call("probe", "-p", "url=\(server.url("hello"))")

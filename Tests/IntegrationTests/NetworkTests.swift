@@ -33,13 +33,15 @@ import Testing
         }
 
         func url(_ path: String) -> String { "http://127.0.0.1:\(port)/\(path)" }
+        /// Its `allowed_hosts` entry.
+        var allowed: String { "127.0.0.1:\(port)" }
     }
 
     @Test func anAllowedHostIsFetchedAndEverythingElseIsRefused() throws {
         let server = try LoopbackServer()
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
-              - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: [127.0.0.1]}, timeout: 3s}
+              - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 3s}
               - {name: elsewhere, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["*.example.com"]}}
               - {name: offline, wasm: "{{plugins}}/fetch.wasm"}
             """)
@@ -56,11 +58,54 @@ import Testing
         withExtendedLifetime(server) {}
     }
 
+    /// `allowed_hosts` is checked on the host and port the connection goes to: an entry without
+    /// a port allows only the scheme's default one, hosts compare normalised, and hosts that
+    /// parsers read differently (percent-encoding, user info) are refused.
+    @Test func allowedHostsAreCheckedOnExactlyTheHostAndPortConnectedTo() throws {
+        let server = try LoopbackServer()
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: listed, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["LocalHost.:\(server.port)", "127.0.0.1:\(server.port)"]}, timeout: 3s}
+              - {name: noport, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: [127.0.0.1, localhost]}, timeout: 3s}
+              - {name: wildcard, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["*.localhost", "*.localhost:\(server.port)"]}, timeout: 3s}
+            """)
+        func fetch(_ plugin: String, _ url: String) -> JSONValue? {
+            supervisor.call(plugin, "-p", "url=\(url)").json?["data"]
+        }
+        let port = server.port
+        // A listed port works, whatever the case and a trailing dot.
+        #expect(fetch("listed", "http://127.0.0.1:\(port)/hello")?["status"] == 200)
+        #expect(fetch("listed", "http://127.0.0.1.:\(port)/hello")?["status"] == 200)
+        #expect(fetch("listed", "http://LOCALHOST:\(port)/hello")?["status"] == 200)
+        // Another port of a listed host is refused, and says how to allow it.
+        let otherPort = fetch("listed", "http://127.0.0.1:\(port == 65535 ? 1 : port + 1)/hello")?["error"]?.stringValue ?? ""
+        #expect(otherPort.contains("is not in this plugin's allowed_hosts"), "\(otherPort)")
+        // Without a port, only the scheme's default: the server's port is refused...
+        let refused = fetch("noport", "http://127.0.0.1:\(port)/hello")?["error"]?.stringValue ?? ""
+        #expect(refused == "port \(port) of 127.0.0.1 is not in this plugin's allowed_hosts (an entry without ':port' allows only http's default port; add '127.0.0.1:\(port)')")
+        // ...and port 80 passes the check (then finds nothing listening, or something that answers).
+        for url in ["http://127.0.0.1/", "http://127.0.0.1:80/", "http://localhost/"] {
+            let answer = fetch("noport", url)
+            #expect(answer?["error"]?.stringValue?.contains("allowed_hosts") != true, "\(url): \(String(describing: answer))")
+        }
+        // Percent-encoding, NUL, user info and non-ASCII never reach libcurl.
+        for url in [
+            "http://127.0.0.2%00.localhost:\(port)/hello", "http://127.0.0.1%2e.localhost:\(port)/hello",
+            "http://a%2elocalhost:\(port)/hello", "http://x:y@a.localhost:\(port)/hello", "http://a.localhost@127.0.0.1:\(port)/hello",
+            "http://b\u{fc}cher.localhost:\(port)/hello",
+        ] {
+            let error = fetch("wildcard", url)?["error"]?.stringValue ?? ""
+            #expect(!error.isEmpty && !error.hasPrefix("cannot connect") && !error.hasPrefix("request failed"),
+                    "\(url) was not refused before libcurl: \(error)")
+        }
+        withExtendedLifetime(server) {}
+    }
+
     @Test func responsesAreBoundedInSizeTimeAndRedirects() throws {
         let server = try LoopbackServer()
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
-              - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: [127.0.0.1]}, timeout: 4s}
+              - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 4s}
             """)
         let big = supervisor.call("fetch", "-p", "url=\(server.url("big"))")
         #expect(big.json?["data"]?["error"] == "the response is larger than 1048576 bytes")

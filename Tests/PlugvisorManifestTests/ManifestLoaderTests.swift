@@ -183,7 +183,7 @@ import Testing
         #expect(try sandbox.plugin(Sandbox.plugin("    sha256: \(hash)")).sha256 == hash.lowercased())
     }
 
-    @Test func allowedHostsAreLowerCasedAndMayBeWildcardSuffixes() throws {
+    @Test func allowedHostsAreNormalisedAndMayBeWildcardSuffixesWithPorts() throws {
         let sandbox = try Sandbox()
         let plugin = try sandbox.plugin(Sandbox.plugin("""
                 network:
@@ -194,9 +194,15 @@ import Testing
                     - 10.0.0.1
                     - a-b.c-d.example
                     - xn--bcher-kva.example
+                    - API.Example.com.:8443
+                    - "*.Internal.Example:8443"
+                    - "[::1]:8080"
+                    - "[FE80::1]"
+                    - 127.0.0.1:80
             """))
         #expect(plugin.allowedHosts == [
             "example.com", "*.internal.example.com", "localhost", "10.0.0.1", "a-b.c-d.example", "xn--bcher-kva.example",
+            "api.example.com:8443", "*.internal.example:8443", "[::1]:8080", "[fe80::1]", "127.0.0.1:80",
         ])
     }
 

@@ -482,8 +482,10 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: [
         "*", "*.", "**.example.com", "*.*.example.com", "example.*", "ex*ample.com", "a..b", ".example.com",
-        "example.com.", "-example.com", "example-.com", "https://example.com", "example.com:443", "exa mple.com",
-        "under_score.example", "bücher.example", "10.0.0.0/8", "[::1]",
+        "example.com..", "-example.com", "example-.com", "https://example.com", "exa mple.com",
+        "under_score.example", "bücher.example", "10.0.0.0/8", "::1", "[::1", "[zz::1]", "[fe80::1%eth0]", "[example.com]",
+        "exa%2emple.com", "127.0.0.2%00.localhost", "example.com:0", "example.com:65536", "example.com:", "example.com:http",
+        "example.com:8443:1", "*.[::1]", "*.example.com:-1",
         String(repeating: "a", count: 64) + ".example",
         [String](repeating: String(repeating: "a", count: 63), count: 3).joined(separator: ".") + "." + String(repeating: "b", count: 62),
     ])
