@@ -24,7 +24,7 @@ final class WorkerHandle: @unchecked Sendable {
     private(set) var memoryBytes: Int?
     /// The supervisor's own limit on what this worker's guest logs: the worker has one too, but
     /// a compromised worker would not keep to it.
-    private var guestLogBudget = LogBudget(linesPerSecond: 100, bytesPerSecond: 64 * 1024)
+    private var guestLogBudget = LogBudget.guestCeiling
 
     static let stderrTailLines = 20
 

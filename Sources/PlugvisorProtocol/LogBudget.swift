@@ -22,6 +22,17 @@ public struct LogBudget: Sendable {
         self.bytesPerSecond = bytesPerSecond
     }
 
+    /// What the worker lets its guest log.
+    public static let guest = LogBudget(linesPerSecond: 100, bytesPerSecond: 64 * 1024)
+
+    /// The supervisor's ceiling on one worker's guest lines, for a worker that ignores `guest`.
+    /// It sits above what an honest worker can deliver: the two budgets' windows do not line
+    /// up, so one supervisor second can see up to two of the worker's seconds (and their drop
+    /// summaries), delayed frames bunching a third. Below that, the worker's own "dropped"
+    /// summary would itself be dropped and reported as the supervisor's.
+    public static let guestCeiling = LogBudget(
+        linesPerSecond: 3 * guest.linesPerSecond + 3, bytesPerSecond: 3 * guest.bytesPerSecond + 3 * 128)
+
     /// The lines dropped since the last summary, for a report when the source goes quiet
     /// (at the end of a call) rather than at its next line.
     public mutating func takeDropped() -> Int {

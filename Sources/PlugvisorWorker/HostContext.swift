@@ -10,7 +10,7 @@ final class HostContext {
     let plugin: String
     let config: [String: String]
     private let sink: (LogLine) -> Void
-    private var limiter = LogBudget(linesPerSecond: 100, bytesPerSecond: 64 * 1024)
+    private var limiter = LogBudget.guest
 
     static let maxLogLine = LogLine.maxMessageBytes
     static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]

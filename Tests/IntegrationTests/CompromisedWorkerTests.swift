@@ -130,12 +130,15 @@ import Testing
         let harness = try Harness(["log-flood": "timeout: 10s", "oversize-log": ""])
         let supervisor = harness.supervisor
         // Three seconds of log frames just under the ceiling, as fast as the worker can write.
-        let (flood, _) = try harness.timedCall("log-flood")
+        let (flood, took) = try harness.timedCall("log-flood")
         #expect(flood.result?["data"] == "from the fake worker", "\(flood)")
         let log = supervisor.log
         let floodLines = log.split(separator: "\n").filter { $0.contains("flood xxxx") }
-        // 100 lines and 64 KiB a second, each line cut to 4 KiB: about 16 lines a second.
-        #expect(floodLines.count <= 100, "\(floodLines.count) flood lines reached the log")
+        // The ceiling's bytes a second, each line cut to 4 KiB: about 48 lines a second, in as
+        // many windows as the call's seconds began (plus one).
+        let perWindow = LogBudget.guestCeiling.bytesPerSecond / LogLine.maxMessageBytes
+        let windows = Int(took.components.seconds) + 2
+        #expect(floodLines.count <= perWindow * windows, "\(floodLines.count) flood lines reached the log in \(took)")
         #expect(log.utf8.count < 1 << 20, "the log grew to \(log.utf8.count) bytes")
         #expect(floodLines.allSatisfy { $0.utf8.count < LogLine.maxMessageBytes + 512 })
         #expect(log.contains("guest log lines dropped by the supervisor (rate limit)"))
