@@ -136,9 +136,11 @@ import Testing
         return result
     }
 
+    // The probe parses and prints hundreds of numbers in the interpreter: 3-7 s in a debug
+    // build on a loaded machine, past the default 5 s call timeout.
     static let probeManifest = """
         plugins:
-          - {name: probe, wasm: "{{plugins}}/kit-swift-probe.wasm"}
+          - {name: probe, wasm: "{{plugins}}/kit-swift-probe.wasm", timeout: 30s}
         """
 
     @Test func theSwiftKitReadsAndWritesJSONAsFoundationDoes() throws {
