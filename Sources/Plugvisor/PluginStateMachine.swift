@@ -1,27 +1,40 @@
 import PlugvisorManifest
 import PlugvisorProtocol
 
-/// The lifecycle of one plugin and of each of its workers, without any I/O (NIO style): every
-/// event returns the actions the I/O layer (`PluginRuntime`) must perform. The caller supplies
-/// the time, so that every rule can be tested without processes or clocks.
+/// The lifecycle of one plugin, of each of its workers and of its callers, without any I/O
+/// (NIO style): every event returns the actions the I/O layer (`PluginController`) must
+/// perform. The caller supplies the time to every event, so that every rule can be tested
+/// without processes, threads or clocks.
 struct PluginStateMachine: Sendable {
     typealias WorkerID = Int
+    /// A caller waiting for a worker.
+    typealias WaiterID = Int
+    /// One start of the plugin with one module and spec; never reused, so that a late event of
+    /// an abandoned generation cannot pass for a live one.
+    typealias Generation = Int
 
     enum State: Equatable {
+        /// The first workers of `generation` are starting; nothing serves yet.
         case starting
-        case ready
-        /// Killed by name: no calls, no restarts, until `restart`.
+        /// `generation` serves.
+        case serving
+        /// `generation` serves while a reload's generation starts; that one takes over once all
+        /// of its workers are ready.
+        case reloading(Pending)
+        /// Killed by name: no calls, no restarts, until `restart` or a reload.
         case stopped
-        /// Will not serve until restarted: it could not load, or restarted too often.
+        /// Will not serve until restarted or reloaded: it could not load, or restarted too often.
         case failed(code: PluginError.Code, reason: String)
+        /// Refusing calls for good; workers finish their calls and end.
+        case shuttingDown
     }
 
     enum Phase: Equatable {
-        /// Spawned, not yet through its handshake.
+        /// Spawned (or about to be), not yet through its handshake.
         case starting
         case idle
         case busy
-        /// Finishing its call, then retired (shutdown).
+        /// Finishing its call, then retired.
         case draining
         /// Being killed; `replace` says whether a new worker takes its place when it exits.
         case dying(replace: Bool)
@@ -30,56 +43,73 @@ struct PluginStateMachine: Sendable {
     struct Worker: Equatable {
         var phase: Phase
         var startedAt: ContinuousClock.Instant
-        /// Workers of one generation run one version of the module and of the plugin's spec.
-        var generation: Int
+        var generation: Generation
+        /// Its process ended while its handshake was still under way: the handshake's own
+        /// outcome (ready or not) decides what follows, whichever event comes first.
+        var exitedWhileStarting: String?
     }
 
-    /// A new generation being started by a reload, not yet serving.
+    /// A reload's generation, starting while the current one serves.
     struct Pending: Equatable {
-        var generation: Int
+        var generation: Generation
         var spec: PluginSpec
         var ready: Set<WorkerID> = []
     }
 
     enum ReloadOutcome: Equatable {
-        case succeeded(generation: Int)
+        /// `version` serves: the plugin's version number as users see it (`status`'s generation).
+        case succeeded(version: Int)
         case failed(reason: String)
     }
 
     enum Action: Equatable {
         /// Start worker `id` after `delay`.
         case spawn(WorkerID, after: Duration)
-        /// SIGKILL the worker; calls on it are answered with `reason`.
+        /// SIGKILL the worker; its call, if any, is answered with `reason`.
         case kill(WorkerID, because: PluginError.Code)
         /// Close the worker's channel: it calls the guest's destroy and exits.
         case retire(WorkerID)
+        /// The waiter queued longest gets this worker (now busy) for its call.
+        case handOff(WorkerID, to: WaiterID)
+        /// A queued caller is refused.
+        case reject(WaiterID, PluginError.Code, String)
+        /// `generation`'s start (first workers) or reload ended: it serves, or it never will.
+        case settle(Generation, ReloadOutcome)
     }
 
     enum Admission: Equatable {
         case run(WorkerID)
-        /// No worker is free: wait (in the bounded queue) and ask again.
+        /// No worker is free: the caller is queued and gets `.handOff` or `.reject` later.
         case wait
         case reject(PluginError.Code, String)
     }
 
     let name: String
-    /// The spec of the generation that serves.
+    /// The spec of the generation that serves (or starts, when none serves).
     private(set) var spec: PluginSpec
-    private(set) var generation = 0
-    private(set) var pending: Pending?
-    private(set) var lastReload: ReloadOutcome?
+    private(set) var generation: Generation = 0
+    /// The version users see: 0 for the first generation, one more for each later generation
+    /// that came to serve. A reload that fails does not use up a number.
+    private(set) var version = 0
     private(set) var state: State = .starting
     private(set) var workers: [WorkerID: Worker] = [:]
-    private var idle: [WorkerID] = []
-    private(set) var waiting = 0
+    private(set) var lastReload: ReloadOutcome?
     private(set) var restarts: RestartTracker
     private(set) var circuit: CircuitBreaker?
     private(set) var lastError: String?
-    private(set) var shuttingDown = false
-    private var nextID = 1
-    /// Generations are never reused, so that a late event of an abandoned one cannot pass for
-    /// the current one.
+    /// Callers waiting for a worker, first come first served.
+    private(set) var queue: [WaiterID] = []
+    private var idle: [WorkerID] = []
+    /// For each generation whose start or reload is not settled yet: the first workers not yet
+    /// through their handshake, and whether a reload made it.
+    private var settling: [Generation: Settling] = [:]
     private var newestGeneration = 0
+    private var nextWorkerID = 1
+
+    private struct Settling {
+        var workers: Set<WorkerID>
+        var byReload: Bool
+    }
 
     init(spec: PluginSpec) {
         name = spec.name
@@ -90,6 +120,10 @@ struct PluginStateMachine: Sendable {
 
     var instances: Int { spec.instances }
     var maxQueue: Int { spec.maxQueue }
+    var pending: Pending? {
+        if case let .reloading(pending) = state { return pending }
+        return nil
+    }
 
     /// The spec a worker's generation runs with.
     func spec(of id: WorkerID) -> PluginSpec? {
@@ -98,59 +132,141 @@ struct PluginStateMachine: Sendable {
         return spec
     }
 
-    // MARK: Workers
+    // MARK: Starting
 
-    /// The first workers.
-    mutating func begin() -> [Action] {
-        (0..<instances).map { _ in spawn(after: .zero, generation: generation) }
+    /// The first workers; the start settles when each is ready or failed.
+    mutating func begin(now: ContinuousClock.Instant) -> [Action] {
+        precondition(workers.isEmpty && state == .starting, "begin on a plugin already begun")
+        return startGeneration(generation, spec: spec, byReload: false, now: now)
     }
 
-    private mutating func spawn(after delay: Duration, generation: Int) -> Action {
-        let id = nextID
-        nextID += 1
-        workers[id] = Worker(phase: .starting, startedAt: .now, generation: generation)
+    private mutating func startGeneration(
+        _ generation: Generation, spec: PluginSpec, byReload: Bool, now: ContinuousClock.Instant
+    ) -> [Action] {
+        let actions = (0..<spec.instances).map { _ in spawn(after: .zero, generation: generation, now: now) }
+        let ids = actions.compactMap { if case let .spawn(id, _) = $0 { id } else { nil } }
+        settling[generation] = Settling(workers: Set(ids), byReload: byReload)
+        return actions
+    }
+
+    private mutating func spawn(after delay: Duration, generation: Generation, now: ContinuousClock.Instant) -> Action {
+        let id = nextWorkerID
+        nextWorkerID += 1
+        workers[id] = Worker(phase: .starting, startedAt: now + delay, generation: generation)
         return .spawn(id, after: delay)
     }
 
-    /// The spawn is about to happen now: its uptime counts from here.
-    mutating func workerSpawning(_ id: WorkerID, now: ContinuousClock.Instant) {
-        workers[id]?.startedAt = now
+    /// A fresh generation replaces whatever ran (a restart, or a reload of a plugin that does
+    /// not serve): every worker is killed, the restart count and circuit start over.
+    private mutating func replaceEverything(with newSpec: PluginSpec, byReload: Bool, now: ContinuousClock.Instant)
+        -> [Action]
+    {
+        var actions = killAll(because: .killed)
+        newestGeneration += 1
+        generation = newestGeneration
+        spec = newSpec
+        state = .starting
+        lastError = nil
+        restarts = RestartTracker(policy: newSpec.restart)
+        circuit = newSpec.circuit.map(CircuitBreaker.init(policy:))
+        actions += settleAbandoned(reason: byReload ? "superseded by a reload" : "superseded by a restart")
+        actions += startGeneration(generation, spec: newSpec, byReload: byReload, now: now)
+        return actions
     }
 
-    /// The worker finished its handshake. Returns false when it is no longer wanted (the plugin
-    /// was killed or is shutting down meanwhile): then it is being killed.
-    mutating func workerReady(_ id: WorkerID) -> (wanted: Bool, actions: [Action]) {
-        guard let worker = workers[id], worker.phase == .starting else { return (false, []) }
-        let current = worker.generation == generation
-        let awaited = worker.generation == pending?.generation
-        guard !shuttingDown, state == .starting || state == .ready, current || awaited else {
-            workers[id]?.phase = .dying(replace: false)
-            return (false, [.kill(id, because: .stopped)])
+    /// The spawn of a worker is happening now: its uptime counts from here. False when it is no
+    /// longer wanted (killed or superseded meanwhile): then it is forgotten, never spawned.
+    mutating func workerSpawning(_ id: WorkerID, now: ContinuousClock.Instant) -> (wanted: Bool, actions: [Action]) {
+        guard let worker = workers[id] else { return (false, []) }
+        guard worker.phase == .starting, isLive(worker.generation) else {
+            workers.removeValue(forKey: id)
+            return (false, concluded(id, generation: worker.generation))
         }
-        workers[id]?.phase = .idle
-        if awaited {
-            // Not routable until the whole new generation is ready: then it takes over.
-            pending?.ready.insert(id)
-            if let pending, pending.ready.count == pending.spec.instances { return (true, switchToPending()) }
-            return (true, [])
-        }
-        idle.append(id)
-        state = .ready
+        workers[id]?.startedAt = now
         return (true, [])
     }
 
-    /// The new generation is ready: it serves from now on; the old one finishes its calls and ends.
-    private mutating func switchToPending() -> [Action] {
+    private func isLive(_ generation: Generation) -> Bool {
+        switch state {
+        case .starting, .serving: return generation == self.generation
+        case let .reloading(pending): return generation == self.generation || generation == pending.generation
+        case .stopped, .failed, .shuttingDown: return false
+        }
+    }
+
+    /// The worker finished its handshake. `wanted` is false when it no longer is (the plugin
+    /// was killed, failed or is shutting down meanwhile): then it is being killed.
+    mutating func workerReady(_ id: WorkerID, now: ContinuousClock.Instant) -> (wanted: Bool, actions: [Action]) {
+        guard let worker = workers[id], worker.phase == .starting else { return (false, []) }
+        guard isLive(worker.generation) else {
+            workers[id]?.phase = .dying(replace: false)
+            return (false, [.kill(id, because: .stopped)] + concluded(id, generation: worker.generation))
+        }
+        workers[id]?.phase = .idle
+        var actions: [Action] = []
+        if case var .reloading(pending) = state, worker.generation == pending.generation {
+            // Not routable until the whole new generation is ready: then it takes over.
+            pending.ready.insert(id)
+            state = .reloading(pending)
+            if pending.ready.count == pending.spec.instances { actions += switchToPending(now: now) }
+        } else {
+            if state == .starting {
+                state = .serving
+                if generation != 0 { version += 1 }
+            }
+            idle.append(id)
+        }
+        actions += concluded(id, generation: worker.generation)
+        if let description = worker.exitedWhileStarting {
+            // It died right after its handshake: it counts as serving, then as dead.
+            return (false, actions + workerExited(id, now: now, description: description))
+        }
+        return (true, actions + dispatch(now: now))
+    }
+
+    /// The reload's generation is ready: it serves from now on; the old one finishes its calls
+    /// and ends.
+    private mutating func switchToPending(now: ContinuousClock.Instant) -> [Action] {
         guard let next = pending else { return [] }
-        let actions = windDown { $0.generation != next.generation }
+        let old = generation
+        let actions = windDown { $0.generation == old }
         generation = next.generation
+        version += 1
         if next.spec.restart != spec.restart { restarts = RestartTracker(policy: next.spec.restart) }
         if next.spec.circuit != spec.circuit { circuit = next.spec.circuit.map(CircuitBreaker.init(policy:)) }
         spec = next.spec
         idle = next.ready.sorted()
-        pending = nil
-        state = .ready
-        lastReload = .succeeded(generation: generation)
+        state = .serving
+        return actions
+    }
+
+    /// One of `generation`'s first workers is through (ready, failed or abandoned): when it was
+    /// the last, the start or reload settles.
+    private mutating func concluded(_ id: WorkerID, generation: Generation) -> [Action] {
+        guard var entry = settling[generation], entry.workers.remove(id) != nil else { return [] }
+        if !entry.workers.isEmpty {
+            settling[generation] = entry
+            return []
+        }
+        settling.removeValue(forKey: generation)
+        let serves = generation == self.generation && (state == .serving || pending != nil)
+        let reason: String
+        if case let .failed(_, why) = state { reason = why } else { reason = lastError ?? "no worker of it started" }
+        return [settle(generation, serves ? .succeeded(version: version) : .failed(reason: reason), byReload: entry.byReload)]
+    }
+
+    private mutating func settle(_ generation: Generation, _ outcome: ReloadOutcome, byReload: Bool) -> Action {
+        if byReload { lastReload = outcome }
+        return .settle(generation, outcome)
+    }
+
+    /// Settles every start or reload whose generation can no longer serve.
+    private mutating func settleAbandoned(reason: String) -> [Action] {
+        var actions: [Action] = []
+        for (generation, entry) in settling.sorted(by: { $0.key < $1.key }) where !isLive(generation) {
+            settling.removeValue(forKey: generation)
+            actions.append(settle(generation, .failed(reason: reason), byReload: entry.byReload))
+        }
         return actions
     }
 
@@ -162,6 +278,7 @@ struct PluginStateMachine: Sendable {
             switch worker.phase {
             case .idle:
                 workers[id]?.phase = .draining
+                idle.removeAll { $0 == id }
                 actions.append(.retire(id))
             case .starting:
                 workers[id]?.phase = .dying(replace: false)
@@ -173,12 +290,42 @@ struct PluginStateMachine: Sendable {
         return actions
     }
 
-    /// The new generation could not start: it is dropped and the old one goes on serving.
-    private mutating func abandonPending(reason: String) -> [Action] {
-        guard let abandoned = pending else { return [] }
-        pending = nil
-        lastReload = .failed(reason: reason)
-        return kill(because: .stopped, replace: false) { $0.generation == abandoned.generation }
+    // MARK: Reloading
+
+    /// Starts a new generation with `spec` (a new module, limits or capabilities). Calls keep
+    /// going to the serving generation until every new worker is ready; if the new one cannot
+    /// start, the old one goes on serving. A plugin that does not serve (starting, stopped,
+    /// failed) simply starts again with the new generation.
+    /// - Returns: the new generation (whose `.settle` tells how the reload ended) and the actions.
+    mutating func beginReload(spec newSpec: PluginSpec, now: ContinuousClock.Instant) -> (Generation?, [Action]) {
+        switch state {
+        case .shuttingDown:
+            return (nil, [])
+        case .starting, .stopped, .failed:
+            let actions = replaceEverything(with: newSpec, byReload: true, now: now)
+            return (generation, actions)
+        case .serving, .reloading:
+            var actions: [Action] = []
+            if let superseded = pending {
+                state = .serving
+                actions += abandonPending(superseded, reason: "superseded by a newer reload")
+            }
+            newestGeneration += 1
+            let next = newestGeneration
+            state = .reloading(Pending(generation: next, spec: newSpec))
+            actions += startGeneration(next, spec: newSpec, byReload: true, now: now)
+            return (next, actions)
+        }
+    }
+
+    /// A reload's generation could not start: it is dropped and the serving one goes on.
+    private mutating func abandonPending(_ abandoned: Pending, reason: String) -> [Action] {
+        if pending == abandoned { state = .serving }
+        var actions = kill(because: .stopped, replace: false) { $0.generation == abandoned.generation }
+        if let entry = settling.removeValue(forKey: abandoned.generation) {
+            actions.append(settle(abandoned.generation, .failed(reason: reason), byReload: entry.byReload))
+        }
+        return actions
     }
 
     /// A reload that could not even begin (the new module is unreadable or its pin is wrong).
@@ -186,61 +333,39 @@ struct PluginStateMachine: Sendable {
         lastReload = .failed(reason: reason)
     }
 
-    /// Starts a new generation with `spec` (a new module, limits or capabilities). Calls keep
-    /// going to the old one until every new worker is ready. A plugin that is stopped or failed
-    /// simply starts again with the new generation.
-    mutating func beginReload(spec newSpec: PluginSpec) -> [Action] {
-        guard !shuttingDown else { return [] }
-        switch state {
-        case .stopped, .failed:
-            spec = newSpec
-            restarts = RestartTracker(policy: newSpec.restart)
-            circuit = newSpec.circuit.map(CircuitBreaker.init(policy:))
-            newestGeneration += 1
-            generation = newestGeneration
-            state = .starting
-            lastError = nil
-            lastReload = .succeeded(generation: generation)
-            return killAll(because: .killed, replace: false) + begin()
-        case .starting, .ready:
-            var actions = pending == nil ? [] : abandonPending(reason: "superseded by a newer reload")
-            newestGeneration += 1
-            let next = newestGeneration
-            pending = Pending(generation: next, spec: newSpec)
-            actions += (0..<newSpec.instances).map { _ in spawn(after: .zero, generation: next) }
-            return actions
-        }
-    }
+    // MARK: Workers ending
 
     /// The worker did not get through its handshake. A module that cannot load fails the plugin
     /// at once (retrying would not help); a worker that died while loading (`.workerCrashed`:
     /// killed from outside, out of memory...) counts as a crash for the restart policy.
     mutating func workerFailedToStart(
-        _ id: WorkerID, code: PluginError.Code, reason: String, now: ContinuousClock.Instant = .now
+        _ id: WorkerID, code: PluginError.Code, reason: String, now: ContinuousClock.Instant
     ) -> [Action] {
         guard let worker = workers.removeValue(forKey: id) else { return [] }
-        guard state == .starting || state == .ready, !shuttingDown else { return [] }
-        if worker.generation == pending?.generation { return abandonPending(reason: reason) }
-        guard worker.generation == generation else { return [] }
-        guard code == .workerCrashed else { return fail(code: code, reason: reason) }
-        lastError = reason
-        switch restarts.workerDied(at: now, uptime: now - worker.startedAt) {
-        case let .restart(after): return [spawn(after: after, generation: generation)]
-        case let .giveUp(count):
-            return fail(code: .failed, reason: "restarted \(count) times within \(restarts.policy.within); last: \(reason)")
+        guard isLive(worker.generation) else { return concluded(id, generation: worker.generation) }
+        if let pending, worker.generation == pending.generation {
+            return abandonPending(pending, reason: reason)
         }
+        guard code == .workerCrashed else { return fail(code: code, reason: reason) + concluded(id, generation: worker.generation) }
+        lastError = reason
+        var actions = restartOrGiveUp(after: worker, now: now, description: reason)
+        actions += concluded(id, generation: worker.generation)
+        return actions
     }
 
     /// The worker's process is gone (reaped). Unexpected deaths are restarted with backoff,
     /// until the restart policy gives up.
     mutating func workerExited(_ id: WorkerID, now: ContinuousClock.Instant, description: String) -> [Action] {
-        // A worker still in its handshake is concluded by its starter (ready or failed), which
-        // learns of the exit on its channel.
-        guard let worker = workers[id], worker.phase != .starting else { return [] }
+        guard let worker = workers[id] else { return [] }
+        if worker.phase == .starting {
+            // Its handshake concludes it (ready or failed), learning of the exit on its channel.
+            workers[id]?.exitedWhileStarting = description
+            return []
+        }
         workers.removeValue(forKey: id)
         idle.removeAll { $0 == id }
-        if worker.generation == pending?.generation {
-            return abandonPending(reason: "a worker of the new version died before serving: \(description)")
+        if let pending, worker.generation == pending.generation {
+            return abandonPending(pending, reason: "a worker of the new version died before serving: \(description)")
         }
         let replace: Bool
         switch worker.phase {
@@ -248,13 +373,20 @@ struct PluginStateMachine: Sendable {
         case let .dying(wanted): replace = wanted
         case .starting, .draining: replace = false
         }
-        guard replace, worker.generation == generation, !shuttingDown, state == .ready || state == .starting else {
+        guard replace, worker.generation == generation, state == .serving || state == .starting || pending != nil else {
             return []
         }
         lastError = description
+        return restartOrGiveUp(after: worker, now: now, description: description)
+    }
+
+    private mutating func restartOrGiveUp(after worker: Worker, now: ContinuousClock.Instant, description: String) -> [Action] {
         switch restarts.workerDied(at: now, uptime: now - worker.startedAt) {
         case let .restart(after):
-            return [spawn(after: after, generation: generation)]
+            let replacement = spawn(after: after, generation: generation, now: now)
+            // A start still settling waits for the replacement too: it may yet serve.
+            if case let .spawn(id, _) = replacement { settling[generation]?.workers.insert(id) }
+            return [replacement]
         case let .giveUp(count):
             return fail(code: .failed, reason: "restarted \(count) times within \(restarts.policy.within); last: \(description)")
         }
@@ -262,14 +394,15 @@ struct PluginStateMachine: Sendable {
 
     /// The plugin cannot serve (its module is unreadable, or a worker could not load it).
     mutating func fail(code: PluginError.Code, reason: String) -> [Action] {
+        guard state != .shuttingDown else { return [] }
         state = .failed(code: code, reason: reason)
         lastError = reason
-        return killAll(because: .stopped, replace: false)
+        return killAll(because: .stopped) + rejectQueue(code, reason) + settleAbandoned(reason: reason)
     }
 
-    private mutating func killAll(because reason: PluginError.Code, replace: Bool) -> [Action] {
+    private mutating func killAll(because reason: PluginError.Code) -> [Action] {
         idle.removeAll()
-        return kill(because: reason, replace: replace) { _ in true }
+        return kill(because: reason, replace: false) { _ in true }
     }
 
     /// SIGKILLs the workers `selected` picks (unless already dying).
@@ -278,6 +411,7 @@ struct PluginStateMachine: Sendable {
         for (id, worker) in workers.sorted(by: { $0.key < $1.key }) where selected(worker) {
             if case .dying = worker.phase { continue }
             workers[id]?.phase = .dying(replace: replace)
+            idle.removeAll { $0 == id }
             actions.append(.kill(id, because: reason))
         }
         return actions
@@ -285,37 +419,43 @@ struct PluginStateMachine: Sendable {
 
     // MARK: Calls
 
-    /// Asks for a worker. `queued` says whether this caller already waits in the queue (it
-    /// leaves the queue whenever the answer is not `.wait`).
-    mutating func admit(now: ContinuousClock.Instant, queued: Bool) -> Admission {
-        let admission = decide(now: now, queued: queued)
-        switch (admission, queued) {
-        case (.wait, false): waiting += 1
-        case (.wait, true): break
-        case (_, true): waiting -= 1
-        case (_, false): break
-        }
-        return admission
-    }
-
-    private mutating func decide(now: ContinuousClock.Instant, queued: Bool) -> Admission {
-        switch state {
-        case let .failed(code, reason): return .reject(code, reason)
-        case .stopped: return .reject(.stopped, "plugin \(name) is stopped; `plugvisor restart \(name)` starts it again")
-        case .starting, .ready: break
-        }
-        if shuttingDown { return .reject(.stopped, "the supervisor is shutting down") }
-        if let circuit, circuit.refuses(now: now) { return circuitOpen(now: now) }
-        if let id = idle.last {
-            if circuit != nil, !circuit!.allow(now: now) { return circuitOpen(now: now) }
+    /// A caller asks for a worker: it runs at once when one is idle and nobody queues ahead of
+    /// it, queues when all are busy (up to `maxQueue`), or is refused.
+    /// - Parameter returning: the caller was handed a worker that turned out unusable; it keeps
+    ///   its place at the head of the queue.
+    mutating func admit(_ waiter: WaiterID, now: ContinuousClock.Instant, returning: Bool = false) -> Admission {
+        if let refusal = refusal(now: now) { return .reject(refusal.0, refusal.1) }
+        if queue.isEmpty || returning, let id = idle.last {
+            if let circuit, circuit.refuses(now: now) { return circuitOpen(now: now) }
+            guard circuit?.allow(now: now) ?? true else { return circuitOpen(now: now) }
             idle.removeLast()
             workers[id]?.phase = .busy
             return .run(id)
         }
-        if !queued && waiting >= maxQueue {
+        if returning {
+            queue.insert(waiter, at: 0)
+            return .wait
+        }
+        guard queue.count < maxQueue else {
             return .reject(.overloaded, "all \(instances) workers of \(name) are busy and \(maxQueue) calls are queued")
         }
+        queue.append(waiter)
         return .wait
+    }
+
+    /// Why no call can run now, if so.
+    private func refusal(now: ContinuousClock.Instant) -> (PluginError.Code, String)? {
+        switch state {
+        case let .failed(code, reason): return (code, reason)
+        case .stopped: return (.stopped, "plugin \(name) is stopped; `plugvisor restart \(name)` starts it again")
+        case .shuttingDown: return (.stopped, "the supervisor is shutting down")
+        case .starting, .serving, .reloading: break
+        }
+        if let circuit, circuit.refuses(now: now) {
+            let retry = circuit.retryAfter(now: now).map { ", retry in \($0)" } ?? ""
+            return (.circuitOpen, "the circuit is open after \(circuit.policy.failures) consecutive failures\(retry)")
+        }
+        return nil
     }
 
     private func circuitOpen(now: ContinuousClock.Instant) -> Admission {
@@ -323,36 +463,68 @@ struct PluginStateMachine: Sendable {
         return .reject(.circuitOpen, "the circuit is open after \(circuit?.policy.failures ?? 0) consecutive failures\(retry)")
     }
 
-    /// A caller gave up waiting in the queue (its deadline passed).
-    mutating func leaveQueue() { waiting -= 1 }
+    /// A queued caller gave up (its deadline passed). False when it was no longer queued: it was
+    /// handed a worker or refused by an action the caller has yet to see.
+    mutating func leaveQueue(_ waiter: WaiterID) -> Bool {
+        guard let index = queue.firstIndex(of: waiter) else { return false }
+        queue.remove(at: index)
+        return true
+    }
+
+    /// Hands idle workers to queued callers in arrival order; refuses them all when no call
+    /// can run.
+    private mutating func dispatch(now: ContinuousClock.Instant) -> [Action] {
+        if let refusal = refusal(now: now) { return rejectQueue(refusal.0, refusal.1) }
+        var actions: [Action] = []
+        while !queue.isEmpty, let id = idle.last {
+            guard circuit?.allow(now: now) ?? true else { break }  // half-open: one trial at a time
+            idle.removeLast()
+            workers[id]?.phase = .busy
+            actions.append(.handOff(id, to: queue.removeFirst()))
+        }
+        return actions
+    }
+
+    private mutating func rejectQueue(_ code: PluginError.Code, _ message: String) -> [Action] {
+        defer { queue.removeAll() }
+        return queue.map { .reject($0, code, message) }
+    }
 
     /// A call on `id` ended. `failure` is its error code, if any; `workerLost` says the worker
-    /// died or was killed during the call (timeout, crash, protocol violation).
+    /// died or was killed during the call (timeout, crash, protocol violation). A worker that
+    /// goes on serving goes to the caller queued longest.
     mutating func finish(_ id: WorkerID, failure: PluginError.Code?, workerLost: Bool, now: ContinuousClock.Instant)
         -> [Action]
     {
         circuit?.record(failure: failure, now: now)
-        guard let worker = workers[id] else { return [] }
-        switch worker.phase {
-        case .busy where workerLost:
-            workers[id]?.phase = .dying(replace: true)
-            return []
-        case .busy where shuttingDown || worker.generation != generation:
-            workers[id]?.phase = .draining
-            return [.retire(id)]
-        case .busy:
-            workers[id]?.phase = .idle
-            idle.append(id)
-            return []
-        default:
-            return []
+        var actions: [Action] = []
+        if let worker = workers[id], worker.phase == .busy {
+            if workerLost {
+                workers[id]?.phase = .dying(replace: true)
+            } else if state == .shuttingDown || worker.generation != generation {
+                workers[id]?.phase = .draining
+                actions.append(.retire(id))
+            } else {
+                workers[id]?.phase = .idle
+                idle.append(id)
+            }
         }
+        return actions + dispatch(now: now)
     }
 
-    /// Worker `id`, just admitted for a call, turned out unusable before the call began (it sent
+    /// A caller was handed worker `id` too late to use it (its deadline passed as it woke): the
+    /// worker goes back, to the next caller queued if there is one. Nothing is counted.
+    mutating func returnUnused(_ id: WorkerID, now: ContinuousClock.Instant) -> [Action] {
+        guard workers[id]?.phase == .busy else { return [] }
+        workers[id]?.phase = .idle
+        idle.append(id)
+        return dispatch(now: now)
+    }
+
+    /// Worker `id`, just handed to a caller, turned out unusable before the call began (it sent
     /// a frame while idle, or hung up): it is being killed and is replaced when it exits. The
     /// call never ran on it, but the circuit counts the failure (`code`), which also ends a
-    /// half-open trial.
+    /// half-open trial. The caller asks again with `admit(returning: true)`.
     mutating func workerUnusable(_ id: WorkerID, code: PluginError.Code, now: ContinuousClock.Instant) {
         guard workers[id]?.phase == .busy else { return }
         circuit?.record(failure: code, now: now)
@@ -363,45 +535,49 @@ struct PluginStateMachine: Sendable {
 
     /// `plugvisor kill`: SIGKILL every worker now; calls in flight get `killed`, later ones `stopped`.
     mutating func kill() -> [Action] {
-        guard !shuttingDown else { return [] }
+        guard state != .shuttingDown else { return [] }
         state = .stopped
         lastError = "killed by name"
-        pending = nil
-        return killAll(because: .killed, replace: false)
+        return killAll(because: .killed) + rejectQueue(.stopped, "plugin \(name) was killed by name")
+            + settleAbandoned(reason: "killed by name")
     }
 
-    /// `plugvisor restart`: a fresh start with a clean restart count and circuit; workers still
-    /// running are killed first.
-    mutating func restart() -> [Action] {
-        guard !shuttingDown else { return [] }
-        var actions = killAll(because: .killed, replace: false)
-        pending = nil
-        newestGeneration += 1
-        generation = newestGeneration
-        state = .starting
-        lastError = nil
-        restarts.reset()
-        if let policy = circuit?.policy { circuit = CircuitBreaker(policy: policy) }
-        actions += begin()
-        return actions
+    /// `plugvisor restart`: a fresh generation with a clean restart count and circuit; workers
+    /// still running are killed first.
+    mutating func restart(now: ContinuousClock.Instant) -> (Generation?, [Action]) {
+        guard state != .shuttingDown else { return (nil, []) }
+        let actions = replaceEverything(with: spec, byReload: false, now: now)
+        return (generation, actions)
     }
 
-    /// Graceful stop: idle workers are retired now, busy ones when their call ends.
+    /// Graceful stop: idle workers are retired now, busy ones when their call ends, starting
+    /// ones killed; queued callers are refused.
     mutating func shutdown() -> [Action] {
-        shuttingDown = true
-        let actions = windDown { _ in true }
+        guard state != .shuttingDown else { return [] }
+        state = .shuttingDown
+        var actions = windDown { _ in true }
         idle.removeAll()
-        pending = nil
+        actions += rejectQueue(.stopped, "the supervisor is shutting down")
+        actions += settleAbandoned(reason: "the supervisor is shutting down")
         return actions
     }
 
     // MARK: Status
 
+    /// The version number users see for `generation`: the serving one's, or the one it will
+    /// have if it comes to serve.
+    func version(of generation: Generation) -> Int {
+        if generation == 0 { return 0 }
+        let serves = generation == self.generation && (state == .serving || pending != nil)
+        return serves ? version : version + 1
+    }
+
     var stateName: String {
         switch state {
         case .starting: return "starting"
-        case .ready: return pending == nil ? "ready" : "reloading"
-        case .stopped: return "stopped"
+        case .serving: return "ready"
+        case .reloading: return "reloading"
+        case .stopped, .shuttingDown: return "stopped"
         case .failed: return "failed"
         }
     }

@@ -77,7 +77,7 @@ public final class Supervisor: @unchecked Sendable {
     // SAFETY: `plugins`, `order`, `manifest`, `reloadQueues` and `startPhase` are only touched under `registry`; the rest is
     // immutable or thread-safe.
     private let registry = Lock()
-    private var plugins: [String: PluginRuntime] = [:]
+    private var plugins: [String: PluginController] = [:]
     private var order: [String] = []
     public private(set) var manifest: Manifest
     private let environment: SupervisorEnvironment
@@ -99,7 +99,7 @@ public final class Supervisor: @unchecked Sendable {
         self.logger = logger
         environment = SupervisorEnvironment(configuration: configuration, logger: logger)
         for spec in manifest.plugins {
-            plugins[spec.name] = PluginRuntime(spec: spec, environment: environment, logger: logger)
+            plugins[spec.name] = PluginController(spec: spec, environment: environment, logger: logger)
         }
         order = manifest.plugins.map(\.name)
     }
@@ -109,7 +109,7 @@ public final class Supervisor: @unchecked Sendable {
     /// A plugin that fails to load does not stop the others: see `status()`. Calling it again
     /// (from any thread) waits for the first start to finish and does nothing more.
     package func start() {
-        let runtimes = registry.withLock { () -> [PluginRuntime]? in
+        let runtimes = registry.withLock { () -> [PluginController]? in
             switch startPhase {
             case .notStarted:
                 startPhase = .starting
@@ -161,8 +161,9 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     /// Starts the plugin again with fresh workers (re-reading its module), whatever its state.
+    /// - Returns: failure with the plugin's error when it does not come to serve.
     package func restart(plugin name: String) -> Result<Void, PluginError> {
-        runtime(name).map { $0.restart() }
+        runtime(name).flatMap { $0.restart().map { _ in } }
     }
 
     /// Reloads one plugin now, even if its file did not change: a new generation of workers
@@ -201,11 +202,11 @@ public final class Supervisor: @unchecked Sendable {
                 return .failure(PluginError(.invalidManifest, "nothing changed; \(error.problems.count) problem(s):\n\(error.description)"))
             }
             var changes = ManifestChanges()
-            let (current, added, removed) = registry.withLock { () -> ([String: PluginRuntime], [PluginRuntime], [PluginRuntime]) in
+            let (current, added, removed) = registry.withLock { () -> ([String: PluginController], [PluginController], [PluginController]) in
                 let newNames = Set(next.plugins.map(\.name))
                 let removed = plugins.filter { !newNames.contains($0.key) }
                 let added = next.plugins.filter { plugins[$0.name] == nil }.map {
-                    PluginRuntime(spec: $0, environment: environment, logger: logger)
+                    PluginController(spec: $0, environment: environment, logger: logger)
                 }
                 for name in removed.keys { plugins.removeValue(forKey: name) }
                 for runtime in added { plugins[runtime.name] = runtime }
@@ -254,7 +255,7 @@ public final class Supervisor: @unchecked Sendable {
         watcher?.watch(directories: directories)
     }
 
-    private func runtime(_ name: String) -> Result<PluginRuntime, PluginError> {
+    private func runtime(_ name: String) -> Result<PluginController, PluginError> {
         registry.withLock {
             guard let runtime = plugins[name] else {
                 return .failure(PluginError(.unknownPlugin, plugin: name,
@@ -274,7 +275,7 @@ public final class Supervisor: @unchecked Sendable {
         runtime(name).map { $0.status() }
     }
 
-    func runtimesWithStatus() -> [(PluginRuntime, PluginStatus)] {
+    func runtimesWithStatus() -> [(PluginController, PluginStatus)] {
         let runtimes = registry.withLock { order.compactMap { plugins[$0] } }
         return runtimes.map { ($0, $0.status()) }
     }

@@ -93,7 +93,7 @@ final class SupervisorEnvironment: Sendable {
             moduleFile.close()
             let worker = WorkerHandle(
                 process: process,
-                channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength, spin: PluginRuntime.answerSpin),
+                channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength, spin: PluginController.answerSpin),
                 logger: logger)
             worker.monitor(stderr: stderrRead) { [worker] exit in onExit(worker, exit) }
             return worker

@@ -56,22 +56,16 @@ public final class OwnedDescriptor: @unchecked Sendable {
 /// A pthread mutex with a condition variable, for the few places that must block a thread.
 public final class Lock: @unchecked Sendable {
     // SAFETY: the pthread objects are heap-allocated once and never moved.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    fileprivate let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition: Condition
 
     public init() {
         pthread_mutex_init(mutex, nil)
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(condition, &attr)
-        pthread_condattr_destroy(&attr)
+        condition = Condition(mutex: mutex)
     }
 
     deinit {
-        pthread_cond_destroy(condition)
         pthread_mutex_destroy(mutex)
-        condition.deallocate()
         mutex.deallocate()
     }
 
@@ -83,26 +77,61 @@ public final class Lock: @unchecked Sendable {
 
     /// Waits on the condition; call only inside `withLock`. Returns false when `deadline` passed.
     @discardableResult
-    public func wait(until deadline: ContinuousClock.Instant? = nil) -> Bool {
-        guard let deadline else {
-            pthread_cond_wait(condition, mutex)
-            return true
-        }
-        let remaining = ContinuousClock.now.duration(to: deadline)
-        if remaining <= .zero { return false }
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let (seconds, attos) = remaining.components
-        var nanos = Int(now.tv_nsec) + Int(attos / 1_000_000_000)
-        var target = timespec(tv_sec: now.tv_sec + Int(seconds) + nanos / 1_000_000_000, tv_nsec: 0)
-        nanos %= 1_000_000_000
-        target.tv_nsec = nanos
-        return pthread_cond_timedwait(condition, mutex, &target) != ETIMEDOUT
-    }
+    public func wait(until deadline: ContinuousClock.Instant? = nil) -> Bool { condition.wait(until: deadline) }
 
-    public func broadcast() { pthread_cond_broadcast(condition) }
+    public func broadcast() { condition.broadcast() }
 
     /// Wakes one waiter (a waiter that then leaves without using what it was woken for must
     /// pass the signal on).
-    public func signal() { pthread_cond_signal(condition) }
+    public func signal() { condition.signal() }
+
+    /// A condition of its own on this lock, to wake one particular waiter and no other.
+    public func makeCondition() -> Condition { Condition(mutex: mutex, owner: self) }
+
+    /// A condition variable on a `Lock`'s mutex (monotonic clock); wait only inside its
+    /// `withLock`.
+    public final class Condition: @unchecked Sendable {
+        // SAFETY: the pthread condition is heap-allocated once and never moved; the mutex
+        // belongs to `owner`, which this keeps alive.
+        private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+        private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+        private let owner: Lock?
+
+        fileprivate init(mutex: UnsafeMutablePointer<pthread_mutex_t>, owner: Lock? = nil) {
+            self.mutex = mutex
+            self.owner = owner
+            var attr = pthread_condattr_t()
+            pthread_condattr_init(&attr)
+            pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+            pthread_cond_init(condition, &attr)
+            pthread_condattr_destroy(&attr)
+        }
+
+        deinit {
+            pthread_cond_destroy(condition)
+            condition.deallocate()
+        }
+
+        /// Returns false when `deadline` passed (wake-ups can be spurious: check what you wait for).
+        @discardableResult
+        public func wait(until deadline: ContinuousClock.Instant? = nil) -> Bool {
+            guard let deadline else {
+                pthread_cond_wait(condition, mutex)
+                return true
+            }
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            if remaining <= .zero { return false }
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let (seconds, attos) = remaining.components
+            var nanos = Int(now.tv_nsec) + Int(attos / 1_000_000_000)
+            var target = timespec(tv_sec: now.tv_sec + Int(seconds) + nanos / 1_000_000_000, tv_nsec: 0)
+            nanos %= 1_000_000_000
+            target.tv_nsec = nanos
+            return pthread_cond_timedwait(condition, mutex, &target) != ETIMEDOUT
+        }
+
+        public func signal() { pthread_cond_signal(condition) }
+        public func broadcast() { pthread_cond_broadcast(condition) }
+    }
 }

@@ -89,8 +89,8 @@ import Testing
         #expect(Set(answers.keys).isSubset(of: ["v1", "v2"]), "\(answers)")
         #expect((answers["v1"] ?? 0) + (answers["v2"] ?? 0) > 100, "\(answers)")
         let status = try supervisor.plugin("versioned")
-        // 19 good versions and a broken one (generations are never reused).
-        #expect(status.generation >= 20, "generation \(status.generation)")
+        // 19 good versions; the broken one uses up no version number.
+        #expect(status.generation >= 19, "generation \(status.generation)")
         #expect(status.lastReload == "ok")
         #expect(status.errors == 0)
         #expect(supervisor.log.contains("reload failed, the previous version goes on serving: missing export: execute"))
@@ -109,6 +109,44 @@ import Testing
         #expect(status.generation == 0)
         #expect(status.lastReload == nil)
         #expect(status.workers.first?.pid == pid)
+        // Positive control: the watcher is alive, and a changed file does reload.
+        try directory.renameOver(with: "versioned-2")
+        #expect(supervisor.eventually { (try? supervisor.plugin("versioned").generation) == 1 })
+        #expect(answer(supervisor) == "v2")
+    }
+
+    /// A failed plugin reloaded or restarted with a module that still fails stays failed, and
+    /// the command says so (exit 2) rather than reporting success.
+    @Test func aFailedPluginThatStillFailsIsReportedAsFailedByReloadAndRestart() throws {
+        let directory = try PluginDirectory(initial: "no-execute")
+        let supervisor = try RunningSupervisor(manifest: "plugins: [{name: versioned, wasm: \"\(directory.module)\"}]",
+                                               arguments: [])
+        #expect(try supervisor.plugin("versioned").state == "failed")
+        let reload = supervisor.cli(["reload", "versioned"])
+        #expect(reload.status == 2, "\(reload.stdout) \(reload.stderr)")
+        #expect(reload.error?.code == .reloadFailed, "\(reload.stderr)")
+        #expect(reload.error?.message.contains("missing export: execute") == true, "\(reload.stderr)")
+        let afterReload = try supervisor.plugin("versioned")
+        #expect(afterReload.state == "failed")
+        #expect(afterReload.lastReload?.hasPrefix("failed: ") == true, "\(afterReload.lastReload ?? "nil")")
+        #expect(afterReload.generation == 0, "a failed attempt uses up no version number")
+        #expect(!supervisor.log.contains("[Plugvisor] reloaded"), "\(supervisor.log)")
+
+        let restart = supervisor.cli(["restart", "versioned"])
+        #expect(restart.status == 2, "\(restart.stdout) \(restart.stderr)")
+        #expect(restart.error?.code == .loadFailed, "\(restart.stderr)")
+        #expect(restart.error?.message.contains("missing export: execute") == true, "\(restart.stderr)")
+
+        // Fixed on disk: the watcher brings it up as version 1, and both commands succeed.
+        try directory.renameOver(with: "versioned-1")
+        #expect(supervisor.eventually { (try? supervisor.plugin("versioned").state) == "ready" })
+        #expect(try supervisor.plugin("versioned").generation == 1)
+        #expect(try supervisor.plugin("versioned").lastReload == "ok")
+        let fixed = supervisor.cli(["reload", "versioned"])
+        #expect(fixed.status == 0, "\(fixed.stderr)")
+        #expect(fixed.stdout.hasPrefix("versioned: generation 2, sha256 "), "\(fixed.stdout)")
+        #expect(supervisor.cli(["restart", "versioned"]).status == 0)
+        #expect(answer(supervisor) == "v1")
     }
 
     @Test func anExplicitReloadAnswersHowItWent() throws {

@@ -3,231 +3,296 @@ import PlugvisorManifest
 import PlugvisorProtocol
 import Testing
 
+/// The ids of the workers `actions` spawn.
+func spawned(_ actions: [PluginStateMachine.Action]) -> [Int] {
+    actions.compactMap { if case let .spawn(id, _) = $0 { id } else { nil } }
+}
+
+/// The outcomes `actions` settle, by generation.
+func settled(_ actions: [PluginStateMachine.Action]) -> [PluginStateMachine.Generation: PluginStateMachine.ReloadOutcome] {
+    Dictionary(uniqueKeysWithValues: actions.compactMap { if case let .settle(g, outcome) = $0 { (g, outcome) } else { nil } })
+}
+
+func testSpec(instances: Int = 1, maxQueue: Int = 2, restartMax: Int = 3, circuit: PluginSpec.CircuitPolicy? = nil) -> PluginSpec {
+    var spec = PluginSpec(name: "p", wasm: "/p.wasm")
+    spec.instances = instances
+    spec.maxQueue = maxQueue
+    spec.restart = .init(max: restartMax, within: .seconds(60), backoffMin: .milliseconds(100), backoffMax: .seconds(1))
+    spec.circuit = circuit
+    return spec
+}
+
+/// A machine whose first workers are all ready, and their ids.
+func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> (PluginStateMachine, [Int]) {
+    var machine = PluginStateMachine(spec: spec)
+    let ids = spawned(machine.begin(now: t0))
+    for id in ids {
+        #expect(machine.workerSpawning(id, now: t0).wanted)
+        #expect(machine.workerReady(id, now: t0).wanted)
+    }
+    try #require(machine.state == .serving)
+    return (machine, ids)
+}
+
 /// The plugin lifecycle without processes: events in, actions out.
 @Suite struct PluginStateMachineTests {
     let t0 = ContinuousClock.now
 
-    func spec(instances: Int = 1, maxQueue: Int = 2, restartMax: Int = 3, circuit: PluginSpec.CircuitPolicy? = nil) -> PluginSpec {
-        var spec = PluginSpec(name: "p", wasm: "/p.wasm")
-        spec.instances = instances
-        spec.maxQueue = maxQueue
-        spec.restart = .init(max: restartMax, within: .seconds(60), backoffMin: .milliseconds(100), backoffMax: .seconds(1))
-        spec.circuit = circuit
-        return spec
-    }
-
-    /// A machine whose first workers are all ready.
-    func ready(_ spec: PluginSpec) -> (PluginStateMachine, [Int]) {
-        var machine = PluginStateMachine(spec: spec)
-        let ids = machine.begin().compactMap { action -> Int? in
-            if case let .spawn(id, after) = action, after == .zero { return id }
-            return nil
-        }
-        for id in ids {
-            machine.workerSpawning(id, now: t0)
-            let result1 = machine.workerReady(id)
-            #expect(result1.wanted)
-        }
-        return (machine, ids)
-    }
-
-    @Test func beginSpawnsOneWorkerPerInstanceAndReadyMakesThePluginReady() {
-        var machine = PluginStateMachine(spec: spec(instances: 3))
-        let actions = machine.begin()
-        #expect(actions.count == 3)
+    @Test func beginSpawnsOneWorkerPerInstanceAndTheStartSettlesWhenAllAreReady() throws {
+        var machine = PluginStateMachine(spec: testSpec(instances: 3))
+        let ids = spawned(machine.begin(now: t0))
+        #expect(ids.count == 3)
         #expect(machine.stateName == "starting")
-        guard case let .spawn(id, _)? = actions.first else { Issue.record("no spawn"); return }
-        _ = machine.workerReady(id)
-        #expect(machine.state == .ready)
+        #expect(settled(machine.workerReady(ids[0], now: t0).actions).isEmpty)
+        #expect(machine.state == .serving)
+        #expect(settled(machine.workerReady(ids[1], now: t0).actions).isEmpty)
+        #expect(settled(machine.workerReady(ids[2], now: t0).actions) == [0: .succeeded(version: 0)])
+        #expect(machine.lastReload == nil, "a start is not a reload")
     }
 
-    @Test func callsTakeIdleWorkersThenQueueThenAreRefusedAsOverloaded() {
-        var (machine, ids) = ready(spec(instances: 1, maxQueue: 2))
-        let result2 = machine.admit(now: t0, queued: false)
-        #expect(result2 == .run(ids[0]))
-        let result3 = machine.admit(now: t0, queued: false)
-        #expect(result3 == .wait)
-        let result4 = machine.admit(now: t0, queued: false)
-        #expect(result4 == .wait)
-        #expect(machine.waiting == 2)
-        guard case .reject(.overloaded, _) = machine.admit(now: t0, queued: false) else {
+    @Test func callsTakeIdleWorkersThenQueueThenAreRefusedAsOverloaded() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 2), at: t0)
+        #expect(machine.admit(1, now: t0) == .run(ids[0]))
+        #expect(machine.admit(2, now: t0) == .wait)
+        #expect(machine.admit(3, now: t0) == .wait)
+        #expect(machine.queue == [2, 3])
+        guard case .reject(.overloaded, _) = machine.admit(4, now: t0) else {
             Issue.record("a third waiting call was not refused")
             return
         }
-        _ = machine.finish(ids[0], failure: nil, workerLost: false, now: t0)
-        let result5 = machine.admit(now: t0, queued: true)
-        #expect(result5 == .run(ids[0]))
-        #expect(machine.waiting == 1)
-        machine.leaveQueue()
-        #expect(machine.waiting == 0)
+        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.handOff(ids[0], to: 2)])
+        let leftWhileQueued = machine.leaveQueue(3)
+        #expect(leftWhileQueued)
+        let leftAfterHandOff = machine.leaveQueue(2)
+        #expect(!leftAfterHandOff, "a waiter handed a worker is no longer queued")
+        #expect(machine.queue.isEmpty)
     }
 
-    @Test func aWorkerThatDiesIsReplacedWithGrowingBackoffUntilThePolicyGivesUp() {
-        var (machine, ids) = ready(spec(restartMax: 3))
+    /// The queue is first come, first served: a caller arriving as a worker is freed does not
+    /// overtake one already queued.
+    @Test func aNewcomerCannotOvertakeAQueuedCaller() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 4), at: t0)
+        #expect(machine.admit(1, now: t0) == .run(ids[0]))
+        #expect(machine.admit(2, now: t0) == .wait)
+        #expect(machine.admit(3, now: t0) == .wait)
+        // The freed worker goes straight to the first in line, before any newcomer can ask.
+        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.handOff(ids[0], to: 2)])
+        #expect(machine.admit(4, now: t0) == .wait, "the newcomer queues behind caller 3")
+        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.handOff(ids[0], to: 3)])
+        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.handOff(ids[0], to: 4)])
+        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [])
+        #expect(machine.admit(5, now: t0) == .run(ids[0]))
+    }
+
+    @Test func aWorkerThatBecomesReadyGoesToTheFirstQueuedCaller() throws {
+        var machine = PluginStateMachine(spec: testSpec(instances: 1))
+        let ids = spawned(machine.begin(now: t0))
+        #expect(machine.admit(1, now: t0) == .wait)
+        #expect(machine.workerReady(ids[0], now: t0).actions.contains(.handOff(ids[0], to: 1)))
+    }
+
+    @Test func queuedCallersAreRefusedWhenThePluginFailsOrIsKilled() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 4), at: t0)
+        #expect(machine.admit(1, now: t0) == .run(ids[0]))
+        #expect(machine.admit(2, now: t0) == .wait)
+        let killed = machine.kill()
+        #expect(killed.contains(.kill(ids[0], because: .killed)))
+        #expect(killed.contains { if case .reject(2, .stopped, _) = $0 { true } else { false } })
+        #expect(machine.queue.isEmpty)
+    }
+
+    @Test func aWorkerThatDiesIsReplacedWithGrowingBackoffUntilThePolicyGivesUp() throws {
+        var (machine, ids) = try readyMachine(testSpec(restartMax: 3), at: t0)
         var current = ids[0]
         var delays: [Duration] = []
         for round in 0..<3 {
             let actions = machine.workerExited(current, now: t0 + .seconds(round), description: "exited with code 1")
             guard case let .spawn(next, after)? = actions.first else { Issue.record("no restart in round \(round)"); return }
             delays.append(after)
-            machine.workerSpawning(next, now: t0 + .seconds(round))
-            _ = machine.workerReady(next)
+            #expect(machine.workerSpawning(next, now: t0 + .seconds(round)).wanted)
+            #expect(machine.workerReady(next, now: t0 + .seconds(round)).wanted)
             current = next
         }
         #expect(delays == [.zero, .milliseconds(100), .milliseconds(200)])
         #expect(machine.restarts.total == 3)
-        let result6 = machine.workerExited(current, now: t0 + .seconds(4), description: "exited with code 1")
-        #expect(result6 == [])
+        #expect(machine.workerExited(current, now: t0 + .seconds(4), description: "exited with code 1") == [])
         guard case let .failed(code, reason) = machine.state else { Issue.record("not failed"); return }
         #expect(code == .failed)
         #expect(reason.contains("restarted 3 times within 60.0 seconds; last: exited with code 1"))
-        guard case .reject(.failed, _) = machine.admit(now: t0, queued: false) else {
+        guard case .reject(.failed, _) = machine.admit(1, now: t0) else {
             Issue.record("a failed plugin admitted a call")
             return
         }
     }
 
-    @Test func aStableRunForgetsOldFailures() {
-        var (machine, ids) = ready(spec(restartMax: 1))
-        guard case let .spawn(next, _)? = machine.workerExited(ids[0], now: t0, description: "crash").first else {
-            Issue.record("no restart")
-            return
-        }
-        machine.workerSpawning(next, now: t0)
-        _ = machine.workerReady(next)
+    @Test func aStableRunForgetsOldFailures() throws {
+        var (machine, ids) = try readyMachine(testSpec(restartMax: 1), at: t0)
+        let next = try #require(spawned(machine.workerExited(ids[0], now: t0, description: "crash")).first)
+        #expect(machine.workerSpawning(next, now: t0).wanted)
+        #expect(machine.workerReady(next, now: t0).wanted)
         // It ran for longer than `within`: its death is the first of a new count.
-        guard case .spawn? = machine.workerExited(next, now: t0 + .seconds(61), description: "crash").first else {
-            Issue.record("a worker that ran stably was not restarted")
-            return
-        }
-        #expect(machine.state == .ready)
+        #expect(spawned(machine.workerExited(next, now: t0 + .seconds(61), description: "crash")).count == 1,
+            "a worker that ran stably was not restarted")
+        #expect(machine.state == .serving)
     }
 
-    @Test func killStopsEverythingAndRefusesCallsUntilRestart() {
-        var (machine, ids) = ready(spec(instances: 2))
-        let result7 = machine.admit(now: t0, queued: false)
-        #expect(result7 == .run(ids[1]))
-        let actions = machine.kill()
-        #expect(actions == [.kill(ids[0], because: .killed), .kill(ids[1], because: .killed)])
-        guard case .reject(.stopped, _) = machine.admit(now: t0, queued: false) else {
+    @Test func killStopsEverythingAndRefusesCallsUntilRestart() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 2), at: t0)
+        #expect(machine.admit(1, now: t0) == .run(ids[1]))
+        #expect(machine.kill() == [.kill(ids[0], because: .killed), .kill(ids[1], because: .killed)])
+        guard case .reject(.stopped, _) = machine.admit(2, now: t0) else {
             Issue.record("a killed plugin admitted a call")
             return
         }
         // Their exits are expected: nothing is restarted.
-        let result8 = machine.workerExited(ids[0], now: t0, description: "SIGKILL")
-        #expect(result8 == [])
-        _ = machine.finish(ids[1], failure: .killed, workerLost: true, now: t0)
-        let result9 = machine.workerExited(ids[1], now: t0, description: "SIGKILL")
-        #expect(result9 == [])
+        #expect(machine.workerExited(ids[0], now: t0, description: "SIGKILL") == [])
+        #expect(machine.finish(ids[1], failure: .killed, workerLost: true, now: t0) == [])
+        #expect(machine.workerExited(ids[1], now: t0, description: "SIGKILL") == [])
         #expect(machine.workers.isEmpty)
 
-        let restart = machine.restart()
-        #expect(restart.count == 2)
+        let (generation, restart) = machine.restart(now: t0)
+        #expect(spawned(restart).count == 2)
+        #expect(generation == 1)
         #expect(machine.state == .starting)
         #expect(machine.restarts.total == 0)
     }
 
-    @Test func aTimedOutWorkerIsReplacedWhenItExits() {
-        var (machine, ids) = ready(spec())
-        let result10 = machine.admit(now: t0, queued: false)
-        #expect(result10 == .run(ids[0]))
-        let result11 = machine.finish(ids[0], failure: .timeout, workerLost: true, now: t0)
-        #expect(result11 == [])
-        let result12 = machine.admit(now: t0, queued: false)
-        #expect(result12 == .wait)  // the dying worker takes no calls
-        guard case .spawn? = machine.workerExited(ids[0], now: t0, description: "SIGKILL").first else {
-            Issue.record("no replacement")
-            return
-        }
+    @Test func aTimedOutWorkerIsReplacedWhenItExits() throws {
+        var (machine, ids) = try readyMachine(testSpec(), at: t0)
+        #expect(machine.admit(1, now: t0) == .run(ids[0]))
+        #expect(machine.finish(ids[0], failure: .timeout, workerLost: true, now: t0) == [])
+        #expect(machine.admit(2, now: t0) == .wait)  // the dying worker takes no calls
+        let replacement = try #require(spawned(machine.workerExited(ids[0], now: t0, description: "SIGKILL")).first)
+        #expect(machine.workerSpawning(replacement, now: t0).wanted)
+        #expect(machine.workerReady(replacement, now: t0).actions == [.handOff(replacement, to: 2)])
     }
 
-    @Test func aWorkerFoundUnusableAtCheckoutIsReplacedAndTheCallerTakesAnother() {
-        var (machine, ids) = ready(spec(instances: 2))
-        #expect(machine.admit(now: t0, queued: false) == .run(ids[1]))
+    @Test func aWorkerFoundUnusableAtCheckoutIsReplacedAndTheCallerKeepsItsPlace() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 2), at: t0)
+        #expect(machine.admit(1, now: t0) == .run(ids[1]))
         machine.workerUnusable(ids[1], code: .protocolViolation, now: t0)
         #expect(machine.phaseName(ids[1]) == "dying")
-        #expect(machine.admit(now: t0, queued: false) == .run(ids[0]))
-        guard case .spawn? = machine.workerExited(ids[1], now: t0 + .seconds(1), description: "SIGKILL").first else {
-            Issue.record("no replacement")
-            return
-        }
+        #expect(machine.admit(1, now: t0, returning: true) == .run(ids[0]))
+        #expect(machine.admit(2, now: t0) == .wait)
+        machine.workerUnusable(ids[0], code: .protocolViolation, now: t0)
+        #expect(machine.admit(1, now: t0, returning: true) == .wait)
+        #expect(machine.queue == [1, 2], "the caller returning keeps the head of the queue")
+        #expect(spawned(machine.workerExited(ids[1], now: t0 + .seconds(1), description: "SIGKILL")).count == 1)
     }
 
-    @Test func aWorkerFoundUnusableEndsAHalfOpenTrial() {
-        var (machine, ids) = ready(spec(instances: 1, circuit: .init(failures: 1, reset: .seconds(1))))
-        #expect(machine.admit(now: t0, queued: false) == .run(ids[0]))
+    @Test func aWorkerFoundUnusableEndsAHalfOpenTrial() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, circuit: .init(failures: 1, reset: .seconds(1))), at: t0)
+        #expect(machine.admit(1, now: t0) == .run(ids[0]))
         _ = machine.finish(ids[0], failure: .trap, workerLost: false, now: t0)
-        #expect(machine.admit(now: t0 + .seconds(2), queued: false) == .run(ids[0]))  // the trial
+        #expect(machine.admit(2, now: t0 + .seconds(2)) == .run(ids[0]))  // the trial
         machine.workerUnusable(ids[0], code: .protocolViolation, now: t0 + .seconds(2))
         #expect(machine.circuit?.name == "open", "not stuck half-open with a trial that never ran")
     }
 
-    @Test func aWorkerThatCannotLoadFailsThePluginAndKillsTheOthers() {
-        var machine = PluginStateMachine(spec: spec(instances: 2))
-        let spawns = machine.begin()
-        guard case let .spawn(first, _) = spawns[0], case let .spawn(second, _) = spawns[1] else { return }
-        _ = machine.workerReady(first)
-        let actions = machine.workerFailedToStart(second, code: .loadFailed, reason: "missing export: execute")
-        #expect(actions == [.kill(first, because: .stopped)])
+    @Test func aWorkerGivenBackUnusedGoesToTheNextInLineAndCountsNothing() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, circuit: .init(failures: 1, reset: .seconds(1))), at: t0)
+        #expect(machine.admit(1, now: t0) == .run(ids[0]))
+        #expect(machine.admit(2, now: t0) == .wait)
+        #expect(machine.admit(3, now: t0) == .wait)
+        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.handOff(ids[0], to: 2)])
+        #expect(machine.returnUnused(ids[0], now: t0) == [.handOff(ids[0], to: 3)])
+        #expect(machine.circuit?.name == "closed")
+    }
+
+    @Test func aWorkerThatCannotLoadFailsThePluginAndKillsTheOthers() throws {
+        var machine = PluginStateMachine(spec: testSpec(instances: 2))
+        let ids = spawned(machine.begin(now: t0))
+        _ = machine.workerReady(ids[0], now: t0)
+        let actions = machine.workerFailedToStart(ids[1], code: .loadFailed, reason: "missing export: execute", now: t0)
+        #expect(actions.contains(.kill(ids[0], because: .stopped)))
+        #expect(settled(actions) == [0: .failed(reason: "missing export: execute")])
         #expect(machine.state == .failed(code: .loadFailed, reason: "missing export: execute"))
     }
 
-    @Test func aWorkerThatDiesWhileLoadingIsRetriedLikeACrash() {
-        var machine = PluginStateMachine(spec: spec(restartMax: 1))
-        guard case let .spawn(first, _)? = machine.begin().first else { return }
-        let retry = machine.workerFailedToStart(first, code: .workerCrashed, reason: "worker died while loading: killed by SIGKILL")
+    @Test func aWorkerThatDiesWhileLoadingIsRetriedLikeACrashAndTheStartWaitsForIt() throws {
+        var machine = PluginStateMachine(spec: testSpec(restartMax: 1))
+        let first = try #require(spawned(machine.begin(now: t0)).first)
+        let retry = machine.workerFailedToStart(first, code: .workerCrashed, reason: "worker died while loading: killed by SIGKILL", now: t0)
         guard case let .spawn(second, after)? = retry.first else { Issue.record("no retry: \(retry)"); return }
         #expect(after == .zero)
+        #expect(settled(retry).isEmpty, "the start waits for the retry")
         #expect(machine.state == .starting)
-        let giveUp = machine.workerFailedToStart(second, code: .workerCrashed, reason: "worker died while loading: killed by SIGKILL")
-        #expect(giveUp.isEmpty)
+        let giveUp = machine.workerFailedToStart(second, code: .workerCrashed, reason: "worker died while loading: killed by SIGKILL", now: t0)
         guard case .failed(.failed, _) = machine.state else { Issue.record("not failed: \(machine.state)"); return }
+        guard case .failed? = settled(giveUp)[0] else { Issue.record("the start did not settle: \(giveUp)"); return }
     }
 
-    @Test func aWorkerReadyAfterTheKillIsNotWanted() {
-        var machine = PluginStateMachine(spec: spec())
-        guard case let .spawn(id, _)? = machine.begin().first else { return }
+    @Test func aWorkerReadyAfterTheKillIsNotWanted() throws {
+        var machine = PluginStateMachine(spec: testSpec())
+        let id = try #require(spawned(machine.begin(now: t0)).first)
         _ = machine.kill()
-        let (wanted, actions) = machine.workerReady(id)
+        let (wanted, actions) = machine.workerReady(id, now: t0)
         #expect(!wanted)
         #expect(actions.isEmpty)  // the kill already covered it
     }
 
-    @Test func shutdownRetiresIdleWorkersNowAndBusyOnesWhenTheirCallEnds() {
-        var (machine, ids) = ready(spec(instances: 2))
-        let result13 = machine.admit(now: t0, queued: false)
-        #expect(result13 == .run(ids[1]))
-        let result14 = machine.shutdown()
-        #expect(result14 == [.retire(ids[0])])
-        guard case .reject(.stopped, _) = machine.admit(now: t0, queued: false) else {
+    @Test func aSpawnNoLongerWantedIsForgottenAndSettlesNothingTwice() throws {
+        var machine = PluginStateMachine(spec: testSpec())
+        let id = try #require(spawned(machine.begin(now: t0)).first)
+        #expect(settled(machine.kill()) == [0: .failed(reason: "killed by name")])
+        #expect(machine.workerSpawning(id, now: t0) == (false, []))
+        #expect(machine.workers.isEmpty)
+    }
+
+    /// The exit of a worker still in its handshake may be seen before or after the handshake's
+    /// end: either way the worker counts as dead, once.
+    @Test func anExitDuringTheHandshakeIsConcludedByTheHandshake() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 1), at: t0)
+        let replacement = try #require(spawned(machine.workerExited(ids[0], now: t0, description: "crash")).first)
+        #expect(machine.workerSpawning(replacement, now: t0).wanted)
+        #expect(machine.workerExited(replacement, now: t0, description: "crash 2") == [])
+        let (wanted, actions) = machine.workerReady(replacement, now: t0)
+        #expect(!wanted)
+        #expect(spawned(actions).count == 1, "the dead worker is replaced: \(actions)")
+        #expect(machine.workers[replacement] == nil)
+    }
+
+    @Test func shutdownRetiresIdleWorkersNowAndBusyOnesWhenTheirCallEnds() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 2), at: t0)
+        #expect(machine.admit(1, now: t0) == .run(ids[1]))
+        #expect(machine.admit(2, now: t0) == .run(ids[0]))
+        #expect(machine.admit(3, now: t0) == .wait)
+        let shutdown = machine.shutdown()
+        #expect(shutdown.count == 1)
+        #expect(shutdown.contains { if case .reject(3, .stopped, _) = $0 { true } else { false } })
+        guard case .reject(.stopped, _) = machine.admit(4, now: t0) else {
             Issue.record("a call was admitted during shutdown")
             return
         }
-        let result15 = machine.finish(ids[1], failure: nil, workerLost: false, now: t0)
-        #expect(result15 == [.retire(ids[1])])
-        let result16 = machine.workerExited(ids[0], now: t0, description: "exited with code 0")
-        #expect(result16 == [])
+        #expect(machine.finish(ids[1], failure: nil, workerLost: false, now: t0) == [.retire(ids[1])])
+        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.retire(ids[0])])
+        #expect(machine.workerExited(ids[0], now: t0, description: "exited with code 0") == [])
     }
 
-    @Test func consecutiveFailuresOpenTheCircuitWhichHalfOpensAndClosesOnSuccess() {
-        var (machine, ids) = ready(spec(circuit: .init(failures: 2, reset: .seconds(30))))
-        for _ in 0..<2 {
-            let result17 = machine.admit(now: t0, queued: false)
-            #expect(result17 == .run(ids[0]))
+    @Test func consecutiveFailuresOpenTheCircuitWhichHalfOpensAndClosesOnSuccess() throws {
+        var (machine, ids) = try readyMachine(testSpec(circuit: .init(failures: 2, reset: .seconds(30))), at: t0)
+        for caller in 1...2 {
+            #expect(machine.admit(caller, now: t0) == .run(ids[0]))
             _ = machine.finish(ids[0], failure: .trap, workerLost: false, now: t0)
         }
-        guard case .reject(.circuitOpen, _) = machine.admit(now: t0 + .seconds(1), queued: false) else {
+        guard case .reject(.circuitOpen, _) = machine.admit(3, now: t0 + .seconds(1)) else {
             Issue.record("the circuit did not open")
             return
         }
         // After the reset one trial call goes through; a second one meanwhile is refused.
-        let result18 = machine.admit(now: t0 + .seconds(31), queued: false)
-        #expect(result18 == .run(ids[0]))
+        #expect(machine.admit(4, now: t0 + .seconds(31)) == .run(ids[0]))
         #expect(machine.circuit?.name == "half-open")
         _ = machine.finish(ids[0], failure: nil, workerLost: false, now: t0 + .seconds(31))
         #expect(machine.circuit?.name == "closed")
-        let result19 = machine.admit(now: t0 + .seconds(31), queued: false)
-        #expect(result19 == .run(ids[0]))
+        #expect(machine.admit(5, now: t0 + .seconds(31)) == .run(ids[0]))
+    }
+
+    @Test func queuedCallersAreRefusedWhenTheCircuitOpens() throws {
+        var (machine, ids) = try readyMachine(testSpec(maxQueue: 4, circuit: .init(failures: 1, reset: .seconds(30))), at: t0)
+        #expect(machine.admit(1, now: t0) == .run(ids[0]))
+        #expect(machine.admit(2, now: t0) == .wait)
+        let finished = machine.finish(ids[0], failure: .trap, workerLost: false, now: t0)
+        #expect(finished.contains { if case .reject(2, .circuitOpen, _) = $0 { true } else { false } })
     }
 }
 
@@ -267,85 +332,107 @@ import Testing
     }
 }
 
-/// Hot reload as generations: the old one serves until the whole new one is ready.
+/// Hot reload as generations: the old one serves until the whole new one is ready; every
+/// reload settles on its own generation.
 @Suite struct ReloadStateMachineTests {
     let t0 = ContinuousClock.now
 
-    func readyMachine(instances: Int) -> (PluginStateMachine, [Int]) {
-        var spec = PluginSpec(name: "p", wasm: "/p.wasm")
-        spec.instances = instances
-        var machine = PluginStateMachine(spec: spec)
-        let ids = machine.begin().compactMap { action -> Int? in
-            if case let .spawn(id, _) = action { return id }
-            return nil
-        }
-        for id in ids { _ = machine.workerReady(id) }
-        return (machine, ids)
-    }
-
-    func spawned(_ actions: [PluginStateMachine.Action]) -> [Int] {
-        actions.compactMap { if case let .spawn(id, _) = $0 { return id } else { return nil } }
-    }
-
-    @Test func theNewGenerationTakesOverOnlyWhenAllOfItIsReady() {
-        var (machine, old) = readyMachine(instances: 2)
+    @Test func theNewGenerationTakesOverOnlyWhenAllOfItIsReady() throws {
+        var (machine, old) = try readyMachine(testSpec(instances: 2), at: t0)
         var next = machine.spec
         next.timeout = .seconds(9)
-        let fresh = spawned(machine.beginReload(spec: next))
+        let (generation, started) = machine.beginReload(spec: next, now: t0)
+        let fresh = spawned(started)
         #expect(fresh.count == 2)
         #expect(machine.stateName == "reloading")
-        _ = machine.workerReady(fresh[0])
+        #expect(machine.workerReady(fresh[0], now: t0).actions.isEmpty)
         // Calls still go to the old generation.
-        let first = machine.admit(now: t0, queued: false)
-        #expect(first == .run(old[1]))
-        let (_, switchActions) = machine.workerReady(fresh[1])
+        #expect(machine.admit(1, now: t0) == .run(old[1]))
+        let (_, switchActions) = machine.workerReady(fresh[1], now: t0)
         // The idle old worker is retired now; the busy one when its call ends.
-        #expect(switchActions == [.retire(old[0])])
-        #expect(machine.generation == 1)
+        #expect(switchActions == [.retire(old[0]), .settle(try #require(generation), .succeeded(version: 1))])
+        #expect(machine.version == 1)
         #expect(machine.spec.timeout == .seconds(9))
-        #expect(machine.lastReload == .succeeded(generation: 1))
-        let second = machine.admit(now: t0, queued: false)
+        #expect(machine.lastReload == .succeeded(version: 1))
+        let second = machine.admit(2, now: t0)
         #expect(fresh.contains { second == .run($0) })
-        let finished = machine.finish(old[1], failure: nil, workerLost: false, now: t0)
-        #expect(finished == [.retire(old[1])])
+        #expect(machine.finish(old[1], failure: nil, workerLost: false, now: t0) == [.retire(old[1])])
         // Retired workers exiting are not replaced.
-        let exited = machine.workerExited(old[0], now: t0, description: "exited with code 0")
-        #expect(exited == [])
+        #expect(machine.workerExited(old[0], now: t0, description: "exited with code 0") == [])
     }
 
-    @Test func aNewGenerationThatCannotLoadIsDroppedAndTheOldOneServes() {
-        var (machine, old) = readyMachine(instances: 2)
-        let fresh = spawned(machine.beginReload(spec: machine.spec))
-        _ = machine.workerReady(fresh[0])
-        let dropped = machine.workerFailedToStart(fresh[1], code: .loadFailed, reason: "missing export: execute")
-        #expect(dropped == [.kill(fresh[0], because: .stopped)])
-        #expect(machine.state == .ready)
+    @Test func aNewGenerationThatCannotLoadIsDroppedAndTheOldOneServesWithItsVersion() throws {
+        var (machine, old) = try readyMachine(testSpec(instances: 2), at: t0)
+        let (generation, started) = machine.beginReload(spec: machine.spec, now: t0)
+        let fresh = spawned(started)
+        _ = machine.workerReady(fresh[0], now: t0)
+        let dropped = machine.workerFailedToStart(fresh[1], code: .loadFailed, reason: "missing export: execute", now: t0)
+        #expect(dropped == [.kill(fresh[0], because: .stopped), .settle(try #require(generation), .failed(reason: "missing export: execute"))])
+        #expect(machine.state == .serving)
         #expect(machine.generation == 0)
         #expect(machine.lastReload == .failed(reason: "missing export: execute"))
-        let admission = machine.admit(now: t0, queued: false)
+        let admission = machine.admit(1, now: t0)
         #expect(old.contains { admission == .run($0) })
+        // The failed attempt did not use up a version number.
+        let (_, again) = machine.beginReload(spec: machine.spec, now: t0)
+        for id in spawned(again) { _ = machine.workerReady(id, now: t0) }
+        #expect(machine.version == 1)
     }
 
-    @Test func aNewerReloadSupersedesOneInProgress() {
-        var (machine, _) = readyMachine(instances: 1)
-        let first = spawned(machine.beginReload(spec: machine.spec))
-        let actions = machine.beginReload(spec: machine.spec)
+    @Test func aNewerReloadSupersedesOneInProgress() throws {
+        var (machine, _) = try readyMachine(testSpec(instances: 1), at: t0)
+        let (firstGeneration, firstActions) = machine.beginReload(spec: machine.spec, now: t0)
+        let first = spawned(firstActions)
+        let (_, actions) = machine.beginReload(spec: machine.spec, now: t0)
         #expect(actions.contains(.kill(first[0], because: .stopped)))
+        #expect(settled(actions) == [try #require(firstGeneration): .failed(reason: "superseded by a newer reload")])
         let second = spawned(actions)
-        let (_, switched) = machine.workerReady(second[0])
-        #expect(!switched.isEmpty)
-        #expect(machine.generation == 2)
-        let late = machine.workerReady(first[0])
-        #expect(!late.wanted)
+        #expect(!machine.workerReady(second[0], now: t0).actions.isEmpty)
+        #expect(machine.version == 1)
+        #expect(!machine.workerReady(first[0], now: t0).wanted)
     }
 
-    @Test func reloadingAStoppedPluginStartsItWithTheNewGeneration() {
-        var (machine, _) = readyMachine(instances: 1)
+    @Test func reloadingAStoppedPluginStartsItWithTheNewGeneration() throws {
+        var (machine, _) = try readyMachine(testSpec(instances: 1), at: t0)
         _ = machine.kill()
-        let fresh = spawned(machine.beginReload(spec: machine.spec))
+        let (generation, started) = machine.beginReload(spec: machine.spec, now: t0)
+        let fresh = spawned(started)
         #expect(fresh.count == 1)
         #expect(machine.state == .starting)
-        _ = machine.workerReady(fresh[0])
-        #expect(machine.state == .ready)
+        #expect(machine.lastReload == nil, "no outcome before the new generation settles")
+        #expect(settled(machine.workerReady(fresh[0], now: t0).actions) == [try #require(generation): .succeeded(version: 1)])
+        #expect(machine.state == .serving)
+        #expect(machine.lastReload == .succeeded(version: 1))
+    }
+
+    /// A failed plugin reloaded with a module that still fails: the reload fails, and says so.
+    @Test func reloadingAFailedPluginWithAModuleThatStillFailsFails() throws {
+        var machine = PluginStateMachine(spec: testSpec())
+        let first = spawned(machine.begin(now: t0))
+        _ = machine.workerFailedToStart(first[0], code: .loadFailed, reason: "missing export: execute", now: t0)
+        let (generation, started) = machine.beginReload(spec: machine.spec, now: t0)
+        #expect(machine.lastReload == nil)
+        let fresh = spawned(started)
+        let failed = machine.workerFailedToStart(fresh[0], code: .loadFailed, reason: "missing export: execute", now: t0)
+        #expect(settled(failed) == [try #require(generation): .failed(reason: "missing export: execute")])
+        #expect(machine.lastReload == .failed(reason: "missing export: execute"))
+        #expect(machine.state == .failed(code: .loadFailed, reason: "missing export: execute"))
+        #expect(machine.version == 0)
+    }
+
+    /// A reload settles on its own generation: a restart of the serving one delayed by backoff
+    /// does not hold it up.
+    @Test func aReloadDoesNotWaitForADelayedRestartOfTheServingGeneration() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 2), at: t0)
+        // Two quick deaths: the second replacement waits out a backoff.
+        let firstReplacement = try #require(spawned(machine.workerExited(ids[0], now: t0, description: "crash")).first)
+        _ = machine.workerReady(firstReplacement, now: t0)
+        let delayed = machine.workerExited(ids[1], now: t0, description: "crash")
+        guard case let .spawn(_, after)? = delayed.first, after > .zero else { Issue.record("no delayed restart: \(delayed)"); return }
+        let (generation, started) = machine.beginReload(spec: machine.spec, now: t0)
+        let fresh = spawned(started)
+        _ = machine.workerReady(fresh[0], now: t0)
+        let done = machine.workerReady(fresh[1], now: t0).actions
+        #expect(settled(done) == [try #require(generation): .succeeded(version: 1)])
     }
 }
