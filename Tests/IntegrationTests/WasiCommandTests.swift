@@ -40,7 +40,7 @@ import Testing
               - {name: exit3, wasm: "{{plugins}}/exit-code.wasm", abi: wasi-command}
               - {name: text, wasm: "{{plugins}}/prints-text.wasm", abi: wasi-command}
               - {name: not-a-command, wasm: "{{plugins}}/echo.wasm", abi: wasi-command}
-              - {name: flood, wasm: "{{plugins}}/floods-stdout.wasm", abi: wasi-command}
+              - {name: flood, wasm: "{{plugins}}/floods-stdout.wasm", abi: wasi-command, timeout: 30s}
             """)
         let exit3 = supervisor.call("exit3")
         #expect(exit3.status == 1)
