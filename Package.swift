@@ -44,7 +44,7 @@ let package = Package(
             ],
             // A measuring script with threads sharing counters under locks: Swift 5 checking.
             swiftSettings: [.swiftLanguageMode(.v5)]),
-        // The README's embedding example: a Swift program that runs plugins without the CLI.
+        // The embedding example (docs/embedding.md): a Swift program that runs plugins without the CLI.
         .executableTarget(
             name: "plugvisor-embedding-example",
             dependencies: [

@@ -3,7 +3,7 @@ import PlugvisorProtocol
 import PlugvisorTestSupport
 import Testing
 
-/// `--log-format json`, and the README's embedding example run as a user would run it.
+/// `--log-format json`, and the embedding example (docs/embedding.md) run as a user would run it.
 @Suite(.serialized) struct EmbeddingAndLogTests {
     @Test func jsonLogsAreOneObjectPerLineTaggedWithPluginPidAndGeneration() throws {
         let supervisor = try RunningSupervisor(manifest: """
