@@ -83,6 +83,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // NIOThreadPool: the bounded pool the async API runs blocking work on.
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The optional HTTP gateway and /metrics, in the supervisor's process: it handles
@@ -145,7 +147,11 @@ let package = Package(
             name: "PlugvisorWorkerTests", dependencies: ["PlugvisorWorker", "PlugvisorProtocol", "PlugvisorTestSupport"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PlugvisorProtocol", "PlugvisorPosix", "PlugvisorTestSupport"]
+            // Plugvisor and its modules for the embedding API in-process (AsyncPoolTests).
+            dependencies: [
+                "Plugvisor", "PlugvisorManifest", "PlugvisorProtocol", "PlugvisorPosix", "PlugvisorTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ]
 )

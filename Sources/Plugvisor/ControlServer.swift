@@ -8,7 +8,7 @@ import PlugvisorProtocol
 public final class ControlServer: @unchecked Sendable {
     // SAFETY: `connections` and `stopping` are only touched under `lock`; the rest is immutable.
     public let path: String
-    private let supervisor: Supervisor
+    private let control: ControlProtocol
     private let listener: OwnedDescriptor
     private let logger: Logger
     private let onStop: @Sendable () -> Void
@@ -23,7 +23,7 @@ public final class ControlServer: @unchecked Sendable {
     ///   already listening there, or the socket cannot be bound.
     public init(path: String, supervisor: Supervisor, logger: Logger, onStop: @escaping @Sendable () -> Void) throws {
         self.path = path
-        self.supervisor = supervisor
+        control = ControlProtocol(supervisor.core)
         self.logger = logger
         self.onStop = onStop
         try Self.prepareDirectory((path as NSString).deletingLastPathComponent)
@@ -105,7 +105,7 @@ public final class ControlServer: @unchecked Sendable {
                     try? channel.send(ControlResponse(error: PluginError(.badRequest, "\(error)")))
                     return
                 }
-                let response = supervisor.respond(to: request)
+                let response = control.respond(to: request)
                 do { try channel.send(response) } catch { return }
                 if request.op == .stop {
                     onStop()

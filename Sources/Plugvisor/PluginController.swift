@@ -392,8 +392,10 @@ final class PluginController: @unchecked Sendable {
 
     /// Runs `execute` with `context` on an idle worker, waiting in the bounded queue if needed.
     /// Every call returns: a guest result or a typed error; none waits past the plugin's timeout.
-    func execute(context: JSONValue) -> Result<JSONValue, PluginError> {
-        let started = ContinuousClock.now
+    /// - Parameter calledAt: when the caller called (it may have waited for a thread since):
+    ///   the timeout counts from then.
+    func execute(context: JSONValue, calledAt: ContinuousClock.Instant = .now) -> Result<JSONValue, PluginError> {
+        let started = calledAt
         let timeout = spec.timeout
         let deadline = started + timeout
         let result: Result<JSONValue, PluginError>

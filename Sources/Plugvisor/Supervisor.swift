@@ -3,6 +3,7 @@ import Logging
 import PlugvisorManifest
 import PlugvisorPosix
 import PlugvisorProtocol
+import ServiceLifecycle
 
 /// Settings of a supervisor that are not in the manifest.
 public struct SupervisorConfiguration: Sendable {
@@ -28,13 +29,20 @@ public struct SupervisorConfiguration: Sendable {
     public var sandboxDrill: Bool
     /// Reload a plugin when its module file changes on disk.
     public var watchFiles: Bool
+    /// Threads for the async API's and the gateway's blocking work (each call waiting for its
+    /// worker holds one); nil: `blockingThreads(for:)` of the manifest. Past them, calls wait
+    /// for a thread, within their plugin's timeout.
+    public var blockingThreads: Int?
 
     public init(
         workerExecutable: String? = nil, maxFrameLength: Int = Framing.defaultMaxFrameLength,
         gracePeriod: Duration = .seconds(10), workerUser: WorkerUser? = nil, sandboxDrill: Bool = false,
-        watchFiles: Bool = true, brokerExecutable: String? = nil, workerUIDs: ClosedRange<UInt32> = defaultWorkerUIDs
+        watchFiles: Bool = true, brokerExecutable: String? = nil, workerUIDs: ClosedRange<UInt32> = defaultWorkerUIDs,
+        blockingThreads: Int? = nil
     ) {
         precondition(workerUIDs.count >= 3, "the worker uid range needs the broker's, inspect's and at least one plugin uid")
+        precondition(blockingThreads.map { $0 > 0 } ?? true, "the blocking pool needs at least one thread")
+        self.blockingThreads = blockingThreads
         self.workerUIDs = workerUIDs
         self.workerExecutable = workerExecutable ?? SupervisorEnvironment.defaultWorkerExecutable()
         self.brokerExecutable = brokerExecutable ?? SupervisorEnvironment.defaultBrokerExecutable()
@@ -43,6 +51,15 @@ public struct SupervisorConfiguration: Sendable {
         self.workerUser = workerUser
         self.sandboxDrill = sandboxDrill
         self.watchFiles = watchFiles
+    }
+
+    /// As many threads as the manifest's plugins can have calls running and queued
+    /// (`instances` + `max_queue` each), so that a plugin at its limits answers `overloaded` at
+    /// once rather than holding threads others need, plus 8 for starts, reloads, status and
+    /// metrics; at most 512 (the gateway's in-flight default). Plugins a manifest reload adds
+    /// do not grow it.
+    public static func blockingThreads(for manifest: Manifest) -> Int {
+        min(8 + manifest.plugins.reduce(0) { $0 + $1.instances + $1.maxQueue }, 512)
     }
 
     /// The user the network broker runs as under root.
@@ -70,117 +87,26 @@ public struct SupervisorConfiguration: Sendable {
 
 /// Runs the plugins of a manifest, each in its own worker processes, and routes calls to them.
 ///
-/// Embedding programs use its async API (`Supervisor+Requests.swift`); the blocking methods
-/// it wraps are for this package's own thread-based code (the CLI, the control socket). All
-/// are thread-safe; a call never waits past its plugin's timeout.
-public final class Supervisor: @unchecked Sendable {
-    // SAFETY: `plugins`, `order`, `manifest`, `reloadQueues` and `startPhase` are only touched under `registry`; the rest is
-    // immutable or thread-safe.
-    private let registry = Lock()
-    private var plugins: [String: PluginController] = [:]
-    private var order: [String] = []
-    public private(set) var manifest: Manifest
-    private let environment: SupervisorEnvironment
-    private let configuration: SupervisorConfiguration
-    private let logger: Logger
-    /// Each plugin's reloads run one at a time, in the order they were asked for, on a queue of
-    /// its own: one plugin's slow reload (a new version that takes its whole timeout to fail)
-    /// never holds up another's. Manifest reloads run one at a time too.
-    private var reloadQueues: [String: DispatchQueue] = [:]
-    private let manifestReloads = DispatchQueue(label: "plugvisor.reload.manifest")
-    private var watcher: DirectoryWatcher?
-    private var startPhase = StartPhase.notStarted
-    private enum StartPhase { case notStarted, starting, started }
+/// Its operations are async: their blocking work (a call waiting for its worker, a start
+/// waiting for processes) runs on a bounded pool of threads (`SupervisorConfiguration
+/// .blockingThreads`), never on Swift's cooperative pool and never on a thread per call. All
+/// are thread-safe; a call never waits past its plugin's timeout, counted from when it was made,
+/// waiting for a thread included.
+public final class Supervisor: Sendable {
+    /// The blocking operations, for this package's own thread-based code (the CLI, the control
+    /// socket, the benchmark).
+    package let core: SupervisorCore
 
     public init(manifest: Manifest, configuration: SupervisorConfiguration = .init(),
                 logger: Logger = Logger(label: "plugvisor.supervisor")) {
-        self.manifest = manifest
-        self.configuration = configuration
-        self.logger = logger
-        environment = SupervisorEnvironment(configuration: configuration, logger: logger)
-        for spec in manifest.plugins {
-            plugins[spec.name] = PluginController(spec: spec, environment: environment, logger: logger)
-        }
-        order = manifest.plugins.map(\.name)
+        core = SupervisorCore(manifest: manifest, configuration: configuration, logger: logger)
     }
 
-    /// Starts every plugin's workers and returns when each plugin is ready or failed, then
-    /// watches the plugins' files for changes (when `watchFiles`).
-    /// A plugin that fails to load does not stop the others: see `status()`. Calling it again
-    /// (from any thread) waits for the first start to finish and does nothing more.
-    package func start() {
-        let runtimes = registry.withLock { () -> [PluginController]? in
-            switch startPhase {
-            case .notStarted:
-                startPhase = .starting
-                return order.compactMap { plugins[$0] }
-            case .starting:
-                while startPhase == .starting { registry.wait() }
-                return nil
-            case .started:
-                return nil
-            }
-        }
-        guard let runtimes else { return }
-        defer {
-            registry.withLock {
-                startPhase = .started
-                registry.broadcast()
-            }
-        }
-        let group = DispatchGroup()
-        for runtime in runtimes {
-            DispatchQueue.global().async(group: group) { runtime.start() }
-        }
-        group.wait()
-        if configuration.watchFiles {
-            do {
-                watcher = try DirectoryWatcher { [weak self] changed in self?.filesChanged(changed) }
-                updateWatches()
-            } catch {
-                logger.error("cannot watch plugin files, hot reload is off: \(error)")
-            }
-        }
-    }
+    /// The manifest in use (the last one loaded without errors).
+    public var manifest: Manifest { core.manifest }
 
-    /// Plugins that are not serving, with the reason.
-    public var failedPlugins: [(name: String, reason: String)] {
-        status().plugins.filter { $0.state == "failed" }.map { ($0.name, $0.lastError ?? "unknown reason") }
-    }
-
-    /// Calls the plugin's `execute` with `context` (`{"request_id", "headers", "parameters"}`).
-    /// - Returns: the guest's result object, or a typed error.
-    package func execute(plugin name: String, context: JSONValue) -> Result<JSONValue, PluginError> {
-        runtime(name).flatMap { $0.execute(context: context) }
-    }
-
-    /// SIGKILLs the plugin's workers now: calls in flight get `killed`, later calls `stopped`,
-    /// until `restart`. Other plugins are not touched.
-    package func kill(plugin name: String) -> Result<Void, PluginError> {
-        runtime(name).map { $0.kill() }
-    }
-
-    /// Starts the plugin again with fresh workers (re-reading its module), whatever its state.
-    /// - Returns: failure with the plugin's error when it does not come to serve.
-    package func restart(plugin name: String) -> Result<Void, PluginError> {
-        runtime(name).flatMap { $0.restart().map { _ in } }
-    }
-
-    /// Reloads one plugin now, even if its file did not change: a new generation of workers
-    /// takes over once it is ready, with zero failed calls; if it cannot start, the old one
-    /// goes on serving.
-    package func reload(plugin name: String) -> Result<PluginReloadResult, PluginError> {
-        runtime(name).map { runtime in reloadQueue(name).sync { runtime.reload(spec: runtime.spec, force: true) } }
-    }
-
-    private func reloadQueue(_ name: String) -> DispatchQueue {
-        registry.withLock {
-            if let queue = reloadQueues[name] { return queue }
-            let queue = DispatchQueue(label: "plugvisor.reload.\(name)")
-            reloadQueues[name] = queue
-            return queue
-        }
-    }
+    /// How many threads the blocking pool has.
+    public var blockingThreads: Int { core.pool.threads }
 
     /// What a manifest reload did.
     public struct ManifestChanges: Sendable, Equatable {
@@ -189,117 +115,99 @@ public final class Supervisor: @unchecked Sendable {
         public var reloaded: [String: PluginReloadResult] = [:]
     }
 
-    /// Re-reads the manifest (`plugvisor reload`, SIGHUP): added plugins start, removed ones
-    /// drain and stop, changed ones (file, limits or capabilities) reload. A manifest with
-    /// errors changes nothing.
-    /// - Returns: what changed, or `invalid_manifest` with every problem.
-    package func reloadManifest() -> Result<ManifestChanges, PluginError> {
-        manifestReloads.sync {
-            let path = registry.withLock { manifest.path }
-            let next: Manifest
-            do throws(ManifestErrors) { next = try Manifest.load(path: path) } catch {
-                logger.error("manifest reload refused, nothing changed:\n\(error.description)")
-                return .failure(PluginError(.invalidManifest, "nothing changed; \(error.problems.count) problem(s):\n\(error.description)"))
-            }
-            var changes = ManifestChanges()
-            let (current, added, removed) = registry.withLock { () -> ([String: PluginController], [PluginController], [PluginController]) in
-                let newNames = Set(next.plugins.map(\.name))
-                let removed = plugins.filter { !newNames.contains($0.key) }
-                let added = next.plugins.filter { plugins[$0.name] == nil }.map {
-                    PluginController(spec: $0, environment: environment, logger: logger)
+    /// Starts every plugin's workers; returns when each plugin is ready or failed. Calling it
+    /// again waits for the first start and does nothing more.
+    public func start() async {
+        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in core.start { finished.resume() } }
+    }
+
+    /// Calls the plugin's `execute` with `context` (`{"request_id", "headers", "parameters"}`;
+    /// see `PluginContext`). The call waits for its worker on a pool thread, so no Swift
+    /// concurrency thread waits; it ends within the plugin's timeout, counted from now, even if
+    /// it waited for a pool thread or the task is cancelled.
+    /// - Returns: the guest's result object (`{"success", "data", "error"?}`).
+    /// - Throws: a typed `PluginError` (unknown plugin, timeout, crash, overloaded, ...).
+    public func execute(plugin name: String, context: JSONValue) async throws(PluginError) -> JSONValue {
+        let calledAt = ContinuousClock.now
+        let runtime = try core.runtime(name).get()
+        let timeout = runtime.spec.timeout
+        let threads = core.pool.threads
+        return try await core.pool.run(
+            until: calledAt + timeout,
+            orElse: { startedAt in
+                guard let startedAt else {
+                    return .failure(PluginError(.timeout, plugin: name,
+                        "no answer within \(timeout): the call waited all of it for one of the supervisor's \(threads) blocking threads"))
                 }
-                for name in removed.keys { plugins.removeValue(forKey: name) }
-                for runtime in added { plugins[runtime.name] = runtime }
-                order = next.plugins.map(\.name)
-                manifest = next
-                return (plugins, added, Array(removed.values))
-            }
-            changes.added = added.map(\.name)
-            changes.removed = removed.map(\.name).sorted()
-            let deadline = ContinuousClock.now + configuration.gracePeriod
-            for runtime in removed {
-                DispatchQueue.global().async { runtime.shutdown(deadline: deadline) }
-            }
-            for runtime in added { runtime.start() }
-            // Each changed plugin on its own queue, all at once: the slowest sets the pace.
-            let reloading = DispatchGroup()
-            let results = ReloadResults()
-            for spec in next.plugins where !changes.added.contains(spec.name) {
-                guard let runtime = current[spec.name] else { continue }
-                reloadQueue(spec.name).async(group: reloading) {
-                    let result = runtime.reload(spec: spec, force: false)
-                    if result != .unchanged { results.record(spec.name, result) }
-                }
-            }
-            reloading.wait()
-            changes.reloaded = results.collected
-            updateWatches()
-            logger.info("manifest reloaded: added \(changes.added), removed \(changes.removed), reloaded \(changes.reloaded.keys.sorted())")
-            return .success(changes)
-        }
+                return .failure(PluginError(.timeout, plugin: name,
+                    "call ran longer than \(timeout), \(calledAt.duration(to: startedAt)) of it waiting for a blocking thread"))
+            },
+            { runtime.execute(context: context, calledAt: calledAt) }
+        ).get()
     }
 
-    /// The watcher saw these files change: reload the plugins whose module they are, if the
-    /// bytes really changed (an unchanged rewrite does nothing).
-    private func filesChanged(_ paths: Set<String>) {
-        let affected = registry.withLock { plugins.values.filter { paths.contains($0.spec.wasm) } }
-        for runtime in affected {
-            reloadQueue(runtime.name).async { _ = runtime.reload(spec: runtime.spec, force: false) }
-        }
+    /// Calls the plugin with a typed context.
+    public func execute(plugin name: String, context: PluginContext) async throws(PluginError) -> JSONValue {
+        try await execute(plugin: name, context: context.json)
     }
 
-    private func updateWatches() {
-        let directories = registry.withLock {
-            Set(plugins.values.map { ($0.spec.wasm as NSString).deletingLastPathComponent })
-        }
-        watcher?.watch(directories: directories)
+    /// SIGKILLs the plugin's workers now; it stays stopped until `restart` or a reload.
+    public func kill(plugin name: String) async throws(PluginError) {
+        try await runBlocking { [core] in core.kill(plugin: name) }.get()
     }
 
-    private func runtime(_ name: String) -> Result<PluginController, PluginError> {
-        registry.withLock {
-            guard let runtime = plugins[name] else {
-                return .failure(PluginError(.unknownPlugin, plugin: name,
-                    "no plugin named '\(name)' (known: \(order.joined(separator: ", ")))"))
-            }
-            return .success(runtime)
-        }
+    /// Starts the plugin again with fresh workers, and returns once they are ready or failed.
+    public func restart(plugin name: String) async throws(PluginError) {
+        try await runBlocking { [core] in core.restart(plugin: name) }.get()
     }
 
-    /// Every plugin's state, counters, workers and last reload, in manifest order.
-    public func status() -> StatusReport {
-        StatusReport(plugins: runtimesWithStatus().map(\.1))
+    /// Reloads one plugin (zero failed calls); a version that cannot start leaves the old one
+    /// serving and comes back as `.failed(reason)`.
+    public func reload(plugin name: String) async throws(PluginError) -> PluginReloadResult {
+        try await runBlocking { [core] in core.reload(plugin: name) }.get()
     }
+
+    /// Re-reads the manifest file, as `plugvisor reload` and SIGHUP do.
+    public func reloadManifest() async throws(PluginError) -> ManifestChanges {
+        try await runBlocking { [core] in core.reloadManifest() }.get()
+    }
+
+    /// Refuses new calls, lets calls in flight finish within the grace period, and ends every
+    /// worker (what the `Service` does on graceful shutdown).
+    public func shutdown() async {
+        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in core.shutdown { finished.resume() } }
+    }
+
+    /// Plugins that are not serving, with the reason.
+    public var failedPlugins: [(name: String, reason: String)] { core.failedPlugins }
+
+    /// Every plugin's state, counters, workers and last reload, in manifest order. It takes
+    /// each plugin's lock and reads `/proc` (the gateway calls it on the blocking pool).
+    public func status() -> StatusReport { core.status() }
 
     /// One plugin's status, or `unknown_plugin`.
-    public func status(of name: String) -> Result<PluginStatus, PluginError> {
-        runtime(name).map { $0.status() }
-    }
+    public func status(of name: String) -> Result<PluginStatus, PluginError> { core.status(of: name) }
 
-    func runtimesWithStatus() -> [(PluginController, PluginStatus)] {
-        let runtimes = registry.withLock { order.compactMap { plugins[$0] } }
-        return runtimes.map { ($0, $0.status()) }
-    }
+    /// Sets every plugin's gauges (queue depth, workers, memory, readiness, generation) from
+    /// its status; call before a metrics scrape.
+    public func updateGauges() { core.updateGauges() }
 
-    /// Refuses new calls, lets calls in flight finish within the grace period, ends every worker.
-    package func shutdown() {
-        watcher?.stop()
-        let deadline = ContinuousClock.now + configuration.gracePeriod
-        let runtimes = registry.withLock { Array(plugins.values) }
-        let group = DispatchGroup()
-        for runtime in runtimes {
-            DispatchQueue.global().async(group: group) { runtime.shutdown(deadline: deadline) }
-        }
-        group.wait()
-        environment.stop()
-        logger.info("all workers stopped")
+    /// Runs blocking supervisor work (a status read, a body's decoding) on the supervisor's
+    /// blocking pool and resumes when it is done.
+    package func runBlocking<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await core.pool.run(work)
     }
 }
 
-/// What the plugins reloaded at once by a manifest reload answered.
-private final class ReloadResults: @unchecked Sendable {
-    // SAFETY: `results` is only touched under `lock`.
-    private let lock = Lock()
-    private var results: [String: PluginReloadResult] = [:]
-    func record(_ name: String, _ result: PluginReloadResult) { lock.withLock { results[name] = result } }
-    var collected: [String: PluginReloadResult] { lock.withLock { results } }
+// MARK: swift-service-lifecycle
+
+/// Run the supervisor in a `ServiceGroup`: `run()` starts every plugin (unless `start()` did
+/// already), serves until graceful shutdown (SIGTERM/SIGINT when the group is configured for
+/// them), then drains and stops every worker.
+extension Supervisor: Service {
+    public func run() async throws {
+        await start()
+        try? await gracefulShutdown()  // returns on graceful shutdown; throws on cancellation: stop either way
+        await shutdown()
+    }
 }

@@ -98,7 +98,7 @@ struct Start: ParsableCommand {
             if number == SIGHUP {
                 source.setEventHandler {
                     logger.info("SIGHUP: re-reading the manifest")
-                    _ = supervisor.reloadManifest()
+                    _ = supervisor.core.reloadManifest()
                 }
             } else {
                 source.setEventHandler { stopRequested.fire() }
@@ -107,12 +107,12 @@ struct Start: ParsableCommand {
             signalSources.append(source)
         }
 
-        supervisor.start()
+        supervisor.core.start()
         let failed = supervisor.failedPlugins
         for (name, reason) in failed { logger.error("plugin \(name) failed to load: \(reason)") }
         if strict && !failed.isEmpty {
             logger.error("--strict: \(failed.count) plugin(s) failed to load; stopping")
-            supervisor.shutdown()
+            supervisor.core.shutdown()
             server.close()
             throw ExitCode(1)
         }
@@ -134,7 +134,7 @@ struct Start: ParsableCommand {
                 logger.info("HTTP gateway listening on http://\(listening)")
             } catch {
                 Report.stderr("plugvisor: cannot serve HTTP on \(address): \(error)")
-                supervisor.shutdown()
+                supervisor.core.shutdown()
                 server.close()
                 throw ExitCode(1)
             }
@@ -146,7 +146,7 @@ struct Start: ParsableCommand {
         logger.info("stopping: draining calls in flight")
         // HTTP first, so that no new call arrives while the workers drain.
         http?.stop(timeout: configuration.gracePeriod)
-        supervisor.shutdown()
+        supervisor.core.shutdown()
         server.close()
         withExtendedLifetime(signalSources) {}
         logger.info("stopped")

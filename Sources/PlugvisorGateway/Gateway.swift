@@ -31,8 +31,9 @@ public struct Gateway: Sendable {
         public var adminToken: String?
         /// Larger request bodies get 413.
         public var maxBodyBytes: Int
-        /// Plugin calls and admin operations under way at once; more get 429 at once. Each
-        /// holds a thread while it waits for its worker, so this bounds the gateway's threads.
+        /// Plugin calls and admin operations under way at once; more get 429 at once. They run
+        /// on the supervisor's blocking pool, which bounds the threads; this bounds the bodies
+        /// held and the work waiting for a thread.
         public var maxInFlight: Int
         /// Open connections at once. Past it a new one takes the place of the connection that
         /// has waited longest for a request head; when every connection has a request under way,
@@ -107,10 +108,13 @@ public struct Gateway: Sendable {
         let router = Router()
         router.add(middleware: JSONErrors())
         router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
-        router.get("/metrics") { _, _ in metricsResponse() }
-        router.get("/v1/plugins") { _, _ in Self.json(supervisor.status()) }
+        // Status reads take every plugin's lock and read /proc: on the blocking pool, never on
+        // the cooperative pool that serves every connection.
+        router.get("/metrics") { _, _ in await metricsResponse() }
+        router.get("/v1/plugins") { _, _ in Self.json(await supervisor.runBlocking { supervisor.status() }) }
         router.get("/v1/plugins/{name}") { _, context in
-            switch supervisor.status(of: try context.parameters.require("name")) {
+            let name = try context.parameters.require("name")
+            switch await supervisor.runBlocking({ supervisor.status(of: name) }) {
             case let .success(plugin): return Self.json(plugin)
             case let .failure(error): return Self.errorResponse(error)
             }
@@ -137,25 +141,32 @@ public struct Gateway: Sendable {
         }
         let headers = Self.contextHeaders(request.headers)
         // The in-flight slot is taken before the body is read: at most `maxInFlight` bodies are
-        // held and decoded at once, each on a thread of its own, never on the cooperative pool
-        // that serves every other connection.
-        let answer = await limitingInFlight(plugin: name) { () async -> ControlResponse in
+        // held and decoded at once, on the supervisor's blocking pool, never on the cooperative
+        // pool that serves every other connection.
+        let answer = await limitingInFlight(plugin: name, refused: { .failure($0) }) {
+            () async -> Result<JSONValue, PluginError> in
             let body: ByteBuffer
             switch await Self.collectBody(of: request, limit: configuration.maxBodyBytes) {
-            case let .failure(error): return ControlResponse(error: error)
+            case let .failure(error): return .failure(error)
             case let .success(collected): body = collected
             }
-            return await supervisor.offload {
-                switch Self.parameters(from: body) {
-                case let .failure(error):
-                    return ControlResponse(error: error)
-                case let .success(parameters):
-                    let context = PluginContext(requestID: requestID, headers: headers, parameters: parameters)
-                    return supervisor.respond(to: ControlRequest(op: .call, plugin: name, context: context.json))
-                }
+            let parameters: [String: JSONValue]
+            switch await supervisor.runBlocking({ Self.parameters(from: body) }) {
+            case let .failure(error): return .failure(error)
+            case let .success(decoded): parameters = decoded
+            }
+            let context = PluginContext(requestID: requestID, headers: headers, parameters: parameters)
+            do throws(PluginError) {
+                return .success(try await supervisor.execute(plugin: name, context: context))
+            } catch {
+                return .failure(error)
             }
         }
-        var response = answer.error.map { Self.errorResponse($0) } ?? Self.json(answer.result ?? .null)
+        var response: Response
+        switch answer {
+        case let .success(result): response = Self.json(result)
+        case let .failure(error): response = Self.errorResponse(error)
+        }
         response.headers[.xRequestID] = requestID
         return response
     }
@@ -170,27 +181,34 @@ public struct Gateway: Sendable {
 
     /// The supervisor's answer, unless `maxInFlight` requests are already under way.
     private func perform(_ request: ControlRequest) async -> ControlResponse {
-        await limitingInFlight(plugin: request.plugin) { await supervisor.respond(to: request) }
+        await limitingInFlight(plugin: request.plugin, refused: { ControlResponse(error: $0) }) {
+            await supervisor.respond(to: request)
+        }
     }
 
-    /// `work`'s answer, or `overloaded` at once when `maxInFlight` requests are under way.
-    private func limitingInFlight(plugin: String?, _ work: () async -> ControlResponse) async -> ControlResponse {
+    /// `work`'s answer, or `refused(overloaded)` at once when `maxInFlight` requests are under way.
+    private func limitingInFlight<Answer>(
+        plugin: String?, refused: (PluginError) -> Answer, _ work: () async -> Answer
+    ) async -> Answer {
         guard inFlight.enter() else {
-            return ControlResponse(error: PluginError(.overloaded, plugin: plugin,
+            return refused(PluginError(.overloaded, plugin: plugin,
                 "the gateway has \(configuration.maxInFlight) requests in flight (--http-max-in-flight)"))
         }
         defer { inFlight.leave() }
         return await work()
     }
 
-    private func metricsResponse() -> Response {
+    private func metricsResponse() async -> Response {
         guard let registry = configuration.metrics else {
             return Self.errorResponse(PluginError(.badRequest, "metrics are not enabled on this gateway"), status: .notFound)
         }
-        supervisor.updateGauges()
+        let text = await supervisor.runBlocking {
+            supervisor.updateGauges()
+            return registry.emitToBuffer()
+        }
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+            body: .init(byteBuffer: ByteBuffer(bytes: text)))
     }
 
     // MARK: Requests

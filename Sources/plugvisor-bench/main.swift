@@ -51,10 +51,10 @@ func spec(_ name: String, _ file: String, instances: Int = 1, timeout: Duration 
     return spec
 }
 
-func supervisor(_ specs: [PluginSpec]) -> Supervisor {
+func supervisor(_ specs: [PluginSpec]) -> SupervisorCore {
     let configuration = SupervisorConfiguration(workerExecutable: "\(bin)/plugvisor-worker", watchFiles: false)
     let quiet = Logger(label: "plugvisor.bench", factory: { _ in SwiftLogNoOpLogHandler() })
-    let supervisor = Supervisor(
+    let supervisor = SupervisorCore(
         manifest: Manifest(plugins: specs, path: "\(scratch)/bench.yaml"), configuration: configuration, logger: quiet)
     supervisor.start()
     return supervisor
@@ -63,7 +63,7 @@ func supervisor(_ specs: [PluginSpec]) -> Supervisor {
 let noopContext: JSONValue = ["request_id": "bench", "headers": [:], "parameters": [:]]
 
 /// `callers` threads each make `calls` calls; latencies from all of them.
-func measure(_ supervisor: Supervisor, _ plugin: String, context: JSONValue = noopContext, callers: Int, calls: Int) -> Sample {
+func measure(_ supervisor: SupervisorCore, _ plugin: String, context: JSONValue = noopContext, callers: Int, calls: Int) -> Sample {
     final class Collected: @unchecked Sendable {
         // SAFETY: only touched under `lock`.
         let lock = NSLock()
