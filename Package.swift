@@ -119,7 +119,7 @@ let package = Package(
         // trusted supervisor.
         .target(
             name: "PlugvisorBroker",
-            dependencies: ["PlugvisorProtocol", "PlugvisorPosix", "PlugvisorSandbox", "CPlugvisorSandbox", "CPlugvisorLinux"]
+            dependencies: ["PlugvisorProtocol", "PlugvisorPosix", "PlugvisorSandbox"]
         ),
         .target(name: "PlugvisorProtocol"),
         .target(

@@ -18,7 +18,7 @@ final class BrokerClient: @unchecked Sendable {
     private let lock = Lock()
     private let logger: Logger
     private let maxFrameLength: Int
-    private let launch: @Sendable () throws(SystemError) -> Launched
+    private let launch: @Sendable (Logger) throws(SystemError) -> LaunchedChild
     private var current: Connection?
     private var nextID: UInt64 = 1
     private var stopped = false
@@ -30,31 +30,24 @@ final class BrokerClient: @unchecked Sendable {
     /// A broker that stops reading cannot block a caller's send for longer than this.
     static let sendTimeout: Duration = .seconds(5)
 
-    /// A broker process just spawned: our end of its channel and the read end of its stderr.
-    struct Launched: Sendable {
-        var process: ChildProcess
-        var channel: OwnedDescriptor
-        var stderr: OwnedDescriptor
-    }
-
     /// One broker process and the requests waiting on it.
     private final class Connection: @unchecked Sendable {
-        // SAFETY: `handle`, `writer` and `sending` are immutable (`writer` is used under
-        // `sending`; the reader thread uses `handle.channel`); the rest is under the client's lock.
-        let handle: WorkerHandle
-        let writer: FrameChannel
-        let sending = Lock()
+        // SAFETY: `process` and `channel` are immutable (callers send on the channel, the reader
+        // thread alone receives: it is full duplex); the rest is under the client's lock.
+        let process: SupervisedProcess
+        let channel: FrameChannel
         var waiting: Set<UInt64> = []
         var answers: [UInt64: JSONValue] = [:]
         var death: String?
 
-        init(handle: WorkerHandle) {
-            self.handle = handle
-            writer = FrameChannel(descriptor: handle.channel.descriptor)
+        init(process: SupervisedProcess, channel: FrameChannel) {
+            self.process = process
+            self.channel = channel
         }
     }
 
-    init(logger: Logger, maxFrameLength: Int, launch: @escaping @Sendable () throws(SystemError) -> Launched) {
+    /// - Parameter launch: starts a broker whose stderr is logged with the logger it is given.
+    init(logger: Logger, maxFrameLength: Int, launch: @escaping @Sendable (Logger) throws(SystemError) -> LaunchedChild) {
         var logger = logger
         logger[metadataKey: "process"] = "plugvisor-broker"
         self.logger = logger
@@ -88,12 +81,11 @@ final class BrokerClient: @unchecked Sendable {
         let millis = max(0, remaining.microseconds / 1000)
         let message = BrokerRequest(id: id, request: request, allowedHosts: allowedHosts, timeoutMillis: millis)
         do throws(ChannelError) {
-            try connection.sending.withLock { () throws(ChannelError) in
-                try connection.writer.send(message)
-            }
+            try connection.channel.send(message, deadline: .now + Self.sendTimeout)
         } catch {
             logger.error("cannot send to the network broker (\(error)); killing it")
-            connection.handle.kill(because: .protocolViolation)
+            // A broker that stops reading is as wedged as one that stops answering.
+            connection.process.kill(because: error == .timedOut ? .timeout : .protocolViolation)
         }
         return lock.withLock {
             defer {
@@ -107,7 +99,7 @@ final class BrokerClient: @unchecked Sendable {
                 }
                 if !lock.wait(until: waitUntil), connection.answers[id] == nil, connection.death == nil {
                     logger.error("the network broker did not answer request \(id) in time; killing it")
-                    connection.handle.kill(because: .timeout)
+                    connection.process.kill(because: .timeout)
                     return ["error": "the network broker did not answer in time; try again"]
                 }
             }
@@ -122,46 +114,41 @@ final class BrokerClient: @unchecked Sendable {
             return current
         }
         guard let connection else { return }
-        connection.handle.kill(because: .stopped)
-        if connection.handle.awaitExit(timeout: .seconds(5)) == nil {
-            logger.error("the network broker \(connection.handle.pid) was not reaped within 5 s")
+        connection.process.kill(because: .stopped)
+        if connection.process.awaitExit(timeout: .seconds(5)) == nil {
+            logger.error("the network broker \(connection.process.pid) was not reaped within 5 s")
         }
     }
 
     /// The pid of the running broker, if any (tests and status).
-    var pid: pid_t? { lock.withLock { current?.handle.pid } }
+    var pid: pid_t? { lock.withLock { current?.process.pid } }
 
     // MARK: One broker
 
     /// Spawns a broker and its reader and monitor threads. Called under `lock`.
     private func start() throws(SystemError) -> Connection {
-        let launched = try launch()
-        var timeout = timeval(tv_sec: Int(Self.sendTimeout.components.seconds), tv_usec: 0)
-        _ = setsockopt(launched.channel.rawValue, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let handle = WorkerHandle(
-            process: launched.process,
-            channel: FrameChannel(descriptor: launched.channel, maxFrameLength: maxFrameLength),
-            logger: logger)
-        let connection = Connection(handle: handle)
+        let launched = try launch(logger)
+        let connection = Connection(
+            process: launched.process, channel: FrameChannel(descriptor: launched.channel, maxFrameLength: maxFrameLength))
         current = connection
-        logger.info("network broker started", metadata: ["pid": "\(handle.pid)"])
-        handle.monitor(stderr: launched.stderr) { [self] exit in ended(connection, exit: exit) }
+        logger.info("network broker started", metadata: ["pid": "\(connection.process.pid)"])
+        connection.process.monitor { [self] exit in ended(connection, exit: exit) }
         let reader = Thread { [self] in read(connection) }
-        reader.name = "plugvisor-broker-reader-\(handle.pid)"
+        reader.name = "plugvisor-broker-reader-\(connection.process.pid)"
         reader.start()
         return connection
     }
 
     /// Hands answers to their callers until the broker hangs up or breaks the protocol.
     private func read(_ connection: Connection) {
-        let channel = connection.handle.channel
+        let channel = connection.channel
         while true {
             let answer: HostResult
             do { answer = try channel.receive(HostResult.self) } catch .closed {
                 break
             } catch {
                 logger.error("the network broker broke the protocol (\(error)); killing it")
-                connection.handle.kill(because: .protocolViolation)
+                connection.process.kill(because: .protocolViolation)
                 return
             }
             lock.withLock {
@@ -172,13 +159,13 @@ final class BrokerClient: @unchecked Sendable {
             }
         }
         // The broker closed its end: it is exiting, or must.
-        connection.handle.process.signal(SIGKILL)
+        connection.process.signal(SIGKILL)
     }
 
     /// The monitor reaped the broker: fail whatever waits on it; the next request starts another.
     private func ended(_ connection: Connection, exit: ProcessExit) {
-        let reason = connection.handle.killedReason()
-        let description = "pid \(connection.handle.pid) "
+        let reason = connection.process.killedReason()
+        let description = "pid \(connection.process.pid) "
             + (reason == .protocolViolation ? "was killed for breaking the protocol"
                 : reason == .timeout ? "was killed for not answering in time" : "\(exit)")
         let (inFlight, stopping) = lock.withLock {
@@ -188,7 +175,7 @@ final class BrokerClient: @unchecked Sendable {
             return (connection.waiting.count, stopped)
         }
         if stopping && reason == .stopped {
-            logger.info("network broker stopped", metadata: ["pid": "\(connection.handle.pid)"])
+            logger.info("network broker stopped", metadata: ["pid": "\(connection.process.pid)"])
         } else {
             logger.error(
                 "the network broker died (\(description)); \(inFlight) request(s) in flight failed; the next request starts a new one")

@@ -73,7 +73,7 @@ public final class ControlServer: @unchecked Sendable {
     /// Stops accepting and removes the socket file.
     public func close() {
         lock.withLock { stopping = true }
-        Glibc.shutdown(listener.rawValue, Int32(SHUT_RDWR))
+        listener.shutdown()
         unlink(path)
     }
 

@@ -72,14 +72,7 @@ final class LineWriter: Sendable {
 
     func write(_ line: String) {
         let bytes = Array(line.utf8)
-        lock.withLock {
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { return }
-                offset += written
-            }
-        }
+        // A line that cannot be written is dropped: there is nowhere to say so.
+        lock.withLock { try? Descriptors.writeAll(descriptor, bytes) }
     }
 }

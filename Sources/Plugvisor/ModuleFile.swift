@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 import PlugvisorPosix
 import PlugvisorProtocol
 
@@ -14,15 +15,19 @@ struct ModuleFile: Sendable {
     /// - Throws: when `path` cannot be read, or is not a regular file: a FIFO, a device or a
     ///   directory is refused at once (opened without blocking, then checked), never waited on.
     init(path: String) throws(SupervisorError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        guard fd >= 0 else { throw SupervisorError("\(SystemError("cannot open \(path)"))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw SupervisorError("\(SystemError("cannot stat \(path)"))") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw SupervisorError("\(path) is \(Self.kind(info.st_mode)), not a regular file: a module must be a .wasm file")
+        let file: OwnedDescriptor
+        do { file = try Descriptors.openForReading(path) } catch {
+            throw SupervisorError("\(SystemError("cannot open \(path)", errno: error.errno))")
         }
-        do { bytes = try Descriptors.readAll(fd, limit: Self.maxBytes + 1) } catch {
+        defer { file.close() }
+        let type: mode_t
+        do { type = try Descriptors.fileType(file) } catch {
+            throw SupervisorError("\(SystemError("cannot stat \(path)", errno: error.errno))")
+        }
+        guard type == S_IFREG else {
+            throw SupervisorError("\(path) is \(Self.kind(type)), not a regular file: a module must be a .wasm file")
+        }
+        do { bytes = try Descriptors.readAll(file.rawValue, limit: Self.maxBytes + 1) } catch {
             throw SupervisorError("cannot read \(path): \(error)")
         }
         if bytes.count > Self.maxBytes { throw SupervisorError("\(path) is larger than 256 MiB") }
@@ -46,36 +51,36 @@ struct ModuleFile: Sendable {
 public enum ModuleInspector {
     public static func inspect(path: String, configuration: SupervisorConfiguration = .init()) throws -> InspectReport {
         let module = try ModuleFile(path: path)
-        let (ours, theirs) = try Descriptors.socketPair()
-        let moduleFile = try Descriptors.sealedMemoryFile(name: "plugvisor-inspect", contents: module.bytes)
-        let (stderrRead, stderrWrite) = try Descriptors.pipe()
-        let process = try ChildProcess.spawn(
-            executable: configuration.workerExecutable, arguments: ["inspect"],
-            environment: ["SWIFT_BACKTRACE": "enable=no", "PLUGVISOR_SUPERVISOR_PID": "\(getpid())"],
-            channel: theirs, extra: moduleFile, stderr: stderrWrite)
-        theirs.close()
-        moduleFile.close()
-        stderrWrite.close()
+        // The inspector's stderr goes into the error, not the log: `inspect` prints no log.
+        let quiet = Logger(label: "plugvisor.inspect") { _ in SwiftLogNoOpLogHandler() }
+        // It never outlives this call, so it is forked from this thread, not the spawner's.
+        let launched = try ChildLauncher.launch(
+            .inspector(configuration.workerExecutable, module: module.bytes), logger: quiet, spawner: nil)
+        let process = launched.process
+        process.monitor { _ in }
         defer {
-            process.signal(SIGKILL)
-            _ = process.waitForExit()
+            process.kill(because: .stopped)
+            _ = process.awaitExit(timeout: .seconds(5))
         }
-        let channel = FrameChannel(descriptor: ours)
+        let channel = FrameChannel(descriptor: launched.channel)
         let deadline = ContinuousClock.now + .seconds(30)
         do {
             guard case .hello = try channel.receive(WorkerMessage.self, deadline: deadline) else {
                 throw SupervisorError("the worker did not start with hello")
             }
-            try channel.send(SupervisorMessage.inspect(InspectRequest(
-                workerUser: geteuid() == 0 ? configuration.inspectUser : nil)))
+            try channel.send(
+                SupervisorMessage.inspect(InspectRequest(workerUser: geteuid() == 0 ? configuration.inspectUser : nil)),
+                deadline: deadline)
             guard case var .inspected(report) = try channel.receive(WorkerMessage.self, deadline: deadline) else {
                 throw SupervisorError("the worker sent something other than a report")
             }
             report.sha256 = module.sha256
             return report
         } catch let error as ChannelError {
-            process.signal(SIGKILL)
-            let stderr = (try? Descriptors.readAll(stderrRead.rawValue, limit: 4096)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            // Its stderr says why; it has all been read once the monitor has reaped it.
+            process.kill(because: error == .timedOut ? .timeout : .protocolViolation)
+            _ = process.awaitExit(timeout: .seconds(5))
+            let stderr = process.crashReport.stderrTail.joined(separator: "\n")
             throw SupervisorError("inspecting \(path) failed: \(error) \(stderr)")
         }
     }

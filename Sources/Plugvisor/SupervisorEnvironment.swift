@@ -18,8 +18,8 @@ final class SupervisorEnvironment: Sendable {
         let spawner = Spawner()
         self.spawner = spawner
         pluginUsers = PluginUsers(configuration.workerUIDs)
-        broker = BrokerClient(logger: logger, maxFrameLength: configuration.maxFrameLength) { () throws(SystemError) in
-            try Self.launchBroker(configuration: configuration, spawner: spawner)
+        broker = BrokerClient(logger: logger, maxFrameLength: configuration.maxFrameLength) { logger throws(SystemError) in
+            try Self.launchBroker(configuration: configuration, spawner: spawner, logger: logger)
         }
     }
 
@@ -37,18 +37,12 @@ final class SupervisorEnvironment: Sendable {
         spawner.stop()
     }
 
-    /// Spawns the network broker from the spawner thread (so that its PDEATHSIG holds): fd 3 is
-    /// our socketpair, stderr a pipe, the environment empty but for what the Swift runtime needs.
-    /// When the supervisor runs as root, the broker drops to the worker user.
+    /// Spawns the network broker from the spawner thread (so that its PDEATHSIG holds), wired as
+    /// every child is (`ChildLauncher`). When the supervisor runs as root, the broker drops to
+    /// the worker user.
     private static func launchBroker(
-        configuration: SupervisorConfiguration, spawner: Spawner
-    ) throws(SystemError) -> BrokerClient.Launched {
-        let (ours, theirs) = try Descriptors.socketPair()
-        let (stderrRead, stderrWrite) = try Descriptors.pipe()
-        defer {
-            theirs.close()
-            stderrWrite.close()
-        }
+        configuration: SupervisorConfiguration, spawner: Spawner, logger: Logger
+    ) throws(SystemError) -> LaunchedChild {
         let executable = configuration.brokerExecutable
         // An embedder's own executable has no broker beside it until they build one: say how.
         guard access(executable, X_OK) == 0 else {
@@ -58,48 +52,28 @@ final class SupervisorEnvironment: Sendable {
                     + "or name it with PLUGVISOR_BROKER or SupervisorConfiguration.brokerExecutable")
         }
         let user = geteuid() == 0 ? configuration.brokerUser : nil
-        let arguments = user.map { ["--user", "\($0.uid):\($0.gid)"] } ?? []
-        let parent = getpid()
-        let process = try spawner.run { () throws(SystemError) in
-            try ChildProcess.spawn(
-                executable: executable, arguments: arguments,
-                environment: ["SWIFT_BACKTRACE": "enable=no", "PLUGVISOR_SUPERVISOR_PID": "\(parent)"],
-                channel: theirs, stderr: stderrWrite)
-        }
-        return BrokerClient.Launched(process: process, channel: ours, stderr: stderrRead)
+        return try ChildLauncher.launch(.broker(executable, user: user), logger: logger, spawner: spawner)
     }
 
-    /// Spawns a worker for `plugin`: fd 3 is our socketpair, fd 4 a sealed memfd with the module,
-    /// stderr a pipe watched by the worker's monitor thread. The worker's environment is empty but
-    /// for what the Swift runtime needs: the host's environment never reaches a plugin.
+    /// Spawns a worker for `plugin` from the spawner thread (`ChildLauncher`), its module on fd 4,
+    /// and starts its monitor.
     func launchWorker(
         plugin: PluginSpec, module: [UInt8], logger: Logger,
         onExit: @escaping @Sendable (WorkerHandle, ProcessExit) -> Void
     ) throws(PluginError) -> WorkerHandle {
-        do {
-            let (ours, theirs) = try Descriptors.socketPair()
-            let (stderrRead, stderrWrite) = try Descriptors.pipe()
-            let moduleFile = try Descriptors.sealedMemoryFile(name: "plugvisor-\(plugin.name)", contents: module)
-            let executable = workerExecutable
-            let parent = getpid()
-            let process = try spawner.run { () throws(SystemError) in
-                try ChildProcess.spawn(
-                    executable: executable, arguments: [plugin.name],
-                    environment: ["SWIFT_BACKTRACE": "enable=no", "PLUGVISOR_SUPERVISOR_PID": "\(parent)"],
-                    channel: theirs, extra: moduleFile, stderr: stderrWrite)
-            }
-            theirs.close()
-            stderrWrite.close()
-            moduleFile.close()
-            let worker = WorkerHandle(
-                process: process,
-                channel: FrameChannel(descriptor: ours, maxFrameLength: configuration.maxFrameLength, spin: PluginController.answerSpin),
-                logger: logger)
-            worker.monitor(stderr: stderrRead) { [worker] exit in onExit(worker, exit) }
-            return worker
+        let launched: LaunchedChild
+        do throws(SystemError) {
+            launched = try ChildLauncher.launch(
+                .worker(workerExecutable, plugin: plugin.name, module: module), logger: logger, spawner: spawner)
         } catch {
             throw PluginError(.internalError, plugin: plugin.name, "cannot start worker \(workerExecutable): \(error)")
         }
+        let worker = WorkerHandle(
+            process: launched.process,
+            channel: FrameChannel(
+                descriptor: launched.channel, maxFrameLength: configuration.maxFrameLength, spin: PluginController.answerSpin))
+        worker.process.monitor { [worker] exit in onExit(worker, exit) }
+        return worker
     }
 
     /// `plugvisor-worker` beside the running executable, unless `PLUGVISOR_WORKER` says otherwise.

@@ -119,9 +119,7 @@ struct WorkerConnection {
     }
 
     /// Closing our end is the worker's cue to call destroy() and exit.
-    func retire() {
-        Glibc.shutdown(worker.channel.descriptor.rawValue, Int32(SHUT_RDWR))
-    }
+    func retire() { worker.retire() }
 
     /// A worker's result, believed only as far as it can be checked: its error code must be one
     /// a worker may give, its numbers within range, its payload a guest answer.

@@ -1,7 +1,4 @@
-import CPlugvisorLinux
-import CPlugvisorSandbox
 import Foundation
-import Glibc
 import PlugvisorPosix
 import PlugvisorProtocol
 import PlugvisorSandbox
@@ -62,22 +59,17 @@ public enum PlugvisorBroker {
         return Int32(arguments[flag + 1])
     }
 
-    /// Reads requests on the main thread and performs each on its own thread. Answers go out
-    /// under `sending`, so that frames from several threads never interleave.
+    /// Reads requests on the main thread and performs each on its own thread, which sends its
+    /// answer on the same channel (full duplex: frames from several threads never interleave).
     private static func serve() -> Never {
-        let descriptor = OwnedDescriptor(channelFD)
-        let incoming = FrameChannel(descriptor: descriptor)
-        let outgoing = FrameChannel(descriptor: descriptor)
-        let sending = Lock()
+        let channel = FrameChannel(descriptor: OwnedDescriptor(channelFD))
         let inFlight = InFlightLimit(maxConcurrentRequests)
         let answer: @Sendable (HostResult) -> Void = { result in
-            sending.withLock {
-                do throws(ChannelError) { try outgoing.send(result) } catch .closed { exit(0) } catch { fail("\(error)") }
-            }
+            do throws(ChannelError) { try channel.send(result) } catch .closed { exit(0) } catch { fail("\(error)") }
         }
         while true {
             let request: BrokerRequest
-            do { request = try incoming.receive(BrokerRequest.self) } catch .closed {
+            do { request = try channel.receive(BrokerRequest.self) } catch .closed {
                 exit(0)  // the supervisor hung up: it is shutting down (or gone)
             } catch {
                 fail("\(error)")
@@ -100,13 +92,8 @@ public enum PlugvisorBroker {
         }
     }
 
-    private static func writeError(_ line: String) {
-        let bytes = Array((line + "\n").utf8)
-        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    }
-
     static func fail(_ message: String) -> Never {
-        writeError("plugvisor-broker: \(message)")
+        Descriptors.writeToStandardError("plugvisor-broker: \(message)\n")
         exit(70)
     }
 }

@@ -98,18 +98,11 @@ public enum ProcFS {
     }
 
     public static func readSmallFile(_ path: String, limit: Int = 64 * 1024) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        guard let fd = try? retryingInterrupts("open \(path)", { open(path, O_RDONLY | O_CLOEXEC) }) else { return nil }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: limit)
-        var total = 0
-        while total < limit {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, limit - total) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            total += n
-        }
-        return String(decoding: bytes[0..<total], as: UTF8.self)
+        // A read that fails (the process exited meanwhile) reads as empty, as /proc files do then.
+        let bytes = (try? Descriptors.readAll(fd, limit: limit)) ?? []
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
@@ -163,7 +156,7 @@ public enum Descriptors {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while bytes.count < limit {
-            let n = try retryingInterrupts("read") { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
+            let n = try retryingInterrupts("read") { chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
             if n == 0 { break }
             bytes.append(contentsOf: chunk[0..<min(n, limit - bytes.count)])
         }

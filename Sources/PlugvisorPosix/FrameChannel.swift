@@ -26,13 +26,16 @@ public enum ChannelError: Error, Equatable, CustomStringConvertible {
 
 /// Blocking, length-prefixed JSON frames over a stream socket or pipe.
 ///
-/// Not thread-safe: one thread uses a channel at a time (the supervisor's worker checkout
-/// guarantees that). Handles partial reads and writes and EINTR; never buffers more than one
-/// frame ceiling, whatever the peer sends.
+/// Full duplex: one thread at a time receives (the supervisor's worker checkout, the broker's
+/// reader thread) while any number send, each frame whole under a send lock, so that one
+/// channel serves a descriptor both ways and nobody builds a second one on it. Handles partial
+/// reads and writes and EINTR; never buffers more than one frame ceiling, whatever the peer sends.
 public final class FrameChannel: @unchecked Sendable {
-    // SAFETY: not safe for concurrent use; Sendable so that ownership can move between threads,
-    // as the supervisor's worker pool and control server do, one thread at a time.
+    // SAFETY: sending touches only immutable state and is serialised by `sending`; the receive
+    // state (`decoder`, `readBuffer`, `lastFrameLength`, `spin`) belongs to the one thread that
+    // receives at a time, and ownership of that role moves between threads, never shared.
     public let descriptor: OwnedDescriptor
+    private let sending = Lock()
     private var decoder: FrameDecoder
     private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
     private let isSocket: Bool
@@ -73,6 +76,11 @@ public final class FrameChannel: @unchecked Sendable {
 
     /// Writes raw bytes (tests use this to send hostile input).
     public func writeAll(_ bytes: [UInt8], deadline: ContinuousClock.Instant? = nil) throws(ChannelError) {
+        try sending.withLock { () throws(ChannelError) in try writeWhole(bytes, deadline: deadline) }
+    }
+
+    /// Called under `sending`: frames from several threads never interleave.
+    private func writeWhole(_ bytes: [UInt8], deadline: ContinuousClock.Instant?) throws(ChannelError) {
         var offset = 0
         while offset < bytes.count {
             if let deadline { try waitUntilReady(for: Int16(POLLOUT), until: deadline) }

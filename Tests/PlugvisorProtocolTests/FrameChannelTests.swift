@@ -149,6 +149,40 @@ import Testing
         #expect(try outcome.wait().get().message == "after the signals")
     }
 
+    /// One channel serves both directions at once (the broker's shape): callers send on it from
+    /// several threads while the peer answers and one reader receives. Frames larger than the
+    /// socket buffer are written in pieces, so without the send lock pieces of two frames
+    /// interleave and the peer reads garbage lengths.
+    @Test func oneChannelSendsFromManyThreadsWhileItReceives() throws {
+        let (a, b) = try Descriptors.socketPair()
+        let shared = FrameChannel(descriptor: a)
+        let peer = FrameChannel(descriptor: b)
+        let senders = 4
+        let framesEach = 8
+        let frameBytes = 512 << 10
+        // The peer echoes each frame's first byte back as a one-byte frame.
+        let echo = Thread {
+            while let frame = try? peer.receiveFrame(deadline: .now + .seconds(30)) {
+                let whole = frame.count == frameBytes && frame.allSatisfy { $0 == frame[0] }
+                try? peer.sendFrame([whole ? frame[0] : 0xFF])
+            }
+        }
+        echo.start()
+        for sender in 0..<senders {
+            let thread = Thread {
+                for _ in 0..<framesEach { try? shared.sendFrame([UInt8](repeating: UInt8(sender + 1), count: frameBytes)) }
+            }
+            thread.start()
+        }
+        var answers: [UInt8] = []
+        while answers.count < senders * framesEach, let answer = try? shared.receiveFrame(deadline: .now + .seconds(30)) {
+            answers += answer
+        }
+        #expect(answers.count == senders * framesEach)
+        #expect(!answers.contains(0xFF), "a frame arrived interleaved with another")
+        for sender in 0..<senders { #expect(answers.filter { $0 == UInt8(sender + 1) }.count == framesEach) }
+    }
+
     @Test func framesTravelOverPipesToo() throws {
         let (readEnd, writeEnd) = try Descriptors.pipe()
         try FrameChannel(descriptor: writeEnd).send(LogLine(level: "info", message: "over a pipe"))
