@@ -3,8 +3,9 @@ import Foundation
 import PlugvisorPosix
 import Glibc
 
-/// Watches directories with inotify and reports which files changed, debounced: a burst of
-/// events (an editor's write, a build tool's rename) is reported once, `quiet` after its end.
+/// Watches directories with inotify and reports which files changed, debounced per file: a
+/// burst of events on a file (an editor's write, a build tool's rename) is reported once, `quiet`
+/// after its end, whatever other files in the directory do (a log appended all the time).
 ///
 /// Watching the directory, not the file, is what catches a file replaced by rename.
 public final class DirectoryWatcher: @unchecked Sendable {
@@ -48,8 +49,8 @@ public final class DirectoryWatcher: @unchecked Sendable {
     }
 
     private func run() {
-        var pending: Set<String> = []
-        var lastEvent = ContinuousClock.now
+        /// Each changed file, with when its last event came.
+        var pending: [String: ContinuousClock.Instant] = [:]
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while !lock.withLock({ stopped }) {
             var pfd = pollfd(fd: inotify.rawValue, events: Int16(POLLIN), revents: 0)
@@ -57,14 +58,15 @@ public final class DirectoryWatcher: @unchecked Sendable {
             if poll(&pfd, 1, wait) > 0 {
                 let count = buffer.withUnsafeMutableBytes { read(inotify.rawValue, $0.baseAddress, $0.count) }
                 if count > 0 {
-                    pending.formUnion(paths(in: buffer[0..<count]))
-                    lastEvent = .now
+                    let now = ContinuousClock.now
+                    for path in paths(in: buffer[0..<count]) { pending[path] = now }
                 }
             }
-            if !pending.isEmpty && ContinuousClock.now - lastEvent >= quiet {
-                let changed = pending
-                pending.removeAll()
-                onChange(changed)
+            let now = ContinuousClock.now
+            let settled = Set(pending.filter { now - $0.value >= quiet }.keys)
+            if !settled.isEmpty {
+                for path in settled { pending.removeValue(forKey: path) }
+                onChange(settled)
             }
         }
     }
