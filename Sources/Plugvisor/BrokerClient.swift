@@ -27,6 +27,12 @@ final class BrokerClient: @unchecked Sendable {
     /// a broker that has not answered `grace` after that is wedged and gets killed.
     static let longestRequest: Duration = .seconds(30)
     static let grace: Duration = .seconds(2)
+    /// What a request leaves of its call's `remaining` time for the plugin to read the answer
+    /// (a timeout error too) and answer its call: a tenth, at most 100 ms. Without it, a server
+    /// slower than the call would get the worker killed for the call's timeout.
+    static func answerReserve(of remaining: Duration) -> Duration {
+        max(.zero, min(remaining / 10, .milliseconds(100)))
+    }
     /// A broker that stops reading cannot block a caller's send for longer than this.
     static let sendTimeout: Duration = .seconds(5)
 
@@ -77,8 +83,9 @@ final class BrokerClient: @unchecked Sendable {
             let retry = error.errno == ENOENT || error.errno == EACCES ? "" : "; try again"
             return ["error": .string("the network broker is unavailable (\(error))\(retry)")]
         }
-        let remaining = now.duration(to: deadline)
-        let millis = max(0, remaining.microseconds / 1000)
+        let callTimeLeft = now.duration(to: deadline)
+        let requestTime = callTimeLeft - Self.answerReserve(of: callTimeLeft)
+        let millis = max(0, requestTime.microseconds / 1000)
         let message = BrokerRequest(id: id, request: request, allowedHosts: allowedHosts, timeoutMillis: millis)
         do throws(ChannelError) {
             try connection.channel.send(message, deadline: .now + Self.sendTimeout)

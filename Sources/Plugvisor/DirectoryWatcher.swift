@@ -1,8 +1,9 @@
 import Foundation
 import PlugvisorPosix
 
-/// Watches directories with inotify and reports which files changed, debounced: a burst of
-/// events (an editor's write, a build tool's rename) is reported once, `quiet` after its end.
+/// Watches directories with inotify and reports which files changed, debounced per file: a
+/// burst of events on a file (an editor's write, a build tool's rename) is reported once, `quiet`
+/// after its end, whatever other files in the directory do (a log appended all the time).
 ///
 /// Watching the directory, not the file, is what catches a file replaced by rename.
 public final class DirectoryWatcher: @unchecked Sendable {
@@ -43,22 +44,23 @@ public final class DirectoryWatcher: @unchecked Sendable {
     }
 
     private func run() {
-        var pending: Set<String> = []
-        var lastEvent = ContinuousClock.now
+        /// Each changed file, with when its last event came.
+        var pending: [String: ContinuousClock.Instant] = [:]
         while !lock.withLock({ stopped }) {
             let events = inotify.events(waitingUpTo: pending.isEmpty ? .milliseconds(500) : .milliseconds(25))
             if !events.isEmpty {
+                let now = ContinuousClock.now
                 lock.withLock {
                     for event in events {
-                        if let directory = watches[event.watch] { pending.insert(directory + "/" + event.name) }
+                        if let directory = watches[event.watch] { pending[directory + "/" + event.name] = now }
                     }
                 }
-                lastEvent = .now
             }
-            if !pending.isEmpty && ContinuousClock.now - lastEvent >= quiet {
-                let changed = pending
-                pending.removeAll()
-                onChange(changed)
+            let now = ContinuousClock.now
+            let settled = Set(pending.filter { now - $0.value >= quiet }.keys)
+            if !settled.isEmpty {
+                for path in settled { pending.removeValue(forKey: path) }
+                onChange(settled)
             }
         }
     }

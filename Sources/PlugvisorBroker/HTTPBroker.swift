@@ -12,6 +12,7 @@ enum HTTPBroker {
     static let maxResponseBytes = 1 << 20
     static let maxDuration: Duration = .seconds(30)
     static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    static let timedOut = "the request timed out"
 
     static func perform(_ request: JSONValue, allowedHosts: [String], deadline: ContinuousClock.Instant) -> JSONValue {
         func refuse(_ message: String) -> JSONValue { ["error": .string(message)] }
@@ -26,15 +27,18 @@ enum HTTPBroker {
             return refuse(refusal)
         }
         let url = target.url
-        let host = target.host
         let method = (request["method"]?.stringValue ?? "GET").uppercased()
         guard methods.contains(method) else { return refuse("method \(method) is not supported") }
         let remaining = min(ContinuousClock.now.duration(to: deadline), maxDuration)
         guard remaining > .milliseconds(10) else { return refuse("no time left in this call for a request") }
+        let givingUp = ContinuousClock.now + remaining
 
         var urlRequest = URLRequest(url: url)
         urlRequest.httpMethod = method
-        urlRequest.timeoutInterval = remaining.timeInterval
+        // FoundationNetworking on Linux arms its timer with whole seconds
+        // (`Int(timeoutInterval) * 1000`): 0.97 s would time out at once. Its timer gets the next
+        // whole second, and `fetch.wait` keeps the exact deadline.
+        urlRequest.timeoutInterval = remaining.timeInterval.rounded(.up)
         if case let .object(headers)? = request["headers"] {
             for (name, value) in headers where name.lowercased() != "host" {
                 if let value = value.stringValue { urlRequest.setValue(value, forHTTPHeaderField: name) }
@@ -48,9 +52,10 @@ enum HTTPBroker {
         defer { DispatchQueue.global().async { session.invalidateAndCancel() } }
         let task = session.dataTask(with: urlRequest)
         task.resume()
-        guard fetch.wait(timeout: remaining) else {
+        guard fetch.wait(until: givingUp) else {
             task.cancel()
-            return refuse("no answer from \(host) within \(remaining)")
+            // What FoundationNetworking's own timer answers, so a guest sees one error for one event.
+            return refuse(timedOut)
         }
         return fetch.answer()
     }
@@ -73,11 +78,16 @@ private final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked S
         self.limit = limit
     }
 
-    func wait(timeout: Duration) -> Bool {
-        let deadline = Date(timeIntervalSinceNow: timeout.timeInterval)
+    /// Whether the response is complete by `deadline`. NSCondition waits on the wall clock: each
+    /// wait is short and measured again on the monotonic one, so a clock step cannot stretch it.
+    func wait(until deadline: ContinuousClock.Instant) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        while !done { if !lock.wait(until: deadline) { return done } }
+        while !done {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { return false }
+            _ = lock.wait(until: Date(timeIntervalSinceNow: min(left, .milliseconds(100)).timeInterval))
+        }
         return true
     }
 
@@ -123,7 +133,7 @@ private final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked S
             response = task.response as? HTTPURLResponse
             if let error {
                 let code = (error as NSError).code
-                failure = code == NSURLErrorTimedOut ? "the request timed out"
+                failure = code == NSURLErrorTimedOut ? HTTPBroker.timedOut
                     : code == NSURLErrorCannotConnectToHost ? "cannot connect to \(task.originalRequest?.url?.host ?? "the host")"
                     : "request failed: \(error.localizedDescription)"
             }

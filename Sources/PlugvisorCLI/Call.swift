@@ -53,8 +53,12 @@ struct Call: ParsableCommand {
         }
     }
 
+    /// The context to send, by the rules the gateway follows too (`PluginContext`): header names
+    /// in lower case and repeated ones joined, a parameter given twice refused, the same request
+    /// ids allowed.
     func buildContext() throws -> JSONValue {
         var context: [String: JSONValue] = [:]
+        var source = "--json"
         if let json {
             let data: Data
             do {
@@ -63,7 +67,7 @@ struct Call: ParsableCommand {
             } catch {
                 throw ValidationError("cannot read \(json): \(error.localizedDescription)")
             }
-            let source = json == "-" ? "stdin" : json
+            source = json == "-" ? "stdin" : json
             let value: JSONValue
             do { value = try JSONValue(parsing: Array(data)) } catch {
                 throw ValidationError("\(source) is not valid JSON: \(error)")
@@ -71,27 +75,36 @@ struct Call: ParsableCommand {
             guard case let .object(object) = value else { throw ValidationError("\(source) is not a JSON object") }
             context = object
         }
-        var parameterValues = context["parameters"]?.objectValue ?? [:]
-        for pair in parameters {
-            let (key, value) = split(pair)
-            parameterValues[key] = .string(value)
+        let givenParameters = (context["parameters"]?.objectValue ?? [:]).sorted { $0.key < $1.key }
+            .map { (name: $0.key, value: $0.value) }
+        switch PluginContext.parameters(from: givenParameters + parameters.map(split).map { (name: $0.name, value: JSONValue.string($0.value)) }) {
+        case let .success(values): context["parameters"] = .object(values)
+        case let .failure(error): throw ValidationError(error.message)
         }
-        var headerValues = context["headers"]?.objectValue ?? [:]
-        for pair in headers {
-            let (key, value) = split(pair)
-            headerValues[key] = .string(value)
+        var givenHeaders: [(name: String, value: String)] = []
+        for (name, value) in (context["headers"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard let value = value.stringValue else {
+                throw ValidationError("header \(name.debugDescription) in \(source) must be a string")
+            }
+            givenHeaders.append((name, value))
         }
-        context["parameters"] = .object(parameterValues)
-        context["headers"] = .object(headerValues)
+        context["headers"] = .object(PluginContext.headers(from: givenHeaders + headers.map(split)).mapValues { .string($0) })
         if let requestID {
+            guard PluginContext.isValidRequestID(requestID) else {
+                throw ValidationError("--request-id must be \(PluginContext.requestIDRule)")
+            }
             context["request_id"] = .string(requestID)
-        } else if context["request_id"] == nil {
-            context["request_id"] = .string(UUID().uuidString.lowercased())
+        } else if let given = context["request_id"] {
+            guard let id = given.stringValue, PluginContext.isValidRequestID(id) else {
+                throw ValidationError("\"request_id\" in \(source) must be \(PluginContext.requestIDRule)")
+            }
+        } else {
+            context["request_id"] = .string(PluginContext().requestID)
         }
         return .object(context)
     }
 
-    private func split(_ pair: String) -> (String, String) {
+    private func split(_ pair: String) -> (name: String, value: String) {
         let index = pair.firstIndex(of: "=")!
         return (String(pair[..<index]), String(pair[pair.index(after: index)...]))
     }

@@ -251,23 +251,19 @@ public struct Gateway: Sendable {
     /// business with them, and an untrusted one could replay them.
     static let withheldHeaders: Set<HTTPField.Name> = [.authorization, .proxyAuthorization, .cookie]
 
-    /// The request's headers for the plugin's context: names in lower case, repeated fields
-    /// joined with ", " (RFC 9110); credentials (`withheldHeaders`) never reach a plugin.
+    /// The request's headers for the plugin's context, by the rules the CLI follows too
+    /// (`PluginContext.headers`); credentials (`withheldHeaders`) never reach a plugin.
     static func contextHeaders(_ fields: HTTPFields) -> [String: String] {
-        var headers: [String: String] = [:]
-        for field in fields where !withheldHeaders.contains(field.name) {
-            let name = field.name.canonicalName
-            headers[name] = headers[name].map { "\($0), \(field.value)" } ?? field.value
-        }
-        return headers
+        PluginContext.headers(from: fields.lazy.filter { !withheldHeaders.contains($0.name) }
+            .map { (name: $0.name.canonicalName, value: $0.value) })
     }
 
-    /// The client's X-Request-ID when it is sensible (1 to 128 visible ASCII characters), a new
-    /// UUID when there is none.
+    /// The client's X-Request-ID when it is sensible (`PluginContext.requestIDRule`), a new UUID
+    /// when there is none.
     static func requestID(_ header: String?) -> Result<String, PluginError> {
         guard let header else { return .success(PluginContext().requestID) }
-        guard (1...128).contains(header.utf8.count), header.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
-            return .failure(PluginError(.badRequest, "X-Request-ID must be 1 to 128 visible ASCII characters"))
+        guard PluginContext.isValidRequestID(header) else {
+            return .failure(PluginError(.badRequest, "X-Request-ID must be \(PluginContext.requestIDRule)"))
         }
         return .success(header)
     }

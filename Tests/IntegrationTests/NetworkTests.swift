@@ -123,4 +123,28 @@ import Testing
         #expect(hello.json?["data"]?["status"] == 200, "\(hello.stdout) \(hello.stderr) \(supervisor.log)")
         withExtendedLifetime(server) {}
     }
+
+    /// A request gets the time left in its call to the millisecond, less a little for the plugin
+    /// to answer: FoundationNetworking arms its timer in whole seconds, and once turned the 0.97 s
+    /// left of a 1 s call into 0 and failed the request at once.
+    @Test func aRequestInASubSecondCallGetsTheTimeLeft() throws {
+        let server = try LoopbackServer()
+        let supervisor = try RunningSupervisor(manifest: """
+            plugins:
+              - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 1s}
+            """)
+        let answers = (0..<8).map { _ in supervisor.call("fetch", "-p", "url=\(server.url("hello"))") }
+        let fetched = answers.filter { $0.json?["data"]?["status"] == 200 }.count
+        #expect(fetched == 8, "\(fetched) of 8 fetched: \(answers.map(\.stdout))")
+
+        // A server slower than the call: the request ends just before the call does, and the
+        // plugin, not the call's timeout, reports it; no worker is killed for it.
+        let started = ContinuousClock.now
+        let slow = supervisor.call("fetch", "-p", "url=\(server.url("slow"))")
+        let took = ContinuousClock.now - started
+        #expect(slow.json?["data"]?["error"] == "the request timed out", "\(slow.stdout) \(slow.stderr)")
+        #expect(took >= .milliseconds(800) && took < .seconds(3), "the slow request took \(took)")
+        #expect(try supervisor.plugin("fetch").restarts == 0)
+        withExtendedLifetime(server) {}
+    }
 }
