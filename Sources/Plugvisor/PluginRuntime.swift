@@ -563,7 +563,7 @@ final class PluginRuntime: @unchecked Sendable {
         lock.withLock {
             let workerStatus = handles.sorted { $0.key < $1.key }.map { id, worker in
                 WorkerStatus(
-                    pid: worker.pid, state: machine.phaseName(id),
+                    pid: worker.pid, state: machine.reportedState(of: id),
                     uptimeSeconds: Double((ContinuousClock.now - worker.startedAt).microseconds) / 1e6,
                     rssBytes: worker.process.residentBytes, memoryBytes: worker.memoryBytes)
             }
@@ -576,12 +576,12 @@ final class PluginRuntime: @unchecked Sendable {
             case nil: reload = nil
             }
             return PluginStatus(
-                name: name, version: metas[machine.generation]?["version"]?.stringValue, state: machine.stateName,
+                name: name, version: metas[machine.generation]?["version"]?.stringValue, state: machine.reportedState,
                 workers: workerStatus,
                 calls: calls, errors: errorsByCode.values.reduce(0, +), errorsByCode: errorsByCode,
                 p50Micros: latencies.percentile(50), p99Micros: latencies.percentile(99),
                 restarts: machine.restarts.total, lastError: reason, sha256: modules[machine.generation]?.sha256,
-                circuit: machine.circuit?.name, queued: machine.waiting, generation: machine.generation,
+                circuit: machine.circuit?.reportedState, queued: machine.waiting, generation: machine.generation,
                 lastReloadAt: lastReloadAt.map { ISO8601DateFormatter().string(from: $0) }, lastReload: reload)
         }
     }

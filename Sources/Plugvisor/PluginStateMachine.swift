@@ -397,23 +397,29 @@ struct PluginStateMachine: Sendable {
 
     // MARK: Status
 
-    var stateName: String {
+    /// The state `status` reports (the wire's names).
+    var reportedState: PluginStatus.State {
         switch state {
-        case .starting: return "starting"
-        case .ready: return pending == nil ? "ready" : "reloading"
-        case .stopped: return "stopped"
-        case .failed: return "failed"
+        case .starting: return .starting
+        case .ready: return pending == nil ? .ready : .reloading
+        case .stopped: return .stopped
+        case .failed: return .failed
         }
     }
 
-    func phaseName(_ id: WorkerID) -> String {
+    /// The state `status` reports for worker `id` (the wire's names).
+    func reportedState(of id: WorkerID) -> WorkerStatus.State {
         switch workers[id]?.phase {
-        case .starting?: return "starting"
-        case .idle?: return "idle"
-        case .busy?: return "busy"
-        case .draining?: return "draining"
-        case .dying?: return "dying"
-        case nil: return "gone"
+        case .starting?: return .starting
+        case .idle?: return .idle
+        case .busy?: return .busy
+        case .draining?: return .draining
+        case .dying?: return .dying
+        case nil: return .gone
         }
     }
+
+    // The tests' spelling; they can compare `reportedState` instead.
+    var stateName: String { reportedState.rawValue }
+    func phaseName(_ id: WorkerID) -> String { reportedState(of: id).rawValue }
 }

@@ -27,7 +27,7 @@ extension Supervisor {
             switch outcome {
             case .success:
                 let state = status().plugins.first { $0.name == plugin }
-                return ControlResponse(result: ["plugin": .string(plugin), "state": .string(state?.state ?? "?")])
+                return ControlResponse(result: ["plugin": .string(plugin), "state": .string(state?.state.rawValue ?? "?")])
             case let .failure(error): return ControlResponse(error: error)
             }
         case .stop:

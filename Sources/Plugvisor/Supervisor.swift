@@ -145,7 +145,7 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Plugins that are not serving, with the reason.
     public var failedPlugins: [(name: String, reason: String)] {
-        status().plugins.filter { $0.state == "failed" }.map { ($0.name, $0.lastError ?? "unknown reason") }
+        status().plugins.filter { $0.state == .failed }.map { ($0.name, $0.lastError ?? "unknown reason") }
     }
 
     /// Calls the plugin's `execute` with `context` (`{"request_id", "headers", "parameters"}`).

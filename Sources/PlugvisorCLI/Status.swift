@@ -28,15 +28,15 @@ struct Status: ParsableCommand {
         for plugin in status.plugins {
             let rss = plugin.workers.compactMap(\.rssBytes).saturatingSum()
             rows.append([
-                plugin.name, plugin.version ?? "-", "\(plugin.generation)", plugin.state,
+                plugin.name, plugin.version ?? "-", "\(plugin.generation)", plugin.state.rawValue,
                 plugin.workers.isEmpty ? "-" : plugin.workers.map { "\($0.pid)" }.joined(separator: ","),
                 "\(plugin.calls)", "\(plugin.errors)",
                 plugin.p50Micros.map(formatMicros) ?? "-", plugin.p99Micros.map(formatMicros) ?? "-",
                 "\(plugin.restarts)", rss > 0 ? formatBytes(rss) : "-",
             ])
-            if let error = plugin.lastError, plugin.state == "failed" || plugin.errors > 0 {
+            if let error = plugin.lastError, plugin.state == .failed || plugin.errors > 0 {
                 notes.append(DisplayText.escaped(
-                    "\(plugin.name): \(plugin.state == "failed" ? "failed: " : "last error: ")\(error)"))
+                    "\(plugin.name): \(plugin.state == .failed ? "failed: " : "last error: ")\(error)"))
             }
         }
         // Versions and errors are what guests and workers wrote: data, never terminal controls.

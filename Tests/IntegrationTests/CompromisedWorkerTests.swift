@@ -88,7 +88,7 @@ import Testing
         let replacement = harness.pids("lying-code")
         #expect(harness.supervisor.cli(["kill", "lying-code"]).status == 0)
         #expect(harness.supervisor.eventually { replacement.allSatisfy { !processIsAlive($0) } }, "kill left \(replacement) alive")
-        #expect(try harness.supervisor.plugin("lying-code").state == "stopped")
+        #expect(try harness.supervisor.plugin("lying-code").state == .stopped)
         harness.expectStillServing()
     }
 

@@ -13,7 +13,7 @@ import Testing
               - {name: files, wasm: "{{plugins}}/escape-fs.wasm"}
             """)
         let plugin = try supervisor.plugin("files")
-        #expect(plugin.state == "ready", "\(plugin.lastError ?? "")")
+        #expect(plugin.state == .ready, "\(plugin.lastError ?? "")")
         let data = try #require(supervisor.call("files").json?["data"])
         // wasi-libc finds no preopened directory for the path: ENOTCAPABLE, asked of nobody.
         #expect(data["inside"] == "error: Capabilities insufficient")

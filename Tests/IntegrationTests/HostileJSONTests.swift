@@ -62,7 +62,7 @@ import Testing
         #expect(deep.json?["data"]?["parameters"]?["deep"]?.arrayCount == Self.elementCount(Self.atTheLimit))
 
         let after = try supervisor.plugin("echo")
-        #expect(after.state == "ready")
+        #expect(after.state == .ready)
         #expect(after.restarts == before.restarts)
         #expect(after.workers.map(\.pid) == before.workers.map(\.pid), "the worker was replaced")
         #expect(after.errorsByCode["timeout"] == nil)
@@ -88,7 +88,7 @@ import Testing
                     "\(String(describing: response.error))")
         }
         let after = try supervisor.plugin("echo")
-        #expect(after.state == "ready")
+        #expect(after.state == .ready)
         #expect(after.workers.map(\.pid) == before.workers.map(\.pid))
         #expect(supervisor.call("echo", "-p", "a=b").status == 0)
     }

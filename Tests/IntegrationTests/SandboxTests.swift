@@ -275,7 +275,7 @@ import Testing
         let started = try supervisor.status()
         func state(_ name: String) -> PluginStatus? { started.plugins.first { $0.name == name } }
 
-        #expect(state("runaway-start")?.state == "failed")
+        #expect(state("runaway-start")?.state == .failed)
         #expect(state("runaway-start")?.lastError?.contains("runaway start function") == true)
         #expect(state("forbidden-import")?.lastError?.contains("env.system") == true)
         #expect(state("huge-memory")?.lastError?.contains("exceeds the plugin's memory limit") == true)
@@ -336,7 +336,7 @@ import Testing
             """)
         for name in ["truncated", "garbage", "empty"] {
             let plugin = try supervisor.plugin(name)
-            #expect(plugin.state == "failed")
+            #expect(plugin.state == .failed)
             #expect(plugin.lastError?.contains("not a valid WebAssembly module") == true, "\(name): \(plugin.lastError ?? "")")
         }
         #expect(supervisor.call("echo").status == 0)

@@ -54,7 +54,7 @@ import Testing
         #expect(flood.error?.message.contains("the program wrote more than 8388608 bytes") == true, "\(flood.stderr)")
         #expect(supervisor.call("exit3").status == 1, "the worker serves on")
         let notCommand = try supervisor.plugin("not-a-command")
-        #expect(notCommand.state == "failed")
+        #expect(notCommand.state == .failed)
         #expect(notCommand.lastError?.contains("must export a _start function") == true)
     }
 
@@ -78,11 +78,11 @@ import Testing
               - {name: lenient, wasm: "{{plugins}}/forbidden-import.wasm", unknown_imports: trap}
               - {name: strict, wasm: "{{plugins}}/forbidden-import.wasm"}
             """)
-        #expect(try supervisor.plugin("lenient").state == "ready")
+        #expect(try supervisor.plugin("lenient").state == .ready)
         let call = supervisor.call("lenient")
         #expect(call.error?.code == .trap)
         #expect(call.error?.message.contains("called env.system, an import nothing grants") == true, "\(call.stderr)")
         #expect(try supervisor.plugin("lenient").workers.count == 1)  // a trap, not a crash
-        #expect(try supervisor.plugin("strict").state == "failed")
+        #expect(try supervisor.plugin("strict").state == .failed)
     }
 }

@@ -60,4 +60,23 @@ import Testing
         let line = JSONCoding.compact(["error": error])
         #expect(line == #"{"error":{"code":"timeout","message":"call ran longer than 5 seconds","plugin":"spin"}}"#)
     }
+
+    /// The typed states keep the strings `status --json`, the gateway and older CLIs read.
+    @Test func statusStatesKeepTheirWireStrings() throws {
+        #expect(PluginStatus.State.allCases.map(\.rawValue) == ["starting", "ready", "reloading", "stopped", "failed"])
+        #expect(WorkerStatus.State.allCases.map(\.rawValue) == ["starting", "idle", "busy", "draining", "dying", "gone"])
+        #expect(CircuitState.allCases.map(\.rawValue) == ["closed", "open", "half-open"])
+        let status = PluginStatus(
+            name: "echo", version: nil, state: .reloading,
+            workers: [WorkerStatus(pid: 3, state: .draining, uptimeSeconds: 1, rssBytes: nil, memoryBytes: nil)],
+            calls: 0, errors: 0, errorsByCode: [:], p50Micros: nil, p99Micros: nil, restarts: 0, lastError: nil,
+            sha256: nil, circuit: .halfOpen)
+        let json = try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(status))
+        #expect(json["state"] == "reloading")
+        #expect(json["circuit"] == "half-open")
+        guard case let .array(workers)? = json["workers"] else { Issue.record("no workers array"); return }
+        #expect(workers.first?["state"] == "draining")
+        #expect(try JSONCoding.decode(PluginStatus.self, from: JSONCoding.encode(status)) == status)
+        #expect("\(CircuitState.halfOpen)" == "half-open")
+    }
 }
