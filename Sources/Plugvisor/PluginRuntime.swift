@@ -292,7 +292,8 @@ final class PluginRuntime: @unchecked Sendable {
         let minimum = Duration.seconds(2)
         let limit = max(spec.timeout, minimum)
         let deadline = ContinuousClock.now + limit
-        let request = loadRequest(spec)
+        let request = LoadRequest(
+            spec: spec, workerUser: environment.workerUser(for: name), sandboxDrill: environment.configuration.sandboxDrill)
         do {
             let hello = try worker.channel.receive(WorkerMessage.self, deadline: deadline, limit: WorkerFrameCeiling.envelope)
             guard case let .hello(h) = hello else {
@@ -338,21 +339,6 @@ final class PluginRuntime: @unchecked Sendable {
         } catch {
             throw PluginError(.internalError, plugin: name, "\(error)")
         }
-    }
-
-    private func loadRequest(_ spec: PluginSpec) -> LoadRequest {
-        LoadRequest(
-            plugin: name,
-            abi: spec.abi == .wasiCommand ? .wasiCommand : .plugvisor,
-            memoryLimit: spec.memory,
-            fuel: spec.fuel,
-            env: spec.env,
-            config: spec.config,
-            preopens: spec.filesystem.map { Preopen(host: $0.host, guest: $0.guest, readOnly: $0.mode == .readOnly) },
-            workerUser: environment.workerUser(for: name),
-            sandboxDrill: environment.configuration.sandboxDrill,
-            args: spec.args.isEmpty ? [spec.name] : spec.args,
-            trapUnknownImports: spec.trapUnknownImports)
     }
 
     // MARK: Calls

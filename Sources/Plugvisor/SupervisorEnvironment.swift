@@ -58,7 +58,7 @@ final class SupervisorEnvironment: Sendable {
                     + "or name it with PLUGVISOR_BROKER or SupervisorConfiguration.brokerExecutable")
         }
         let user = geteuid() == 0 ? configuration.brokerUser : nil
-        let arguments = user.map { ["--user", "\($0.uid):\($0.gid)"] } ?? []
+        let arguments = user.map { ["--user", $0.argument] } ?? []
         let parent = getpid()
         let process = try spawner.run { () throws(SystemError) in
             try ChildProcess.spawn(

@@ -83,10 +83,10 @@ struct Start: ParsableCommand {
             throw ExitCode(1)
         }
         let supervisor = Supervisor(manifest: loaded, configuration: configuration, logger: logger)
-        let stopRequested = StopSignal()
+        let stopRequested = HandOff<Void>()  // by `stop`, SIGTERM or SIGINT
         let server: ControlServer
         do {
-            server = try ControlServer(path: control.path, supervisor: supervisor, logger: logger) { stopRequested.fire() }
+            server = try ControlServer(path: control.path, supervisor: supervisor, logger: logger) { stopRequested.fulfill(()) }
         } catch {
             Report.stderr("plugvisor: \(error)")
             throw ExitCode(1)
@@ -101,7 +101,7 @@ struct Start: ParsableCommand {
                     _ = supervisor.reloadManifest()
                 }
             } else {
-                source.setEventHandler { stopRequested.fire() }
+                source.setEventHandler { stopRequested.fulfill(()) }
             }
             source.resume()
             signalSources.append(source)
@@ -164,24 +164,6 @@ private func raiseDescriptorLimit() {
     if limit.rlim_cur < wanted {
         limit.rlim_cur = wanted
         _ = setrlimit(resource, &limit)
-    }
-}
-
-/// Fired once by `stop`, SIGTERM or SIGINT; the main thread waits for it.
-final class StopSignal: @unchecked Sendable {
-    // SAFETY: `fired` is only touched under `lock`.
-    private let lock = Lock()
-    private var fired = false
-
-    func fire() {
-        lock.withLock {
-            fired = true
-            lock.broadcast()
-        }
-    }
-
-    func wait() {
-        lock.withLock { while !fired { lock.wait() } }
     }
 }
 

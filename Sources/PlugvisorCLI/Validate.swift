@@ -42,8 +42,8 @@ struct Validate: ParsableCommand {
         let report: InspectReport
         do { report = try ModuleInspector.inspect(path: plugin.wasm) } catch { return ["\(at): \(error)"] }
         var problems = report.problems.map { "\(at): \($0)" }
-        if problems.isEmpty, let abi = report.abi, (abi == "wasi-command") != (plugin.abi == .wasiCommand) {
-            problems.append("\(at): the module is a \(abi) module but the manifest says abi: \(plugin.abi.rawValue)")
+        if problems.isEmpty, let abi = report.abi, abi.guestABI != plugin.abi {
+            problems.append("\(at): the module is a \(abi.rawValue) module but the manifest says abi: \(plugin.abi.rawValue)")
         }
         return problems
     }
@@ -71,7 +71,7 @@ struct Inspect: ParsableCommand {
 
     static func text(_ report: InspectReport, file: String) -> String {
         var lines = ["\(file): \(report.sizeBytes) bytes, sha256 \(report.sha256 ?? "?")"]
-        lines.append("ABI: \(report.abi ?? "none recognised")")
+        lines.append("ABI: \(report.abi?.rawValue ?? "none recognised")")
         if let min = report.memoryMinPages {
             lines.append("memory: \(min * 64) KiB initial, " + (report.memoryMaxPages.map { "\($0 * 64) KiB maximum" } ?? "no maximum"))
         }

@@ -215,11 +215,11 @@ enum ABICheck {
     }
 
     /// Which ABI a module speaks, judging by its exports alone.
-    static func detectABI(_ shape: ModuleShape) -> String? {
+    static func detectABI(_ shape: ModuleShape) -> InspectReport.ABI? {
         if problems(shape, abi: .plugvisor).allSatisfy({ $0.hasPrefix("imports") }) {
-            return resultForm(shape.export("execute")?.signature) == .pointer ? "plugvisor-i32" : "plugvisor"
+            return resultForm(shape.export("execute")?.signature) == .pointer ? .plugvisorI32 : .plugvisor
         }
-        if shape.export("_start") != nil { return "wasi-command" }
+        if shape.export("_start") != nil { return .wasiCommand }
         return nil
     }
 

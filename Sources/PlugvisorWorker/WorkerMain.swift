@@ -72,8 +72,8 @@ public enum PlugvisorWorker {
     /// The worker's sandbox for `request`: its grants, its user, its namespaces, its allowlist.
     private static func plan(for request: LoadRequest) -> LockdownPlan {
         LockdownPlan(
-            directories: request.preopens.map { .init(path: $0.host, writable: !$0.readOnly) },
-            user: request.workerUser.map { (uid: uid_t($0.uid), gid: gid_t($0.gid)) },
+            directories: request.preopens.map(LockdownPlan.Directory.init),
+            user: request.workerUser,
             policy: .worker(
                 channel: channelFD, processID: getpid(), filesystem: !request.preopens.isEmpty,
                 command: request.abi == .wasiCommand))
@@ -155,7 +155,7 @@ enum Inspector {
                 problems: [ModuleShape.notAModule(error, bytes: moduleBytes)], capabilities: [], sizeBytes: moduleBytes.count)
         }
         let abi = ABICheck.detectABI(shape)
-        let problems = ABICheck.problems(shape, abi: abi == "wasi-command" ? .wasiCommand : .plugvisor)
+        let problems = ABICheck.problems(shape, abi: abi?.guestABI ?? .plugvisor)
         let items = shape.moduleItems
         return InspectReport(
             abi: abi, exports: items.exports, imports: items.imports, memoryMinPages: shape.memoryMinPages,

@@ -79,4 +79,22 @@ import Testing
         #expect(try JSONCoding.decode(PluginStatus.self, from: JSONCoding.encode(status)) == status)
         #expect("\(CircuitState.halfOpen)" == "half-open")
     }
+
+    @Test func aWorkerUserReadsAndWritesItsArgumentForm() {
+        let user = WorkerUser(uid: 61184, gid: 61185)
+        #expect(user.argument == "61184:61185")
+        #expect(WorkerUser(argument: user.argument) == user)
+        for wrong in ["", "61184", "61184:", ":61185", "a:b", "1:2:3", "-1:2", "4294967296:1"] {
+            #expect(WorkerUser(argument: wrong) == nil, "\(wrong)")
+        }
+    }
+
+    @Test func theInspectedABIKeepsItsWireStrings() throws {
+        #expect(InspectReport.ABI.allCases.map(\.rawValue) == ["plugvisor", "plugvisor-i32", "wasi-command"])
+        #expect(InspectReport.ABI.allCases.map(\.guestABI) == [.plugvisor, .plugvisor, .wasiCommand])
+        let report = InspectReport(
+            abi: .plugvisorI32, exports: [], imports: [], memoryMinPages: nil, memoryMaxPages: nil, problems: [],
+            capabilities: [], sizeBytes: 8)
+        #expect(try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(report))["abi"] == "plugvisor-i32")
+    }
 }

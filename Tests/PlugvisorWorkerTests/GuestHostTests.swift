@@ -108,8 +108,8 @@ import Testing
 
     @Test func echoHasEverythingThePlugvisorABINeeds() throws {
         #expect(ABICheck.problems(try shape("echo"), abi: .plugvisor) == [])
-        #expect(ABICheck.detectABI(try shape("echo")) == "plugvisor")
-        #expect(ABICheck.detectABI(try shape("legacy-i32")) == "plugvisor-i32")
+        #expect(ABICheck.detectABI(try shape("echo")) == .plugvisor)
+        #expect(ABICheck.detectABI(try shape("legacy-i32")) == .plugvisorI32)
     }
 
     @Test func importsAreListedWithTheCapabilitiesTheyNeed() throws {
