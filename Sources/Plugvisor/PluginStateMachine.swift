@@ -227,7 +227,7 @@ struct PluginStateMachine: Sendable {
         switch restarts.workerDied(at: now, uptime: now - worker.startedAt) {
         case let .restart(after): return [spawn(after: after, generation: generation)]
         case let .giveUp(count):
-            return fail(code: .failed, reason: "restarted \(count) times within \(restarts.policy.within); last: \(reason)")
+            return fail(code: .restartLimit, reason: "restarted \(count) times within \(restarts.policy.within); last: \(reason)")
         }
     }
 
@@ -256,7 +256,7 @@ struct PluginStateMachine: Sendable {
         case let .restart(after):
             return [spawn(after: after, generation: generation)]
         case let .giveUp(count):
-            return fail(code: .failed, reason: "restarted \(count) times within \(restarts.policy.within); last: \(description)")
+            return fail(code: .restartLimit, reason: "restarted \(count) times within \(restarts.policy.within); last: \(description)")
         }
     }
 

@@ -69,8 +69,8 @@ struct Start: ParsableCommand {
 
         let loaded: Manifest
         do { loaded = try Manifest.load(path: manifest) } catch {
-            Report.stderr(error.description)
-            Report.stderr("plugvisor: \(error.problems.count) problem(s) in \(manifest); nothing was started")
+            Output.stderr(error.description)
+            Output.stderr("plugvisor: \(error.problems.count) problem(s) in \(manifest); nothing was started")
             throw ExitCode(1)
         }
 
@@ -79,7 +79,7 @@ struct Start: ParsableCommand {
             configuration.workerUIDs = try SupervisorConfiguration.uidRange(workerUIDs)
             if let workerUser, geteuid() == 0 { configuration.workerUser = try SupervisorConfiguration.user(named: workerUser) }
         } catch {
-            Report.stderr("plugvisor: \(error)")
+            Output.stderr("plugvisor: \(error)")
             throw ExitCode(1)
         }
         let supervisor = Supervisor(manifest: loaded, configuration: configuration, logger: logger)
@@ -88,7 +88,7 @@ struct Start: ParsableCommand {
         do {
             server = try ControlServer(path: control.path, supervisor: supervisor, logger: logger) { stopRequested.fulfill(()) }
         } catch {
-            Report.stderr("plugvisor: \(error)")
+            Output.stderr("plugvisor: \(error)")
             throw ExitCode(1)
         }
         var signalSources: [DispatchSourceSignal] = []
@@ -133,7 +133,7 @@ struct Start: ParsableCommand {
                 http = running
                 logger.info("HTTP gateway listening on http://\(listening)")
             } catch {
-                Report.stderr("plugvisor: cannot serve HTTP on \(address): \(error)")
+                Output.stderr("plugvisor: cannot serve HTTP on \(address): \(error)")
                 supervisor.shutdown()
                 server.close()
                 throw ExitCode(1)

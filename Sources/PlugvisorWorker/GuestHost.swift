@@ -20,7 +20,7 @@ public final class GuestHost {
     private let fuel: UInt64?
     private let maxResultBytes: Int
     private let wasi: WASIBridgeToHost
-    private let context: HostContext
+    private let hostModule: HostModule
 
     /// Validates, instantiates and initialises the module (start function, `_initialize`, `init`),
     /// then asks `meta` if the guest has one. The worker calls this locked down: parsing the
@@ -28,7 +28,7 @@ public final class GuestHost {
     /// - Throws: `PluginError` with code `load_failed` that says what is wrong, naming the item.
     public init(
         moduleBytes: [UInt8], request: LoadRequest, log: @escaping (LogLine) -> Void,
-        broker: @escaping (String, JSONValue) -> JSONValue = { _, _ in ["error": "no broker"] }
+        hostService: @escaping (String, JSONValue) -> JSONValue = { _, _ in ["error": "no host services"] }
     ) throws(PluginError) {
         plugin = request.plugin
         fuel = request.fuel
@@ -59,8 +59,8 @@ public final class GuestHost {
         store = Store(engine: engine)
         store.resourceLimiter = MemoryCap(bytes: limit)
 
-        context = HostContext(
-            plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill, log: log, broker: broker)
+        hostModule = HostModule(
+            plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill, log: log, hostService: hostService)
         do {
             wasi = try WASIBridgeToHost(
                 args: [request.plugin], environment: request.env,
@@ -72,7 +72,7 @@ public final class GuestHost {
         let instance: Instance
         do throws(PluginError) {
             let trapped = request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
-            instance = try Self.instantiate(module, store: store, wasi: wasi, context: context, preopens: request.preopens,
+            instance = try Self.instantiate(module, store: store, wasi: wasi, hostModule: hostModule, preopens: request.preopens,
                                             fuel: request.fuel, plugin: request.plugin, trapped: trapped)
         } catch {
             try? wasi.close()  // WasmKit requires close before the bridge goes away
@@ -98,7 +98,7 @@ public final class GuestHost {
     deinit { try? wasi.close() }
 
     private static func instantiate(
-        _ module: Module, store: Store, wasi: WASIBridgeToHost, context: HostContext, preopens: [Preopen], fuel: UInt64?,
+        _ module: Module, store: Store, wasi: WASIBridgeToHost, hostModule: HostModule, preopens: [Preopen], fuel: UInt64?,
         plugin: String, trapped: [ModuleShape.Item]
     ) throws(PluginError) -> Instance {
         var imports = Imports()
@@ -107,8 +107,8 @@ public final class GuestHost {
         wasi.link(to: &imports, store: store, capabilities: capabilities, stubUnlinked: true)
         if preopens.isEmpty { defineNoPreopens(in: &imports, store: store) }
         GrantErrors.define(in: &imports, store: store, wasi: wasi, preopens: preopens)
-        context.define(in: &imports, store: store)
-        HostContext.defineTrapping(trapped, in: &imports, store: store)
+        hostModule.define(in: &imports, store: store)
+        HostModule.defineTrapping(trapped, in: &imports, store: store)
         if let fuel { store.fuel = Fuel(remaining: fuel) }
         do { return try module.instantiate(store: store, imports: imports) } catch {
             throw PluginError(.loadFailed, plugin: plugin, "instantiation failed: \(describe(error))")
@@ -181,7 +181,7 @@ public final class GuestHost {
         guard let destroyFunction else { return }
         setFuel()
         do { try destroyFunction.invoke([]) } catch {
-            context.log(LogLine(level: "warning", message: "destroy failed: \(Self.describe(error))"))
+            hostModule.log(LogLine(level: "warning", message: "destroy failed: \(Self.describe(error))"))
         }
     }
 
@@ -193,7 +193,7 @@ public final class GuestHost {
     private func invoke(_ function: Function, form: ABICheck.ResultForm, input: [UInt8]?, what: String)
         -> Result<JSONValue, PluginError>
     {
-        defer { context.reportDroppedLines() }
+        defer { hostModule.reportDroppedLines() }
         setFuel()
         do {
             var arguments: [Value] = []

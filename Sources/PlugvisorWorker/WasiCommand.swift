@@ -80,7 +80,7 @@ public final class WasiCommand {
                 var imports = Imports()
                 wasi.link(to: &imports, store: store)
                 GrantErrors.define(in: &imports, store: store, wasi: wasi, preopens: request.preopens)
-                HostContext.defineTrapping(trapped, in: &imports, store: store)
+                HostModule.defineTrapping(trapped, in: &imports, store: store)
                 let instance = try module.instantiate(store: store, imports: imports)
                 return try wasi.start(instance)
             }

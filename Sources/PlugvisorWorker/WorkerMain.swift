@@ -53,7 +53,7 @@ public enum PlugvisorWorker {
                         host = try GuestHost(
                             moduleBytes: bytes, request: request,
                             log: { line in try? channel.send(WorkerMessage.log(line)) },
-                            broker: { op, request in broker(channel, op: op, request: request) })
+                            hostService: { op, request in requestHostService(channel, op: op, request: request) })
                     }
                 } catch {
                     try channel.send(WorkerMessage.loadFailed(reason: error.message))
@@ -81,7 +81,7 @@ public enum PlugvisorWorker {
 
     /// Asks the supervisor to perform a host service (the worker itself has no network) and
     /// waits for the answer on the same channel: the guest's call is blocked meanwhile anyway.
-    private static func broker(_ channel: FrameChannel, op: String, request: JSONValue) -> JSONValue {
+    private static func requestHostService(_ channel: FrameChannel, op: String, request: JSONValue) -> JSONValue {
         nextHostRequest += 1
         let id = nextHostRequest
         do {

@@ -69,14 +69,14 @@ import Testing
         var codes: [PluginError.Code] = []
         for _ in 0..<6 {
             if let code = supervisor.call("crash").error?.code { codes.append(code) }
-            if codes.last == .failed { break }
+            if codes.last == .restartLimit { break }
             _ = supervisor.eventually(timeout: .seconds(5)) {
                 let state = try? supervisor.plugin("crash")
                 return state?.state == .failed || state?.workers.first?.state == .idle
             }
         }
         #expect(codes.prefix(3).allSatisfy { $0 == .workerCrashed }, "\(codes)")
-        #expect(codes.last == .failed)
+        #expect(codes.last == .restartLimit)
         let crash = try supervisor.plugin("crash")
         #expect(crash.state == .failed)
         #expect(crash.restarts == 2)

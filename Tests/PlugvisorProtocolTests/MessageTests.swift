@@ -97,4 +97,11 @@ import Testing
             capabilities: [], sizeBytes: 8)
         #expect(try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(report))["abi"] == "plugvisor-i32")
     }
+
+    /// Renamed in Swift (an error whose code was `failed`), not on the wire.
+    @Test func theRestartLimitCodeIsStillFailedOnTheWire() throws {
+        #expect(PluginError.Code.restartLimit.rawValue == "failed")
+        let error = PluginError(.restartLimit, plugin: "crash", "restarted 3 times")
+        #expect(JSONCoding.compact(error).contains(#""code":"failed""#))
+    }
 }
