@@ -102,7 +102,7 @@ public struct WorkerUser: Codable, Sendable, Equatable {
     }
 }
 
-/// One import or export of a module, as `plugvisor inspect` and `ready` report it.
+/// One import or export of a module, as `plugvisor inspect` reports it.
 public struct ModuleItem: Codable, Sendable, Equatable {
     public var module: String?
     public var name: String
@@ -119,24 +119,23 @@ public struct ModuleItem: Codable, Sendable, Equatable {
 }
 
 /// The worker's answer to `load` when the module is instantiated and ready for calls.
+/// (Earlier workers also sent `exports` and `imports`; the decoder ignores them.)
 public struct ReadyInfo: Codable, Sendable, Equatable {
     /// What the guest's `meta` export answered, if it has one.
     public var meta: JSONValue?
-    public var exports: [ModuleItem]
-    public var imports: [ModuleItem]
     /// Linear memory size in bytes after instantiation.
     public var memoryBytes: Int
-    public init(meta: JSONValue?, exports: [ModuleItem], imports: [ModuleItem], memoryBytes: Int) {
+    public init(meta: JSONValue?, memoryBytes: Int) {
         self.meta = meta
-        self.exports = exports
-        self.imports = imports
         self.memoryBytes = memoryBytes
     }
 }
 
 public struct CallRequest: Codable, Sendable, Equatable {
+    /// Only `execute`: the supervisor asks for `meta` through `ready`, and a worker runs the
+    /// guest's `destroy` when its channel closes.
     public enum Function: String, Codable, Sendable {
-        case execute, meta, destroy
+        case execute
     }
     public var id: UInt64
     public var fn: Function

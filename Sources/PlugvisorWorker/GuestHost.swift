@@ -6,7 +6,7 @@ import WasmKitWASI
 /// One instantiated guest module and the host side of its ABI. Thread-confined, like the
 /// WasmKit store it owns: the worker makes every call from its single thread.
 public final class GuestHost {
-    public private(set) var ready = ReadyInfo(meta: nil, exports: [], imports: [], memoryBytes: 0)
+    public private(set) var ready = ReadyInfo(meta: nil, memoryBytes: 0)
     let plugin: String
     private let store: Store
     private let instance: Instance
@@ -42,7 +42,7 @@ public final class GuestHost {
         precondition(request.abi == .plugvisor, "a wasi-command plugin is a WasiCommand")
         let problems = ABICheck.problems(
             shape, abi: request.abi, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
-        guard problems.isEmpty else { throw loadFailed(problems.joined(separator: "; ")) }
+        guard problems.isEmpty else { throw loadFailed(problems.map(\.description).joined(separator: "; ")) }
         let limit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
         if let minPages = shape.memoryMinPages, minPages > UInt64(limit / 65536) {
             throw loadFailed("initial memory of \(minPages * 64) KiB exceeds the plugin's memory limit of \(limit / 1024) KiB")
@@ -157,8 +157,7 @@ public final class GuestHost {
             case let .failure(error): throw loadFailed("meta failed: \(error.message)")
             }
         }
-        let items = shape.moduleItems
-        ready = ReadyInfo(meta: meta, exports: items.exports, imports: items.imports, memoryBytes: memory.byteCount)
+        ready = ReadyInfo(meta: meta, memoryBytes: memory.byteCount)
     }
 
     /// Runs `execute` with the plugin context.
@@ -169,11 +168,6 @@ public final class GuestHost {
         }
         return invoke(execute, form: executeForm, input: bytes, what: "result")
             .flatMap { GuestAnswer.checkResultShape($0, plugin: plugin) }
-    }
-
-    public func meta() -> Result<JSONValue, PluginError> {
-        guard let (function, form) = metaFunction else { return .success(.null) }
-        return invoke(function, form: form, input: nil, what: "meta")
     }
 
     /// Calls the guest's `destroy`, if any; errors are only logged, as the worker is ending.

@@ -41,7 +41,7 @@ public final class WasiCommand {
         let problems = ABICheck.problems(
             shape, abi: .wasiCommand, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
         trapped = request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
-        guard problems.isEmpty else { throw loadFailed(problems.joined(separator: "; ")) }
+        guard problems.isEmpty else { throw loadFailed(problems.map(\.description).joined(separator: "; ")) }
         memoryLimit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
         if let minPages = shape.memoryMinPages, minPages > UInt64(memoryLimit / 65536) {
             throw loadFailed("initial memory of \(minPages * 64) KiB exceeds the plugin's memory limit of \(memoryLimit / 1024) KiB")
@@ -52,8 +52,7 @@ public final class WasiCommand {
         engine = Engine(configuration: EngineConfiguration(
             compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
         (stdin, stdout) = stdio
-        let items = shape.moduleItems
-        ready = ReadyInfo(meta: ["name": .string(request.plugin)], exports: items.exports, imports: items.imports, memoryBytes: 0)
+        ready = ReadyInfo(meta: ["name": .string(request.plugin)], memoryBytes: 0)
     }
 
     public func execute(context input: JSONValue) -> Result<JSONValue, PluginError> {

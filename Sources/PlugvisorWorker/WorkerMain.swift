@@ -116,14 +116,7 @@ public enum PlugvisorWorker {
             }
             guard case let .call(request) = message else { fail("unexpected message while serving: \(message)") }
             let started = ContinuousClock.now
-            let outcome: Result<JSONValue, PluginError>
-            switch request.fn {
-            case .execute: outcome = host.execute(context: request.payload ?? .object([:]))
-            case .meta: outcome = host.meta()
-            case .destroy:
-                host.destroy()
-                outcome = .success(["success": true])
-            }
+            let outcome = host.execute(context: request.payload ?? .object([:]))
             let elapsed = ContinuousClock.now - started
             let stats = CallStats(micros: Int(elapsed.microseconds), memoryBytes: host.memoryBytes)
             let result: CallResult
@@ -159,7 +152,7 @@ enum Inspector {
         let items = shape.moduleItems
         return InspectReport(
             abi: abi, exports: items.exports, imports: items.imports, memoryMinPages: shape.memoryMinPages,
-            memoryMaxPages: shape.memoryMaxPages, problems: problems, capabilities: ABICheck.capabilities(shape),
+            memoryMaxPages: shape.memoryMaxPages, problems: problems.map(\.description), capabilities: ABICheck.capabilities(shape),
             sizeBytes: moduleBytes.count)
     }
 }
@@ -169,7 +162,6 @@ protocol Guest {
     var ready: ReadyInfo { get }
     var memoryBytes: Int { get }
     func execute(context: JSONValue) -> Result<JSONValue, PluginError>
-    func meta() -> Result<JSONValue, PluginError>
     func destroy()
 }
 
@@ -177,6 +169,5 @@ extension GuestHost: Guest {}
 
 extension WasiCommand: Guest {
     var memoryBytes: Int { 0 }
-    func meta() -> Result<JSONValue, PluginError> { .success(ready.meta ?? .null) }
     func destroy() {}
 }

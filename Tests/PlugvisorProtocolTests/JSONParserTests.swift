@@ -213,8 +213,7 @@ private func ascii(_ character: Unicode.Scalar) -> UInt8 { UInt8(ascii: characte
     @Test func theMessagesAreWrittenAsJSONEncoderWroteThem() throws {
         let worker: [WorkerMessage] = [
             .hello(Hello(pid: 1)),
-            .ready(ReadyInfo(meta: ["name": "x"], exports: [ModuleItem(name: "execute", kind: "func", signature: "() -> i64")],
-                             imports: [], memoryBytes: 65536)),
+            .ready(ReadyInfo(meta: ["name": "x"], memoryBytes: 65536)),
             .loadFailed(reason: "missing export: execute"),
             .result(CallResult(id: 7, payload: ["success": true, "data": [1, 2.5, "three", nil]],
                                stats: CallStats(micros: 12, fuelUsed: 99, memoryBytes: 65536))),

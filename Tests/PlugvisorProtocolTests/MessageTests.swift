@@ -8,12 +8,17 @@ import Testing
         #expect(message == .hello(Hello(plugvisor: 1, pid: 4242)))
     }
 
+    /// Earlier workers also sent the module's exports and imports in `ready`: still accepted.
+    @Test func anOlderWorkersReadyStillDecodes() throws {
+        let golden = #"{"type":"ready","meta":{"name":"x"},"exports":[{"name":"execute","kind":"func"}],"imports":[],"memoryBytes":65536}"#
+        let message = try JSONCoding.decode(WorkerMessage.self, from: Array(golden.utf8))
+        #expect(message == .ready(ReadyInfo(meta: ["name": "x"], memoryBytes: 65536)))
+    }
+
     @Test func everyWorkerMessageSurvivesARoundTrip() throws {
         let messages: [WorkerMessage] = [
             .hello(Hello(pid: 1)),
-            .ready(ReadyInfo(meta: ["name": "x", "version": "1.0.0"],
-                             exports: [ModuleItem(name: "execute", kind: "func", signature: "(i32, i32) -> i64")],
-                             imports: [], memoryBytes: 65536)),
+            .ready(ReadyInfo(meta: ["name": "x", "version": "1.0.0"], memoryBytes: 65536)),
             .loadFailed(reason: "missing export: execute"),
             .result(CallResult(id: 7, payload: ["success": true, "data": [1, 2.5, "three", nil]],
                                stats: CallStats(micros: 12, fuelUsed: 99, memoryBytes: 65536))),
