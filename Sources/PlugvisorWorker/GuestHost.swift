@@ -35,29 +35,11 @@ public final class GuestHost {
         maxResultBytes = request.maxResultBytes
         func loadFailed(_ message: String) -> PluginError { PluginError(.loadFailed, plugin: request.plugin, message) }
 
-        let shape: ModuleShape
-        do { shape = try ModuleShape(bytes: moduleBytes) } catch {
-            throw loadFailed(ModuleShape.notAModule(error, bytes: moduleBytes))
-        }
         precondition(request.abi == .plugvisor, "a wasi-command plugin is a WasiCommand")
-        let problems = ABICheck.problems(
-            shape, abi: request.abi, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
-        guard problems.isEmpty else { throw loadFailed(problems.map(\.description).joined(separator: "; ")) }
-        let limit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
-        if let minPages = shape.memoryMinPages, minPages > UInt64(limit / 65536) {
-            throw loadFailed("initial memory of \(minPages * 64) KiB exceeds the plugin's memory limit of \(limit / 1024) KiB")
-        }
-
-        let module: Module
-        do { module = try parseWasm(bytes: moduleBytes) } catch {
-            throw loadFailed(ModuleShape.notAModule(error, bytes: moduleBytes))
-        }
-        // Software bounds checks: the interpreter checks every access anyway, and this avoids
-        // process-wide SIGSEGV handlers and a 4 GiB address reservation per memory.
-        let engine = Engine(configuration: EngineConfiguration(
-            compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
-        store = Store(engine: engine)
-        store.resourceLimiter = MemoryCap(bytes: limit)
+        let prepared = try PreparedModule(bytes: moduleBytes, request: request)
+        let shape = prepared.shape
+        store = Store(engine: prepared.engine)
+        store.resourceLimiter = MemoryCap(bytes: prepared.memoryLimit)
 
         hostModule = HostModule(
             plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill, log: log, hostService: hostService)
@@ -71,9 +53,8 @@ public final class GuestHost {
         }
         let instance: Instance
         do throws(PluginError) {
-            let trapped = request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
-            instance = try Self.instantiate(module, store: store, wasi: wasi, hostModule: hostModule, preopens: request.preopens,
-                                            fuel: request.fuel, plugin: request.plugin, trapped: trapped)
+            instance = try Self.instantiate(prepared.module, store: store, wasi: wasi, hostModule: hostModule, preopens: request.preopens,
+                                            fuel: request.fuel, plugin: request.plugin, trapped: prepared.trapped)
         } catch {
             try? wasi.close()  // WasmKit requires close before the bridge goes away
             throw error
