@@ -140,6 +140,10 @@ let package = Package(
 
         .testTarget(name: "PlugvisorProtocolTests", dependencies: ["PlugvisorProtocol", "PlugvisorPosix"]),
         .testTarget(name: "PlugvisorManifestTests", dependencies: ["PlugvisorManifest", "PlugvisorProtocol"]),
+        .testTarget(
+            name: "PlugvisorCLITests",
+            dependencies: ["PlugvisorCLI", "PlugvisorProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PlugvisorSupervisorTests", dependencies: ["Plugvisor", "PlugvisorManifest", "PlugvisorProtocol"]),
         .testTarget(
             name: "PlugvisorWorkerTests", dependencies: ["PlugvisorWorker", "PlugvisorProtocol", "PlugvisorTestSupport"]),

@@ -4,7 +4,7 @@ import PlugvisorTestSupport
 import Testing
 
 /// `plugvisor start` with real workers and real fixture plugins, driven through the CLI.
-@Suite(.serialized) struct CorePathTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct CorePathTests {
     static let demo = """
         plugins:
           - name: echo

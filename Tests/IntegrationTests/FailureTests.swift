@@ -5,7 +5,7 @@ import PlugvisorTestSupport
 import Testing
 
 /// Plugins that misbehave end in a clear typed error while the supervisor and the others go on.
-@Suite(.serialized) struct FailureTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct FailureTests {
     @Test func aCallPastItsTimeoutKillsTheWorkerAndAFreshOneServesTheNextCall() throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:

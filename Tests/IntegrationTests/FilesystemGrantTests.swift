@@ -6,7 +6,7 @@ import Testing
 
 /// What a plugin author meets with files: a C plugin that links `fopen` loads without a grant,
 /// and a grant that cannot work as its mode says is named at start, not found out as ENOENT.
-@Suite(.serialized) struct FilesystemGrantTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct FilesystemGrantTests {
     @Test func aCPluginUsingFopenLoadsWithoutAGrantAndFopenFailsAtCallTime() throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:

@@ -8,7 +8,7 @@ import PlugvisorTestSupport
 import Testing
 
 /// The HTTP gateway of a real `plugvisor start --http`, through a real HTTP client (URLSession).
-@Suite(.serialized) struct GatewayTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct GatewayTests {
     static let token = "t0ken-\(UUID().uuidString)"
 
     /// A supervisor with the gateway on a free port and an admin token.

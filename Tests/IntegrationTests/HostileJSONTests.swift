@@ -6,7 +6,7 @@ import Testing
 
 /// Deeply nested JSON from unauthenticated clients, against a real supervisor: it costs
 /// milliseconds, is refused with a clear error, and never fails a plugin (issue 12, finding 2).
-@Suite(.serialized) struct HostileJSONTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct HostileJSONTests {
     /// `[[…]]` nested `depth` levels.
     static func nested(_ depth: Int) -> String { String(repeating: "[", count: depth) + String(repeating: "]", count: depth) }
 

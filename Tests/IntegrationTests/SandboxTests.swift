@@ -7,7 +7,7 @@ import Testing
 
 /// The worker's lockdown, proven on live workers: forbidden syscalls die of SIGSYS and are
 /// named, /proc shows the filter and the limits, grants are exactly what the manifest says.
-@Suite(.serialized) struct SandboxTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct SandboxTests {
     @Test func forbiddenSyscallsKillTheWorkerAndTheSupervisorNamesThem() throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
@@ -256,7 +256,7 @@ import Testing
 
 /// DESIGN §9's hostile plugins: each ends in a clear typed error (or a refused load) while the
 /// supervisor and every other plugin keep answering.
-@Suite(.serialized) struct HostilePluginTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct HostilePluginTests {
     static let manifest = """
         plugins:
           - {name: runaway-start, wasm: "{{plugins}}/runaway-start.wasm", timeout: 1s}

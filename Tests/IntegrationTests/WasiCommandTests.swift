@@ -4,7 +4,7 @@ import PlugvisorTestSupport
 import Testing
 
 /// `abi: wasi-command`: ordinary WASI programs as plugins, under the same sandbox.
-@Suite(.serialized) struct WasiCommandTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct WasiCommandTests {
     @Test func aWasiCommandReadsTheContextOnStdinAndAnswersOnStdout() throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
@@ -71,7 +71,7 @@ import Testing
 }
 
 /// `unknown_imports: trap`: imports nothing grants are linked as traps instead of refused.
-@Suite(.serialized) struct UnknownImportsTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct UnknownImportsTests {
     @Test func anUnknownImportTrapsWhenCalledInsteadOfRefusingTheModule() throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
