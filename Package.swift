@@ -134,14 +134,18 @@ let package = Package(
         ),
         .target(name: "CPlugvisorLinux", cSettings: [.define("_GNU_SOURCE")]),
         // The worker's lockdown: the allowlist as data with reasons, in the order nsjail uses.
-        .target(name: "PlugvisorSandbox", dependencies: ["CPlugvisorSandbox"]),
+        .target(name: "PlugvisorSandbox", dependencies: ["CPlugvisorSandbox", "PlugvisorProtocol"]),
         // libseccomp (Debian's libseccomp-dev), Landlock, rlimits; no _GNU_SOURCE here.
         .target(name: "CPlugvisorSandbox", linkerSettings: [.linkedLibrary("seccomp")]),
         // Test-only: finds fixtures and binaries, runs processes. Not a product.
-        .target(name: "PlugvisorTestSupport"),
+        .target(name: "PlugvisorTestSupport", dependencies: ["PlugvisorPosix"]),
 
         .testTarget(name: "PlugvisorProtocolTests", dependencies: ["PlugvisorProtocol", "PlugvisorPosix"]),
         .testTarget(name: "PlugvisorManifestTests", dependencies: ["PlugvisorManifest", "PlugvisorProtocol"]),
+        .testTarget(
+            name: "PlugvisorCLITests",
+            dependencies: ["PlugvisorCLI", "PlugvisorProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PlugvisorSupervisorTests", dependencies: ["Plugvisor", "PlugvisorManifest", "PlugvisorProtocol"]),
         .testTarget(
             name: "PlugvisorWorkerTests", dependencies: ["PlugvisorWorker", "PlugvisorProtocol", "PlugvisorTestSupport"]),

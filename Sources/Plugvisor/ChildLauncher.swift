@@ -21,7 +21,7 @@ struct ChildRole: Sendable {
 
     /// `user`: who the broker drops to, when the supervisor runs as root.
     static func broker(_ executable: String, user: WorkerUser?) -> ChildRole {
-        ChildRole(executable: executable, arguments: user.map { ["--user", "\($0.uid):\($0.gid)"] } ?? [], module: nil)
+        ChildRole(executable: executable, arguments: user.map { ["--user", $0.argument] } ?? [], module: nil)
     }
 }
 

@@ -20,11 +20,12 @@ struct CircuitBreaker: Sendable, Equatable {
         .timeout, .workerCrashed, .trap, .outOfFuel, .invalidResult, .protocolViolation,
     ]
 
-    var name: String {
+    /// The state `status` reports (the wire's names).
+    var reportedState: CircuitState {
         switch state {
-        case .closed: return "closed"
-        case .open: return "open"
-        case .halfOpen: return "half-open"
+        case .closed: return .closed
+        case .open: return .open
+        case .halfOpen: return .halfOpen
         }
     }
 

@@ -30,7 +30,7 @@ package struct ControlProtocol: Sendable {
             let outcome = request.op == .kill ? supervisor.kill(plugin: plugin) : supervisor.restart(plugin: plugin)
             switch outcome {
             case .success:
-                let state = (try? supervisor.status(of: plugin).get())?.state ?? "?"
+                let state = (try? supervisor.status(of: plugin).get())?.state.rawValue ?? "?"
                 return ControlResponse(result: ["plugin": .string(plugin), "state": .string(state)])
             case let .failure(error): return ControlResponse(error: error)
             }

@@ -73,8 +73,8 @@ final class PluginController: @unchecked Sendable {
     /// The spec of the generation that serves.
     var spec: PluginSpec { lock.withLock { machine.spec } }
 
-    /// The plugin's state as `status` names it, without building a status.
-    var stateName: String { lock.withLock { machine.stateName } }
+    /// The plugin's state as `status` reports it, without building a status.
+    var reportedState: PluginStatus.State { lock.withLock { machine.reportedState } }
 
     // MARK: Events in, actions out
 
@@ -322,7 +322,10 @@ final class PluginController: @unchecked Sendable {
             }
             let connection = WorkerConnection(worker: worker, plugin: name)
             do throws(PluginError) {
-                let ready = try connection.handshake(loadRequest(spec), spec: spec)
+                let request = LoadRequest(
+                    spec: spec, workerUser: environment.workerUser(for: name),
+                    sandboxDrill: environment.configuration.sandboxDrill)
+                let ready = try connection.handshake(request, spec: spec)
                 let (wanted, work) = lock.withLock { () -> (Bool, [Action]) in
                     let (wanted, actions) = machine.workerReady(id, now: .now)
                     if wanted {
@@ -371,21 +374,6 @@ final class PluginController: @unchecked Sendable {
             worker.logger.debug("worker ended", metadata: metadata)
         }
         perform(work)
-    }
-
-    private func loadRequest(_ spec: PluginSpec) -> LoadRequest {
-        LoadRequest(
-            plugin: name,
-            abi: spec.abi == .wasiCommand ? .wasiCommand : .plugvisor,
-            memoryLimit: spec.memory,
-            fuel: spec.fuel,
-            env: spec.env,
-            config: spec.config,
-            preopens: spec.filesystem.map { Preopen(host: $0.host, guest: $0.guest, readOnly: $0.mode == .readOnly) },
-            workerUser: environment.workerUser(for: name),
-            sandboxDrill: environment.configuration.sandboxDrill,
-            args: spec.args.isEmpty ? [spec.name] : spec.args,
-            trapUnknownImports: spec.trapUnknownImports)
     }
 
     // MARK: Calls
@@ -512,8 +500,8 @@ final class PluginController: @unchecked Sendable {
     /// What `status` shows, copied under the lock; reading /proc, sorting latencies and
     /// formatting dates happen outside it, so a status never holds up calls.
     private struct Snapshot {
-        var workers: [(WorkerHandle, String)]
-        var state: String
+        var workers: [(WorkerHandle, WorkerStatus.State)]
+        var state: PluginStatus.State
         var reason: String?
         var lastReload: PluginStateMachine.ReloadOutcome?
         var lastReloadAt: Date?
@@ -521,7 +509,7 @@ final class PluginController: @unchecked Sendable {
         var meta: JSONValue?
         var sha256: String?
         var restarts: Int
-        var circuit: String?
+        var circuit: CircuitState?
         var queued: Int
         var stats: PluginStats
     }
@@ -531,10 +519,10 @@ final class PluginController: @unchecked Sendable {
             var reason = machine.lastError
             if case let .failed(_, why) = machine.state { reason = why }
             return Snapshot(
-                workers: handles.sorted { $0.key < $1.key }.map { ($0.value, machine.phaseName($0.key)) },
-                state: machine.stateName, reason: reason, lastReload: machine.lastReload, lastReloadAt: lastReloadAt,
+                workers: handles.sorted { $0.key < $1.key }.map { ($0.value, machine.reportedState(of: $0.key)) },
+                state: machine.reportedState, reason: reason, lastReload: machine.lastReload, lastReloadAt: lastReloadAt,
                 version: machine.version, meta: metas[machine.generation], sha256: modules[machine.generation]?.sha256,
-                restarts: machine.restarts.total, circuit: machine.circuit?.name, queued: machine.queue.count, stats: stats)
+                restarts: machine.restarts.total, circuit: machine.circuit?.reportedState, queued: machine.queue.count, stats: stats)
         }
         let now = ContinuousClock.now
         let workers = snapshot.workers.map { worker, phase in

@@ -59,7 +59,7 @@ struct PluginMetrics: Sendable {
         Gauge(label: Names.workers, dimensions: dimensions).record(status.workers.count)
         Gauge(label: Names.residentBytes, dimensions: dimensions).record(status.workers.compactMap(\.rssBytes).saturatingSum())
         Gauge(label: Names.guestMemoryBytes, dimensions: dimensions).record(status.workers.compactMap(\.memoryBytes).saturatingSum())
-        Gauge(label: Names.ready, dimensions: dimensions).record(status.state == "ready" ? 1 : 0)
+        Gauge(label: Names.ready, dimensions: dimensions).record(status.state == .ready ? 1 : 0)
         Gauge(label: Names.generation, dimensions: dimensions).record(status.generation)
     }
 }

@@ -388,7 +388,7 @@ struct PluginStateMachine: Sendable {
             if case let .spawn(id, _) = replacement { settling[generation]?.workers.insert(id) }
             return [replacement]
         case let .giveUp(count):
-            return fail(code: .failed, reason: "restarted \(count) times within \(restarts.policy.within); last: \(description)")
+            return fail(code: .restartLimit, reason: "restarted \(count) times within \(restarts.policy.within); last: \(description)")
         }
     }
 
@@ -572,24 +572,26 @@ struct PluginStateMachine: Sendable {
         return serves ? version : version + 1
     }
 
-    var stateName: String {
+    /// The state `status` reports (the wire's names).
+    var reportedState: PluginStatus.State {
         switch state {
-        case .starting: return "starting"
-        case .serving: return "ready"
-        case .reloading: return "reloading"
-        case .stopped, .shuttingDown: return "stopped"
-        case .failed: return "failed"
+        case .starting: return .starting
+        case .serving: return .ready
+        case .reloading: return .reloading
+        case .stopped, .shuttingDown: return .stopped
+        case .failed: return .failed
         }
     }
 
-    func phaseName(_ id: WorkerID) -> String {
+    /// The state `status` reports for worker `id` (the wire's names).
+    func reportedState(of id: WorkerID) -> WorkerStatus.State {
         switch workers[id]?.phase {
-        case .starting?: return "starting"
-        case .idle?: return "idle"
-        case .busy?: return "busy"
-        case .draining?: return "draining"
-        case .dying?: return "dying"
-        case nil: return "gone"
+        case .starting?: return .starting
+        case .idle?: return .idle
+        case .busy?: return .busy
+        case .draining?: return .draining
+        case .dying?: return .dying
+        case nil: return .gone
         }
     }
 }

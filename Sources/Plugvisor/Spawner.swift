@@ -20,7 +20,7 @@ final class Spawner: @unchecked Sendable {
 
     /// Runs `body` on the spawner thread and returns its result.
     func run<T: Sendable>(_ body: @escaping @Sendable () throws(SystemError) -> T) throws(SystemError) -> T {
-        let box = ResultBox<Result<T, SystemError>>()
+        let box = HandOff<Result<T, SystemError>>()
         lock.withLock {
             jobs.append {
                 let result: Result<T, SystemError>
@@ -49,27 +49,6 @@ final class Spawner: @unchecked Sendable {
             }
             guard let job else { return }
             job()
-        }
-    }
-}
-
-/// A value handed from one thread to another exactly once.
-final class ResultBox<T: Sendable>: @unchecked Sendable {
-    // SAFETY: `value` is only touched under `lock`.
-    private let lock = Lock()
-    private var value: T?
-
-    func fulfill(_ newValue: T) {
-        lock.withLock {
-            value = newValue
-            lock.broadcast()
-        }
-    }
-
-    func wait() -> T {
-        lock.withLock {
-            while value == nil { lock.wait() }
-            return value!
         }
     }
 }

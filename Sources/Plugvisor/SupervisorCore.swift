@@ -143,7 +143,7 @@ package final class SupervisorCore: @unchecked Sendable {
 
     /// Plugins that are not serving, with the reason.
     package var failedPlugins: [(name: String, reason: String)] {
-        status().plugins.filter { $0.state == "failed" }.map { ($0.name, $0.lastError ?? "unknown reason") }
+        status().plugins.filter { $0.state == .failed }.map { ($0.name, $0.lastError ?? "unknown reason") }
     }
 
     // MARK: Operations

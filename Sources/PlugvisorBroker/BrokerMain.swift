@@ -36,7 +36,7 @@ public enum PlugvisorBroker {
 
     /// The worker's lockdown (`Lockdown.apply`), with descriptors and rlimits first, and without
     /// its namespaces: the broker connects through the host's network and resolver.
-    static func lockDown(user: (uid: uid_t, gid: gid_t)?) throws(SandboxError) {
+    static func lockDown(user: WorkerUser?) throws(SandboxError) {
         try Lockdown.atStart(keepingThrough: channelFD)
         try Lockdown.setResourceLimits(.broker)
         let directories = readableDirectories.filter { FileManager.default.fileExists(atPath: $0) }
@@ -45,13 +45,12 @@ public enum PlugvisorBroker {
             isolated: false))
     }
 
-    static func user(from arguments: [String]) -> (uid: uid_t, gid: gid_t)? {
+    static func user(from arguments: [String]) -> WorkerUser? {
         guard let flag = arguments.firstIndex(of: "--user"), flag + 1 < arguments.count else { return nil }
-        let parts = arguments[flag + 1].split(separator: ":")
-        guard parts.count == 2, let uid = uid_t(parts[0]), let gid = gid_t(parts[1]) else {
+        guard let user = WorkerUser(argument: arguments[flag + 1]) else {
             fail("--user wants UID:GID, not \(arguments[flag + 1])")
         }
-        return (uid, gid)
+        return user
     }
 
     static func drill(from arguments: [String]) -> Int32? {

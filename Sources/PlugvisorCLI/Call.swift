@@ -42,13 +42,13 @@ struct Call: ParsableCommand {
         let request = ControlRequest(op: .call, plugin: name, context: context)
         switch ControlClient(path: control.path).send(request) {
         case let .failure(error):
-            Report.error(error)
+            Output.fail(error)
         case let .success(response):
-            if let error = response.error { Report.error(error) }
+            if let error = response.error { Output.fail(error) }
             guard let result = response.result else {
-                Report.error(PluginError(.internalError, plugin: name, "the supervisor sent no result"))
+                Output.fail(PluginError(.internalError, plugin: name, "the supervisor sent no result"))
             }
-            Report.stdout(Report.json(result))
+            Output.stdout(Output.json(result))
             if result["success"]?.boolValue != true { throw ExitCode(1) }
         }
     }

@@ -26,11 +26,21 @@ struct ControlClient {
             return .failure(PluginError(.internalError, "control socket \(path): \(error)"))
         }
     }
+
+    /// `op` (kill, restart) on plugin `name`; prints the state it is in afterwards.
+    func apply(_ op: ControlRequest.Operation, to name: String) {
+        switch send(ControlRequest(op: op, plugin: name)) {
+        case let .failure(error): Output.fail(error)
+        case let .success(response):
+            if let error = response.error { Output.fail(error) }
+            Output.stdout("\(name): \(response.result?["state"]?.stringValue ?? "?")")
+        }
+    }
 }
 
-/// How every command reports a typed error: one line of JSON on stderr, exit 2.
-enum Report {
-    static func error(_ error: PluginError) -> Never {
+/// What the commands print. A typed error is one line of JSON on stderr, then exit 2.
+enum Output {
+    static func fail(_ error: PluginError) -> Never {
         let line = JSONCoding.compact(["error": error])
         FileHandle.standardError.write(Data((line + "\n").utf8))
         exit(2)

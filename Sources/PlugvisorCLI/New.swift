@@ -47,10 +47,10 @@ struct New: ParsableCommand {
                 if file.executable { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path) }
             }
         } catch {
-            Report.stderr("plugvisor new: cannot write \(folder.path): \(error.localizedDescription)")
+            Output.stderr("plugvisor new: cannot write \(folder.path): \(error.localizedDescription)")
             throw ExitCode(1)
         }
-        Report.stdout("""
+        Output.stdout("""
             wrote \(folder.path)/: \(template.files.map(\.path).joined(separator: ", "))
             next:
               cd \(directory ?? name) && ./build.sh

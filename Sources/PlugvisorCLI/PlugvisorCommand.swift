@@ -28,7 +28,7 @@ public struct PlugvisorCommand: ParsableCommand {
             let names = configuration.subcommands.map { $0._commandName } + ["help"]
             if !names.contains(first) {
                 let hint = NearestName.suggestion(for: first, among: names).map { ": did you mean '\($0)'?" } ?? ""
-                Report.stderr("Error: unknown subcommand '\(first)'\(hint)\n\(usageString())\n  See 'plugvisor --help' for more information.")
+                Output.stderr("Error: unknown subcommand '\(first)'\(hint)\n\(usageString())\n  See 'plugvisor --help' for more information.")
                 Foundation.exit(ExitCode.validationFailure.rawValue)
             }
         }
@@ -60,7 +60,7 @@ func withUsage<T>(of command: ParsableCommand.Type, _ body: () throws -> T) thro
         let name = command._commandName
         var usage = PlugvisorCommand.usageString(for: command)
         if !usage.hasPrefix("Usage:") { usage = "Usage: " + usage }
-        Report.stderr("Error: \(error.message)\n\(usage)\n  See 'plugvisor \(name) --help' for more information.")
+        Output.stderr("Error: \(error.message)\n\(usage)\n  See 'plugvisor \(name) --help' for more information.")
         throw ExitCode.validationFailure
     }
 }

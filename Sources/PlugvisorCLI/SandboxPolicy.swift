@@ -36,10 +36,10 @@ struct SandboxPolicyCommand: ParsableCommand {
         var printed: Set<String> = []
         for rule in policy.rules {
             if namesOnly {
-                if printed.insert(rule.name).inserted { Report.stdout(rule.name) }
+                if printed.insert(rule.name).inserted { Output.stdout(rule.name) }
             } else {
                 let condition = rule.conditions.isEmpty ? "" : " (only \(rule.conditions.map(\.meaning).joined(separator: ", ")))"
-                Report.stdout("\(rule.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(rule.why)\(condition)")
+                Output.stdout("\(rule.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(rule.why)\(condition)")
             }
         }
     }

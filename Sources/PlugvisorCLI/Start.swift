@@ -69,8 +69,8 @@ struct Start: ParsableCommand {
 
         let loaded: Manifest
         do { loaded = try Manifest.load(path: manifest) } catch {
-            Report.stderr(error.description)
-            Report.stderr("plugvisor: \(error.problems.count) problem(s) in \(manifest); nothing was started")
+            Output.stderr(error.description)
+            Output.stderr("plugvisor: \(error.problems.count) problem(s) in \(manifest); nothing was started")
             throw ExitCode(1)
         }
 
@@ -79,16 +79,16 @@ struct Start: ParsableCommand {
             configuration.workerUIDs = try SupervisorConfiguration.uidRange(workerUIDs)
             if let workerUser, geteuid() == 0 { configuration.workerUser = try SupervisorConfiguration.user(named: workerUser) }
         } catch {
-            Report.stderr("plugvisor: \(error)")
+            Output.stderr("plugvisor: \(error)")
             throw ExitCode(1)
         }
         let supervisor = Supervisor(manifest: loaded, configuration: configuration, logger: logger)
-        let stopRequested = StopSignal()
+        let stopRequested = HandOff<Void>()  // by `stop`, SIGTERM or SIGINT
         let server: ControlServer
         do {
-            server = try ControlServer(path: control.path, supervisor: supervisor, logger: logger) { stopRequested.fire() }
+            server = try ControlServer(path: control.path, supervisor: supervisor, logger: logger) { stopRequested.fulfill(()) }
         } catch {
-            Report.stderr("plugvisor: \(error)")
+            Output.stderr("plugvisor: \(error)")
             throw ExitCode(1)
         }
         var signalSources: [DispatchSourceSignal] = []
@@ -101,7 +101,7 @@ struct Start: ParsableCommand {
                     _ = supervisor.core.reloadManifest()
                 }
             } else {
-                source.setEventHandler { stopRequested.fire() }
+                source.setEventHandler { stopRequested.fulfill(()) }
             }
             source.resume()
             signalSources.append(source)
@@ -133,7 +133,7 @@ struct Start: ParsableCommand {
                 http = running
                 logger.info("HTTP gateway listening on http://\(listening)")
             } catch {
-                Report.stderr("plugvisor: cannot serve HTTP on \(address): \(error)")
+                Output.stderr("plugvisor: cannot serve HTTP on \(address): \(error)")
                 supervisor.core.shutdown()
                 server.close()
                 throw ExitCode(1)
@@ -164,24 +164,6 @@ private func raiseDescriptorLimit() {
     if limit.rlim_cur < wanted {
         limit.rlim_cur = wanted
         _ = setrlimit(resource, &limit)
-    }
-}
-
-/// Fired once by `stop`, SIGTERM or SIGINT; the main thread waits for it.
-final class StopSignal: @unchecked Sendable {
-    // SAFETY: `fired` is only touched under `lock`.
-    private let lock = Lock()
-    private var fired = false
-
-    func fire() {
-        lock.withLock {
-            fired = true
-            lock.broadcast()
-        }
-    }
-
-    func wait() {
-        lock.withLock { while !fired { lock.wait() } }
     }
 }
 

@@ -13,11 +13,11 @@ struct Status: ParsableCommand {
 
     func run() throws {
         switch ControlClient(path: control.path).send(ControlRequest(op: .status)) {
-        case let .failure(error): Report.error(error)
+        case let .failure(error): Output.fail(error)
         case let .success(response):
-            if let error = response.error { Report.error(error) }
-            guard let status = response.status else { Report.error(PluginError(.internalError, "no status in the answer")) }
-            Report.stdout(json ? Report.json(status) : Self.table(status))
+            if let error = response.error { Output.fail(error) }
+            guard let status = response.status else { Output.fail(PluginError(.internalError, "no status in the answer")) }
+            Output.stdout(json ? Output.json(status) : Self.table(status))
         }
     }
 
@@ -28,15 +28,15 @@ struct Status: ParsableCommand {
         for plugin in status.plugins {
             let rss = plugin.workers.compactMap(\.rssBytes).saturatingSum()
             rows.append([
-                plugin.name, plugin.version ?? "-", "\(plugin.generation)", plugin.state,
+                plugin.name, plugin.version ?? "-", "\(plugin.generation)", plugin.state.rawValue,
                 plugin.workers.isEmpty ? "-" : plugin.workers.map { "\($0.pid)" }.joined(separator: ","),
                 "\(plugin.calls)", "\(plugin.errors)",
                 plugin.p50Micros.map(formatMicros) ?? "-", plugin.p99Micros.map(formatMicros) ?? "-",
                 "\(plugin.restarts)", rss > 0 ? formatBytes(rss) : "-",
             ])
-            if let error = plugin.lastError, plugin.state == "failed" || plugin.errors > 0 {
+            if let error = plugin.lastError, plugin.state == .failed || plugin.errors > 0 {
                 notes.append(DisplayText.escaped(
-                    "\(plugin.name): \(plugin.state == "failed" ? "failed: " : "last error: ")\(error)"))
+                    "\(plugin.name): \(plugin.state == .failed ? "failed: " : "last error: ")\(error)"))
             }
         }
         // Versions and errors are what guests and workers wrote: data, never terminal controls.
@@ -56,28 +56,5 @@ struct Status: ParsableCommand {
 
     static func formatBytes(_ bytes: Int) -> String {
         bytes < 1 << 20 ? "\(bytes / 1024)KiB" : String(format: "%.1fMiB", Double(bytes) / Double(1 << 20))
-    }
-}
-
-struct Stop: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Stop the supervisor gracefully: drain calls, end every worker, exit.")
-
-    @OptionGroup var control: ControlOptions
-
-    func run() throws {
-        let client = ControlClient(path: control.path)
-        switch client.send(ControlRequest(op: .stop)) {
-        case let .failure(error): Report.error(error)
-        case let .success(response):
-            if let error = response.error { Report.error(error) }
-        }
-        // Return only once the supervisor is gone, so that scripts can rely on it.
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            if case .failure = client.send(ControlRequest(op: .status)) { return }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        Report.error(PluginError(.internalError, "the supervisor did not exit within 60s"))
     }
 }

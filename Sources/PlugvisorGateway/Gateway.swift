@@ -300,7 +300,7 @@ public struct Gateway: Sendable {
         case .overloaded: return .tooManyRequests
         case .timeout: return .gatewayTimeout
         case .workerCrashed, .killed, .trap, .outOfFuel, .invalidResult, .protocolViolation: return .badGateway
-        case .stopped, .failed, .circuitOpen, .loadFailed: return .serviceUnavailable
+        case .stopped, .restartLimit, .circuitOpen, .loadFailed: return .serviceUnavailable
         case .invalidManifest, .reloadFailed: return .unprocessableContent
         case .payloadTooLarge: return .contentTooLarge
         default: return .internalServerError

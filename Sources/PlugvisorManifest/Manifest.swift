@@ -1,3 +1,5 @@
+import PlugvisorProtocol
+
 /// A validated plugin manifest (DESIGN §5). Every capability defaults to denied.
 ///
 /// Values are plain and already checked: code that holds a `Manifest` never re-validates it.
@@ -13,10 +15,8 @@ public struct Manifest: Sendable, Equatable {
 }
 
 public struct PluginSpec: Sendable, Equatable {
-    public enum ABI: String, Sendable, Equatable, CaseIterable {
-        case plugvisor
-        case wasiCommand = "wasi-command"
-    }
+    /// The protocol's own type: a manifest's `abi:` reaches the worker unmapped.
+    public typealias ABI = GuestABI
 
     public enum AccessMode: String, Sendable, Equatable, CaseIterable {
         case readOnly = "ro"

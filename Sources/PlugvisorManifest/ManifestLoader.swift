@@ -93,11 +93,11 @@ struct ManifestReader {
             }
         }
         if !sawPlugins { problem(root, nil, "missing required key 'plugins'") }
-        checkUniqueNames(plugins, in: root)
+        checkUniqueNames(in: root)
         return Manifest(plugins: plugins, path: file)
     }
 
-    private mutating func checkUniqueNames(_ plugins: [PluginSpec], in root: Node) {
+    private mutating func checkUniqueNames(in root: Node) {
         var firstLine: [String: Int] = [:]
         guard case let .mapping(top) = root, case let .sequence(items)? = top["plugins"] else { return }
         for (index, item) in items.enumerated() {
@@ -110,7 +110,6 @@ struct ManifestReader {
                 firstLine[name] = nameNode.mark?.line ?? 0
             }
         }
-        _ = plugins
     }
 
     // MARK: - One plugin

@@ -37,9 +37,6 @@ public final class ChildProcess: @unchecked Sendable {
         self.pidfd = pidfd
     }
 
-    /// The descriptor becomes readable when the process exits (for poll/epoll).
-    public var exitDescriptor: Int32 { pidfd.rawValue }
-
     /// Spawns `executable` in its own process group. The child gets fd 0 from /dev/null, fd 1 and
     /// 2 as given (or /dev/null), fd 3 = `channel`, fd 4 = `extra` if any, and nothing else.
     public static func spawn(

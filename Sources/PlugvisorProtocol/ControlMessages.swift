@@ -32,11 +32,22 @@ public struct StatusReport: Codable, Sendable, Equatable {
 }
 
 public struct PluginStatus: Codable, Sendable, Equatable {
+    /// Where the plugin is in its lifecycle; the raw values are the wire strings.
+    public enum State: String, Codable, Sendable, CaseIterable {
+        case starting
+        case ready
+        /// Serving while a new generation starts.
+        case reloading
+        /// Killed by name: no calls, no restarts, until restarted.
+        case stopped
+        /// Will not serve until restarted: it could not load, or restarted too often.
+        case failed
+    }
+
     public var name: String
     /// From the guest's `meta`, when it has one.
     public var version: String?
-    /// starting, ready, stopped or failed.
-    public var state: String
+    public var state: State
     public var workers: [WorkerStatus]
     public var calls: Int
     public var errors: Int
@@ -47,8 +58,8 @@ public struct PluginStatus: Codable, Sendable, Equatable {
     /// Why the plugin is failed, or the last worker failure.
     public var lastError: String?
     public var sha256: String?
-    /// closed, open or half-open; nil without a circuit breaker.
-    public var circuit: String?
+    /// Nil without a circuit breaker.
+    public var circuit: CircuitState?
     /// Calls waiting for a free worker.
     public var queued: Int
     /// Which version serves: 0 at start, one more for each reload or restart.
@@ -58,9 +69,9 @@ public struct PluginStatus: Codable, Sendable, Equatable {
     public var lastReload: String?
 
     public init(
-        name: String, version: String?, state: String, workers: [WorkerStatus], calls: Int, errors: Int,
+        name: String, version: String?, state: State, workers: [WorkerStatus], calls: Int, errors: Int,
         errorsByCode: [String: Int], p50Micros: Int?, p99Micros: Int?, restarts: Int, lastError: String?,
-        sha256: String?, circuit: String? = nil, queued: Int = 0, generation: Int = 0, lastReloadAt: String? = nil,
+        sha256: String?, circuit: CircuitState? = nil, queued: Int = 0, generation: Int = 0, lastReloadAt: String? = nil,
         lastReload: String? = nil
     ) {
         self.name = name
@@ -83,20 +94,56 @@ public struct PluginStatus: Codable, Sendable, Equatable {
     }
 }
 
+/// A plugin's circuit breaker; the raw values are the wire strings.
+public enum CircuitState: String, Codable, Sendable, CaseIterable {
+    /// Calls go through.
+    case closed
+    /// Calls fail fast until the reset time.
+    case open
+    /// One trial call decides between closed and open.
+    case halfOpen = "half-open"
+}
+
 public struct WorkerStatus: Codable, Sendable, Equatable {
+    /// Where one worker process is; the raw values are the wire strings.
+    public enum State: String, Codable, Sendable, CaseIterable {
+        /// Spawned, not yet through its handshake.
+        case starting
+        case idle
+        case busy
+        /// Finishing its call, then retired (an older generation, or the plugin is stopping).
+        case draining
+        /// Killed, waiting to be reaped.
+        case dying
+        /// Reaped: no longer known to the plugin.
+        case gone
+    }
+
     public var pid: Int32
-    /// idle, busy or starting.
-    public var state: String
+    public var state: State
     public var uptimeSeconds: Double
     /// Resident memory of the worker process.
     public var rssBytes: Int?
     /// The guest's linear memory.
     public var memoryBytes: Int?
-    public init(pid: Int32, state: String, uptimeSeconds: Double, rssBytes: Int?, memoryBytes: Int?) {
+    public init(pid: Int32, state: State, uptimeSeconds: Double, rssBytes: Int?, memoryBytes: Int?) {
         self.pid = pid
         self.state = state
         self.uptimeSeconds = uptimeSeconds
         self.rssBytes = rssBytes
         self.memoryBytes = memoryBytes
     }
+}
+
+// Printed as on the wire ("half-open", not "halfOpen").
+extension PluginStatus.State: CustomStringConvertible {
+    public var description: String { rawValue }
+}
+
+extension WorkerStatus.State: CustomStringConvertible {
+    public var description: String { rawValue }
+}
+
+extension CircuitState: CustomStringConvertible {
+    public var description: String { rawValue }
 }

@@ -78,14 +78,6 @@ public struct FrameDecoder: Sendable {
         buffer.append(contentsOf: bytes)
     }
 
-    /// How many more bytes the decoder wants before it can make progress (at least 1).
-    public var wantedByteCount: Int {
-        let available = bufferedByteCount
-        guard available >= Framing.headerLength else { return Framing.headerLength - available }
-        guard let length = try? announcedLength() else { return 1 }
-        return max(1, Framing.headerLength + length - available)
-    }
-
     /// The next complete frame body, or nil when more bytes are needed.
     /// - Throws: `FramingError.oversize` as soon as a header announces more than `limit`.
     public mutating func nextFrame() throws(FramingError) -> [UInt8]? {

@@ -45,8 +45,10 @@ public struct PluginError: Error, Sendable, Hashable, Codable, CustomStringConve
         public static let killed = Code(rawValue: "killed")
         /// The plugin is stopped (killed by name, or the supervisor is shutting down).
         public static let stopped = Code(rawValue: "stopped")
-        /// The plugin restarted too often and is no longer restarted.
-        public static let failed = Code(rawValue: "failed")
+        /// The plugin restarted too often and is no longer restarted (the plugin is `failed`).
+        public static let restartLimit = Code(rawValue: "failed")
+        @available(*, deprecated, renamed: "restartLimit")
+        public static let failed = restartLimit
         /// Every worker is busy and the plugin's queue is full.
         public static let overloaded = Code(rawValue: "overloaded")
         /// The plugin's circuit breaker is open after consecutive failures.

@@ -82,6 +82,7 @@ public struct LoadRequest: Codable, Sendable, Equatable {
     }
 }
 
+/// The user a process drops to when it starts as root: worker, broker and inspector alike.
 public struct WorkerUser: Codable, Sendable, Equatable {
     public var uid: UInt32
     public var gid: UInt32
@@ -89,9 +90,19 @@ public struct WorkerUser: Codable, Sendable, Equatable {
         self.uid = uid
         self.gid = gid
     }
+
+    /// `UID:GID`, as `plugvisor-broker --user` takes it.
+    public var argument: String { "\(uid):\(gid)" }
+
+    /// Reads `argument`'s form; nil for anything else.
+    public init?(argument: String) {
+        let parts = argument.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let uid = UInt32(parts[0]), let gid = UInt32(parts[1]) else { return nil }
+        self.init(uid: uid, gid: gid)
+    }
 }
 
-/// One import or export of a module, as `plugvisor inspect` and `ready` report it.
+/// One import or export of a module, as `plugvisor inspect` reports it.
 public struct ModuleItem: Codable, Sendable, Equatable {
     public var module: String?
     public var name: String
@@ -108,24 +119,23 @@ public struct ModuleItem: Codable, Sendable, Equatable {
 }
 
 /// The worker's answer to `load` when the module is instantiated and ready for calls.
+/// (Earlier workers also sent `exports` and `imports`; the decoder ignores them.)
 public struct ReadyInfo: Codable, Sendable, Equatable {
     /// What the guest's `meta` export answered, if it has one.
     public var meta: JSONValue?
-    public var exports: [ModuleItem]
-    public var imports: [ModuleItem]
     /// Linear memory size in bytes after instantiation.
     public var memoryBytes: Int
-    public init(meta: JSONValue?, exports: [ModuleItem], imports: [ModuleItem], memoryBytes: Int) {
+    public init(meta: JSONValue?, memoryBytes: Int) {
         self.meta = meta
-        self.exports = exports
-        self.imports = imports
         self.memoryBytes = memoryBytes
     }
 }
 
 public struct CallRequest: Codable, Sendable, Equatable {
+    /// Only `execute`: the supervisor asks for `meta` through `ready`, and a worker runs the
+    /// guest's `destroy` when its channel closes.
     public enum Function: String, Codable, Sendable {
-        case execute, meta, destroy
+        case execute
     }
     public var id: UInt64
     public var fn: Function
@@ -313,8 +323,19 @@ public struct InspectRequest: Codable, Sendable, Equatable {
 /// What `plugvisor inspect` reports about a module, computed by a worker (the supervisor never
 /// parses guest bytes itself).
 public struct InspectReport: Codable, Sendable, Equatable {
-    /// "plugvisor", "plugvisor-i32" (the Go pattern's pointer results), "wasi-command", or nil.
-    public var abi: String?
+    /// The ABI a module speaks, judged by its exports; the raw values are the wire strings.
+    public enum ABI: String, Codable, Sendable, CaseIterable {
+        case plugvisor
+        /// The plugvisor ABI with the Go pattern's results: an i32 pointer to one JSON value.
+        case plugvisorI32 = "plugvisor-i32"
+        case wasiCommand = "wasi-command"
+
+        /// What a manifest's `abi:` says for such a module.
+        public var guestABI: GuestABI { self == .wasiCommand ? .wasiCommand : .plugvisor }
+    }
+
+    /// Nil when the module speaks none.
+    public var abi: ABI?
     public var exports: [ModuleItem]
     public var imports: [ModuleItem]
     /// Linear memory limits in 64 KiB pages.
@@ -328,7 +349,7 @@ public struct InspectReport: Codable, Sendable, Equatable {
     public var sha256: String?
 
     public init(
-        abi: String?, exports: [ModuleItem], imports: [ModuleItem], memoryMinPages: UInt64?, memoryMaxPages: UInt64?,
+        abi: ABI?, exports: [ModuleItem], imports: [ModuleItem], memoryMinPages: UInt64?, memoryMaxPages: UInt64?,
         problems: [String], capabilities: [String], sizeBytes: Int, sha256: String? = nil
     ) {
         self.abi = abi

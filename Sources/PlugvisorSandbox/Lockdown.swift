@@ -1,5 +1,6 @@
 import CPlugvisorSandbox
 import Glibc
+import PlugvisorProtocol
 
 /// Resource limits of a worker process.
 public struct ResourceLimits: Sendable, Equatable {
@@ -37,12 +38,15 @@ public struct LockdownPlan: Sendable {
             self.path = path
             self.writable = writable
         }
+
+        /// A granted directory, at its host path (Landlock rules know nothing of the guest's).
+        public init(_ preopen: Preopen) { self.init(path: preopen.host, writable: !preopen.readOnly) }
     }
 
     /// The only directories the worker may touch afterwards (Landlock).
     public var directories: [Directory]
     /// Drop to this uid and gid when running as root.
-    public var user: (uid: uid_t, gid: gid_t)?
+    public var user: WorkerUser?
     public var policy: SeccompPolicy
     /// Whether the process gets its own namespaces (user, mount, network, IPC, UTS) with an empty
     /// root holding only `directories`, and Landlock also forbids TCP bind and connect: yes for
@@ -51,7 +55,7 @@ public struct LockdownPlan: Sendable {
     public var isolated: Bool
 
     public init(
-        directories: [Directory], user: (uid: uid_t, gid: gid_t)?, policy: SeccompPolicy, isolated: Bool = true
+        directories: [Directory], user: WorkerUser?, policy: SeccompPolicy, isolated: Bool = true
     ) {
         self.directories = directories
         self.user = user

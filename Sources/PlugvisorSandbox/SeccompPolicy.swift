@@ -34,13 +34,19 @@ public struct SeccompPolicy: Sendable, Equatable {
         }
     }
 
-    public var rules: [Rule]
-    /// false: an allowlist (everything else traps). true: a denylist (the rules trap, the rest runs).
-    public var denies: Bool
+    public enum Mode: Sendable, Equatable {
+        /// The rules run; every other syscall traps (SIGSYS).
+        case allowList
+        /// The rules trap (SIGSYS); every other syscall runs.
+        case denyList
+    }
 
-    public init(rules: [Rule], denies: Bool = false) {
+    public var rules: [Rule]
+    public var mode: Mode
+
+    public init(rules: [Rule], mode: Mode = .allowList) {
         self.rules = rules
-        self.denies = denies
+        self.mode = mode
     }
 
     /// The network broker's filter: a denylist, not an allowlist. The broker runs
@@ -98,7 +104,7 @@ public struct SeccompPolicy: Sendable, Equatable {
         Rule("setresuid", why: "credentials are final once dropped"),
         Rule("setresgid", why: "credentials are final once dropped"),
         Rule("setgroups", why: "credentials are final once dropped"),
-    ], denies: true)
+    ], mode: .denyList)
 
     /// What a locked-down worker needs: read and write its frames, allocate, run WasmKit, and
     /// serve the WASI functions its grants allow. No sockets, exec, fork, ptrace; no open at all
@@ -206,7 +212,7 @@ public struct SeccompPolicy: Sendable, Equatable {
             return pv_seccomp_rule(number: pv_syscall_number(rule.name), conditions: (compiled(0), compiled(1)))
         }
         var message = [CChar](repeating: 0, count: 256)
-        let rc = pv_seccomp_install_mode(compiled, compiled.count, denies ? 1 : 0, &message, message.count)
+        let rc = pv_seccomp_install_mode(compiled, compiled.count, mode == .denyList ? 1 : 0, &message, message.count)
         if rc != 0 {
             let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw SandboxError(step: "seccomp", text)

@@ -6,7 +6,7 @@ import WasmKitWASI
 /// One instantiated guest module and the host side of its ABI. Thread-confined, like the
 /// WasmKit store it owns: the worker makes every call from its single thread.
 public final class GuestHost {
-    public private(set) var ready = ReadyInfo(meta: nil, exports: [], imports: [], memoryBytes: 0)
+    public private(set) var ready = ReadyInfo(meta: nil, memoryBytes: 0)
     let plugin: String
     private let store: Store
     private let instance: Instance
@@ -20,7 +20,7 @@ public final class GuestHost {
     private let fuel: UInt64?
     private let maxResultBytes: Int
     private let wasi: WASIBridgeToHost
-    private let context: HostContext
+    private let hostModule: HostModule
 
     /// Validates, instantiates and initialises the module (start function, `_initialize`, `init`),
     /// then asks `meta` if the guest has one. The worker calls this locked down: parsing the
@@ -28,39 +28,21 @@ public final class GuestHost {
     /// - Throws: `PluginError` with code `load_failed` that says what is wrong, naming the item.
     public init(
         moduleBytes: [UInt8], request: LoadRequest, log: @escaping (LogLine) -> Void,
-        broker: @escaping (String, JSONValue) -> JSONValue = { _, _ in ["error": "no broker"] }
+        hostService: @escaping (String, JSONValue) -> JSONValue = { _, _ in ["error": "no host services"] }
     ) throws(PluginError) {
         plugin = request.plugin
         fuel = request.fuel
         maxResultBytes = request.maxResultBytes
         func loadFailed(_ message: String) -> PluginError { PluginError(.loadFailed, plugin: request.plugin, message) }
 
-        let shape: ModuleShape
-        do { shape = try ModuleShape(bytes: moduleBytes) } catch {
-            throw loadFailed(ModuleShape.notAModule(error, bytes: moduleBytes))
-        }
         precondition(request.abi == .plugvisor, "a wasi-command plugin is a WasiCommand")
-        let problems = ABICheck.problems(
-            shape, abi: request.abi, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
-        guard problems.isEmpty else { throw loadFailed(problems.joined(separator: "; ")) }
-        let limit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
-        if let minPages = shape.memoryMinPages, minPages > UInt64(limit / 65536) {
-            throw loadFailed("initial memory of \(minPages * 64) KiB exceeds the plugin's memory limit of \(limit / 1024) KiB")
-        }
+        let prepared = try PreparedModule(bytes: moduleBytes, request: request)
+        let shape = prepared.shape
+        store = Store(engine: prepared.engine)
+        store.resourceLimiter = MemoryCap(bytes: prepared.memoryLimit)
 
-        let module: Module
-        do { module = try parseWasm(bytes: moduleBytes) } catch {
-            throw loadFailed(ModuleShape.notAModule(error, bytes: moduleBytes))
-        }
-        // Software bounds checks: the interpreter checks every access anyway, and this avoids
-        // process-wide SIGSEGV handlers and a 4 GiB address reservation per memory.
-        let engine = Engine(configuration: EngineConfiguration(
-            compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
-        store = Store(engine: engine)
-        store.resourceLimiter = MemoryCap(bytes: limit)
-
-        context = HostContext(
-            plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill, log: log, broker: broker)
+        hostModule = HostModule(
+            plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill, log: log, hostService: hostService)
         do {
             wasi = try WASIBridgeToHost(
                 args: [request.plugin], environment: request.env,
@@ -71,9 +53,8 @@ public final class GuestHost {
         }
         let instance: Instance
         do throws(PluginError) {
-            let trapped = request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
-            instance = try Self.instantiate(module, store: store, wasi: wasi, context: context, preopens: request.preopens,
-                                            fuel: request.fuel, plugin: request.plugin, trapped: trapped)
+            instance = try Self.instantiate(prepared.module, store: store, wasi: wasi, hostModule: hostModule, preopens: request.preopens,
+                                            fuel: request.fuel, plugin: request.plugin, trapped: prepared.trapped)
         } catch {
             try? wasi.close()  // WasmKit requires close before the bridge goes away
             throw error
@@ -98,7 +79,7 @@ public final class GuestHost {
     deinit { try? wasi.close() }
 
     private static func instantiate(
-        _ module: Module, store: Store, wasi: WASIBridgeToHost, context: HostContext, preopens: [Preopen], fuel: UInt64?,
+        _ module: Module, store: Store, wasi: WASIBridgeToHost, hostModule: HostModule, preopens: [Preopen], fuel: UInt64?,
         plugin: String, trapped: [ModuleShape.Item]
     ) throws(PluginError) -> Instance {
         var imports = Imports()
@@ -107,8 +88,8 @@ public final class GuestHost {
         wasi.link(to: &imports, store: store, capabilities: capabilities, stubUnlinked: true)
         if preopens.isEmpty { defineNoPreopens(in: &imports, store: store) }
         GrantErrors.define(in: &imports, store: store, wasi: wasi, preopens: preopens)
-        context.define(in: &imports, store: store)
-        HostContext.defineTrapping(trapped, in: &imports, store: store)
+        hostModule.define(in: &imports, store: store)
+        HostModule.defineTrapping(trapped, in: &imports, store: store)
         if let fuel { store.fuel = Fuel(remaining: fuel) }
         do { return try module.instantiate(store: store, imports: imports) } catch {
             throw PluginError(.loadFailed, plugin: plugin, "instantiation failed: \(describe(error))")
@@ -157,8 +138,7 @@ public final class GuestHost {
             case let .failure(error): throw loadFailed("meta failed: \(error.message)")
             }
         }
-        let items = shape.moduleItems
-        ready = ReadyInfo(meta: meta, exports: items.exports, imports: items.imports, memoryBytes: memory.byteCount)
+        ready = ReadyInfo(meta: meta, memoryBytes: memory.byteCount)
     }
 
     /// Runs `execute` with the plugin context.
@@ -171,17 +151,12 @@ public final class GuestHost {
             .flatMap { GuestAnswer.checkResultShape($0, plugin: plugin) }
     }
 
-    public func meta() -> Result<JSONValue, PluginError> {
-        guard let (function, form) = metaFunction else { return .success(.null) }
-        return invoke(function, form: form, input: nil, what: "meta")
-    }
-
     /// Calls the guest's `destroy`, if any; errors are only logged, as the worker is ending.
     public func destroy() {
         guard let destroyFunction else { return }
         setFuel()
         do { try destroyFunction.invoke([]) } catch {
-            context.log(LogLine(level: "warning", message: "destroy failed: \(Self.describe(error))"))
+            hostModule.log(LogLine(level: "warning", message: "destroy failed: \(Self.describe(error))"))
         }
     }
 
@@ -193,7 +168,7 @@ public final class GuestHost {
     private func invoke(_ function: Function, form: ABICheck.ResultForm, input: [UInt8]?, what: String)
         -> Result<JSONValue, PluginError>
     {
-        defer { context.reportDroppedLines() }
+        defer { hostModule.reportDroppedLines() }
         setFuel()
         do {
             var arguments: [Value] = []

@@ -25,10 +25,16 @@ struct ModuleShape {
         }
     }
 
+    /// What an import or export is; the raw values are `inspect`'s words.
+    enum ItemKind: String {
+        case function = "func"
+        case memory, table, global, tag
+    }
+
     struct Item {
         var module: String?
         var name: String
-        var kind: String
+        var kind: ItemKind
         var signature: FunctionSignature?
         var qualifiedName: String { "\(module ?? "").\(name)" }
     }
@@ -37,7 +43,6 @@ struct ModuleShape {
     var exports: [Item] = []
     var memoryMinPages: UInt64?
     var memoryMaxPages: UInt64?
-    var hasStartFunction = false
 
     /// Why `bytes` are not a module, for a person: WasmKit's own text quotes a debug string
     /// (`"Message(text: …)"`), and the usual mistake, a .wat file, deserves its fix.
@@ -81,15 +86,15 @@ struct ModuleShape {
                     switch imp.descriptor {
                     case let .function(typeIndex):
                         functionTypes.append(typeIndex)
-                        imports.append(Item(module: imp.module, name: imp.name, kind: "func",
+                        imports.append(Item(module: imp.module, name: imp.name, kind: .function,
                                             signature: Int(typeIndex) < types.count ? types[Int(typeIndex)] : nil))
                     case let .memory(limits):
                         memoryMinPages = limits.min
                         memoryMaxPages = limits.max
-                        imports.append(Item(module: imp.module, name: imp.name, kind: "memory"))
-                    case .table: imports.append(Item(module: imp.module, name: imp.name, kind: "table"))
-                    case .global: imports.append(Item(module: imp.module, name: imp.name, kind: "global"))
-                    case .tag: imports.append(Item(module: imp.module, name: imp.name, kind: "tag"))
+                        imports.append(Item(module: imp.module, name: imp.name, kind: .memory))
+                    case .table: imports.append(Item(module: imp.module, name: imp.name, kind: .table))
+                    case .global: imports.append(Item(module: imp.module, name: imp.name, kind: .global))
+                    case .tag: imports.append(Item(module: imp.module, name: imp.name, kind: .tag))
                     }
                 }
             case let .functionSection(indices):
@@ -101,8 +106,6 @@ struct ModuleShape {
                 }
             case let .exportSection(list):
                 rawExports = list
-            case .startSection:
-                hasStartFunction = true
             default:
                 break
             }
@@ -112,11 +115,11 @@ struct ModuleShape {
             case let .function(index):
                 let typeIndex = Int(index) < functionTypes.count ? Int(functionTypes[Int(index)]) : -1
                 let signature = typeIndex >= 0 && typeIndex < types.count ? types[typeIndex] : nil
-                exports.append(Item(name: export.name, kind: "func", signature: signature))
-            case .memory: exports.append(Item(name: export.name, kind: "memory"))
-            case .table: exports.append(Item(name: export.name, kind: "table"))
-            case .global: exports.append(Item(name: export.name, kind: "global"))
-            case .tag: exports.append(Item(name: export.name, kind: "tag"))
+                exports.append(Item(name: export.name, kind: .function, signature: signature))
+            case .memory: exports.append(Item(name: export.name, kind: .memory))
+            case .table: exports.append(Item(name: export.name, kind: .table))
+            case .global: exports.append(Item(name: export.name, kind: .global))
+            case .tag: exports.append(Item(name: export.name, kind: .tag))
             }
         }
     }
@@ -124,8 +127,8 @@ struct ModuleShape {
     func export(_ name: String) -> Item? { exports.first { $0.name == name } }
 
     var moduleItems: (imports: [ModuleItem], exports: [ModuleItem]) {
-        (imports.map { ModuleItem(module: $0.module, name: $0.name, kind: $0.kind, signature: $0.signature?.description) },
-         exports.map { ModuleItem(name: $0.name, kind: $0.kind, signature: $0.signature?.description) })
+        (imports.map { ModuleItem(module: $0.module, name: $0.name, kind: $0.kind.rawValue, signature: $0.signature?.description) },
+         exports.map { ModuleItem(name: $0.name, kind: $0.kind.rawValue, signature: $0.signature?.description) })
     }
 }
 
@@ -149,41 +152,58 @@ enum ABICheck {
         "http_request": .init(parameters: [i32, i32], results: [i64]),
     ]
 
+    /// Why a module would not load: `kind` for code, `description` (one sentence naming the
+    /// item) for a person.
+    struct Problem: Equatable, CustomStringConvertible {
+        enum Kind: Equatable {
+            /// An import neither WASI nor the plugvisor host module provides as it asks.
+            case refusedImport
+            /// An export the ABI requires is missing, or one it knows has the wrong type.
+            case badExport
+        }
+
+        var kind: Kind
+        var description: String
+
+        static func refusedImport(_ text: String) -> Problem { Problem(kind: .refusedImport, description: text) }
+        static func badExport(_ text: String) -> Problem { Problem(kind: .badExport, description: text) }
+    }
+
     static let wasiModule = "wasi_snapshot_preview1"
     static let hostModule = "plugvisor"
 
-    /// Problems that keep a module from loading under `abi`, each a sentence naming the item.
     /// Test-only host function, linked only when the supervisor runs with `--sandbox-drill`.
     static let drillFunction = ("sandbox_drill", ModuleShape.FunctionSignature(parameters: [i32], results: [i32]))
 
+    /// Problems that keep a module from loading under `abi`.
     static func problems(
         _ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool = false, trapUnknownImports: Bool = false
-    ) -> [String] {
-        var problems: [String] = []
+    ) -> [Problem] {
+        var problems: [Problem] = []
         let trapped = trapUnknownImports ? Set(unknownFunctionImports(shape, sandboxDrill: sandboxDrill).map(\.qualifiedName)) : []
         for item in shape.imports where !trapped.contains(item.qualifiedName) {
             switch (item.module, item.kind) {
-            case (wasiModule?, "func"):
+            case (wasiModule?, .function):
                 continue
-            case (hostModule?, "func"):
+            case (hostModule?, .function):
                 if sandboxDrill && item.name == drillFunction.0 && item.signature == drillFunction.1 { continue }
                 guard let expected = hostFunctions[item.name] else {
-                    problems.append("imports plugvisor.\(item.name), which the host does not provide (it has \(hostFunctions.keys.sorted().joined(separator: ", ")))")
+                    problems.append(.refusedImport("imports plugvisor.\(item.name), which the host does not provide (it has \(hostFunctions.keys.sorted().joined(separator: ", ")))"))
                     continue
                 }
                 if item.signature != expected {
-                    problems.append("imports plugvisor.\(item.name) as \(item.signature?.description ?? "?"), but it is \(expected)")
+                    problems.append(.refusedImport("imports plugvisor.\(item.name) as \(item.signature?.description ?? "?"), but it is \(expected)"))
                 }
             default:
-                problems.append("imports \(item.kind) \(item.module ?? "").\(item.name), which is neither WASI nor plugvisor: refused")
+                problems.append(.refusedImport("imports \(item.kind.rawValue) \(item.module ?? "").\(item.name), which is neither WASI nor plugvisor: refused"))
             }
         }
         switch abi {
         case .wasiCommand:
-            if shape.export("_start")?.kind != "func" { problems.append("a wasi-command module must export a _start function") }
-            if shape.export("memory")?.kind != "memory" { problems.append("missing export: memory") }
+            if shape.export("_start")?.kind != .function { problems.append(.badExport("a wasi-command module must export a _start function")) }
+            if shape.export("memory")?.kind != .memory { problems.append(.badExport("missing export: memory")) }
         case .plugvisor:
-            if shape.export("memory")?.kind != "memory" { problems.append("missing export: memory (the guest's linear memory)") }
+            if shape.export("memory")?.kind != .memory { problems.append(.badExport("missing export: memory (the guest's linear memory)")) }
             requireFunction(shape, "allocate", [.init(parameters: [i32], results: [i32])], &problems)
             requireFunction(shape, "deallocate", [.init(parameters: [i32, i32], results: [])], &problems)
             requireFunction(shape, "execute", [
@@ -202,7 +222,7 @@ enum ABICheck {
     /// (a `plugvisor` name with the wrong signature is an error, not an unknown import).
     static func unknownFunctionImports(_ shape: ModuleShape, sandboxDrill: Bool) -> [ModuleShape.Item] {
         shape.imports.filter { item in
-            guard item.kind == "func", item.module != wasiModule else { return false }
+            guard item.kind == .function, item.module != wasiModule else { return false }
             if item.module == hostModule {
                 return hostFunctions[item.name] == nil && !(sandboxDrill && item.name == drillFunction.0)
             }
@@ -215,18 +235,19 @@ enum ABICheck {
     }
 
     /// Which ABI a module speaks, judging by its exports alone.
-    static func detectABI(_ shape: ModuleShape) -> String? {
-        if problems(shape, abi: .plugvisor).allSatisfy({ $0.hasPrefix("imports") }) {
-            return resultForm(shape.export("execute")?.signature) == .pointer ? "plugvisor-i32" : "plugvisor"
+    static func detectABI(_ shape: ModuleShape) -> InspectReport.ABI? {
+        // Its exports decide; imports it may not have are a problem for loading, not for the ABI.
+        if problems(shape, abi: .plugvisor).allSatisfy({ $0.kind == .refusedImport }) {
+            return resultForm(shape.export("execute")?.signature) == .pointer ? .plugvisorI32 : .plugvisor
         }
-        if shape.export("_start") != nil { return "wasi-command" }
+        if shape.export("_start") != nil { return .wasiCommand }
         return nil
     }
 
     /// Capabilities the module's imports ask for.
     static func capabilities(_ shape: ModuleShape) -> [String] {
         var needs: Set<String> = []
-        for item in shape.imports where item.kind == "func" {
+        for item in shape.imports where item.kind == .function {
             switch (item.module, item.name) {
             case (hostModule?, "http_request"): needs.insert("network")
             case (hostModule?, "config_get"): needs.insert("config")
@@ -244,32 +265,32 @@ enum ABICheck {
     }
 
     private static func requireFunction(
-        _ shape: ModuleShape, _ name: String, _ allowed: [ModuleShape.FunctionSignature], _ problems: inout [String]
+        _ shape: ModuleShape, _ name: String, _ allowed: [ModuleShape.FunctionSignature], _ problems: inout [Problem]
     ) {
-        guard let item = shape.export(name), item.kind == "func" else {
-            problems.append("missing export: \(name) \(allowed[0])")
+        guard let item = shape.export(name), item.kind == .function else {
+            problems.append(.badExport("missing export: \(name) \(allowed[0])"))
             return
         }
         checkSignature(item, allowed, &problems)
     }
 
     private static func optionalFunction(
-        _ shape: ModuleShape, _ name: String, _ allowed: [ModuleShape.FunctionSignature], _ problems: inout [String]
+        _ shape: ModuleShape, _ name: String, _ allowed: [ModuleShape.FunctionSignature], _ problems: inout [Problem]
     ) {
         guard let item = shape.export(name) else { return }
-        guard item.kind == "func" else {
-            problems.append("export \(name) must be a function \(allowed[0])")
+        guard item.kind == .function else {
+            problems.append(.badExport("export \(name) must be a function \(allowed[0])"))
             return
         }
         checkSignature(item, allowed, &problems)
     }
 
     private static func checkSignature(
-        _ item: ModuleShape.Item, _ allowed: [ModuleShape.FunctionSignature], _ problems: inout [String]
+        _ item: ModuleShape.Item, _ allowed: [ModuleShape.FunctionSignature], _ problems: inout [Problem]
     ) {
         guard let signature = item.signature, allowed.contains(signature) else {
             let expected = allowed.map(\.description).joined(separator: " or ")
-            problems.append("export \(item.name) is \(item.signature?.description ?? "?"), expected \(expected)")
+            problems.append(.badExport("export \(item.name) is \(item.signature?.description ?? "?"), expected \(expected)"))
             return
         }
     }

@@ -33,27 +33,14 @@ public final class WasiCommand {
     public init(moduleBytes: [UInt8], request: LoadRequest, stdio: (stdin: Int32, stdout: Int32)) throws(PluginError) {
         plugin = request.plugin
         self.request = request
-        func loadFailed(_ message: String) -> PluginError { PluginError(.loadFailed, plugin: request.plugin, message) }
-        let shape: ModuleShape
-        do { shape = try ModuleShape(bytes: moduleBytes) } catch {
-            throw loadFailed(ModuleShape.notAModule(error, bytes: moduleBytes))
-        }
-        let problems = ABICheck.problems(
-            shape, abi: .wasiCommand, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
-        trapped = request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
-        guard problems.isEmpty else { throw loadFailed(problems.joined(separator: "; ")) }
-        memoryLimit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
-        if let minPages = shape.memoryMinPages, minPages > UInt64(memoryLimit / 65536) {
-            throw loadFailed("initial memory of \(minPages * 64) KiB exceeds the plugin's memory limit of \(memoryLimit / 1024) KiB")
-        }
-        do { module = try parseWasm(bytes: moduleBytes) } catch {
-            throw loadFailed(ModuleShape.notAModule(error, bytes: moduleBytes))
-        }
-        engine = Engine(configuration: EngineConfiguration(
-            compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
+        precondition(request.abi == .wasiCommand, "a plugvisor-ABI plugin is a GuestHost")
+        let prepared = try PreparedModule(bytes: moduleBytes, request: request)
+        trapped = prepared.trapped
+        memoryLimit = prepared.memoryLimit
+        module = prepared.module
+        engine = prepared.engine
         (stdin, stdout) = stdio
-        let items = shape.moduleItems
-        ready = ReadyInfo(meta: ["name": .string(request.plugin)], exports: items.exports, imports: items.imports, memoryBytes: 0)
+        ready = ReadyInfo(meta: ["name": .string(request.plugin)], memoryBytes: 0)
     }
 
     public func execute(context input: JSONValue) -> Result<JSONValue, PluginError> {
@@ -80,7 +67,7 @@ public final class WasiCommand {
                 var imports = Imports()
                 wasi.link(to: &imports, store: store)
                 GrantErrors.define(in: &imports, store: store, wasi: wasi, preopens: request.preopens)
-                HostContext.defineTrapping(trapped, in: &imports, store: store)
+                HostModule.defineTrapping(trapped, in: &imports, store: store)
                 let instance = try module.instantiate(store: store, imports: imports)
                 return try wasi.start(instance)
             }

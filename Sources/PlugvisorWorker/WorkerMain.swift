@@ -53,7 +53,7 @@ public enum PlugvisorWorker {
                         host = try GuestHost(
                             moduleBytes: bytes, request: request,
                             log: { line in try? channel.send(WorkerMessage.log(line)) },
-                            broker: { op, request in broker(channel, op: op, request: request) })
+                            hostService: { op, request in requestHostService(channel, op: op, request: request) })
                     }
                 } catch {
                     try channel.send(WorkerMessage.loadFailed(reason: error.message))
@@ -72,8 +72,8 @@ public enum PlugvisorWorker {
     /// The worker's sandbox for `request`: its grants, its user, its namespaces, its allowlist.
     private static func plan(for request: LoadRequest) -> LockdownPlan {
         LockdownPlan(
-            directories: request.preopens.map { .init(path: $0.host, writable: !$0.readOnly) },
-            user: request.workerUser.map { (uid: uid_t($0.uid), gid: gid_t($0.gid)) },
+            directories: request.preopens.map(LockdownPlan.Directory.init),
+            user: request.workerUser,
             policy: .worker(
                 channel: channelFD, processID: getpid(), filesystem: !request.preopens.isEmpty,
                 command: request.abi == .wasiCommand))
@@ -81,7 +81,7 @@ public enum PlugvisorWorker {
 
     /// Asks the supervisor to perform a host service (the worker itself has no network) and
     /// waits for the answer on the same channel: the guest's call is blocked meanwhile anyway.
-    private static func broker(_ channel: FrameChannel, op: String, request: JSONValue) -> JSONValue {
+    private static func requestHostService(_ channel: FrameChannel, op: String, request: JSONValue) -> JSONValue {
         nextHostRequest += 1
         let id = nextHostRequest
         do {
@@ -116,14 +116,7 @@ public enum PlugvisorWorker {
             }
             guard case let .call(request) = message else { fail("unexpected message while serving: \(message)") }
             let started = ContinuousClock.now
-            let outcome: Result<JSONValue, PluginError>
-            switch request.fn {
-            case .execute: outcome = host.execute(context: request.payload ?? .object([:]))
-            case .meta: outcome = host.meta()
-            case .destroy:
-                host.destroy()
-                outcome = .success(["success": true])
-            }
+            let outcome = host.execute(context: request.payload ?? .object([:]))
             let elapsed = ContinuousClock.now - started
             let stats = CallStats(micros: Int(elapsed.microseconds), memoryBytes: host.memoryBytes)
             let result: CallResult
@@ -155,11 +148,11 @@ enum Inspector {
                 problems: [ModuleShape.notAModule(error, bytes: moduleBytes)], capabilities: [], sizeBytes: moduleBytes.count)
         }
         let abi = ABICheck.detectABI(shape)
-        let problems = ABICheck.problems(shape, abi: abi == "wasi-command" ? .wasiCommand : .plugvisor)
+        let problems = ABICheck.problems(shape, abi: abi?.guestABI ?? .plugvisor)
         let items = shape.moduleItems
         return InspectReport(
             abi: abi, exports: items.exports, imports: items.imports, memoryMinPages: shape.memoryMinPages,
-            memoryMaxPages: shape.memoryMaxPages, problems: problems, capabilities: ABICheck.capabilities(shape),
+            memoryMaxPages: shape.memoryMaxPages, problems: problems.map(\.description), capabilities: ABICheck.capabilities(shape),
             sizeBytes: moduleBytes.count)
     }
 }
@@ -169,7 +162,6 @@ protocol Guest {
     var ready: ReadyInfo { get }
     var memoryBytes: Int { get }
     func execute(context: JSONValue) -> Result<JSONValue, PluginError>
-    func meta() -> Result<JSONValue, PluginError>
     func destroy()
 }
 
@@ -177,6 +169,5 @@ extension GuestHost: Guest {}
 
 extension WasiCommand: Guest {
     var memoryBytes: Int { 0 }
-    func meta() -> Result<JSONValue, PluginError> { .success(ready.meta ?? .null) }
     func destroy() {}
 }

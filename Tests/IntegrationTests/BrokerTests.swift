@@ -8,7 +8,7 @@ import Testing
 /// The network broker: guests' HTTP requests are performed in `plugvisor-broker`, a locked-down
 /// child of the supervisor, so that libcurl never parses a remote server's bytes in the trusted
 /// process. A broker that dies costs only the requests in flight on it.
-@Suite(.serialized) struct BrokerTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct BrokerTests {
     static func manifest(_ server: NetworkTests.LoopbackServer) -> String {
         """
         plugins:

@@ -4,7 +4,7 @@ import PlugvisorTestSupport
 import Testing
 
 /// The CLI's contract: exit codes, error lines, validate and inspect, the control socket.
-@Suite(.serialized) struct CommandLineTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct CommandLineTests {
     func plugvisor(_ arguments: String...) throws -> ProcessRunner.Output {
         ProcessRunner.run([try Fixtures.binary("plugvisor")] + arguments)
     }

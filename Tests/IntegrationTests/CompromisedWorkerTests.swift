@@ -8,7 +8,7 @@ import Testing
 /// then lies) costs only its own calls: it is killed and replaced, its caller gets a typed error
 /// within the call's timeout, and the supervisor and the other plugins go on. Plugins named
 /// real-* run the real worker beside them.
-@Suite(.serialized) struct CompromisedWorkerTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct CompromisedWorkerTests {
     /// A supervisor whose workers are fake-worker.py, one plugin per misbehaviour in `plugins`
     /// (name: extra manifest keys), plus `real-echo`, a real worker.
     // SAFETY: immutable after init; RunningSupervisor is safe to drive from several threads.
@@ -88,7 +88,7 @@ import Testing
         let replacement = harness.pids("lying-code")
         #expect(harness.supervisor.cli(["kill", "lying-code"]).status == 0)
         #expect(harness.supervisor.eventually { replacement.allSatisfy { !processIsAlive($0) } }, "kill left \(replacement) alive")
-        #expect(try harness.supervisor.plugin("lying-code").state == "stopped")
+        #expect(try harness.supervisor.plugin("lying-code").state == .stopped)
         harness.expectStillServing()
     }
 
@@ -238,7 +238,7 @@ import Testing
 }
 
 /// A real guest, within the ABI, cannot forge log lines or drive the terminal either.
-@Suite(.serialized) struct GuestTextTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct GuestTextTests {
     @Test func aGuestsLogLineAndVersionArePrintedAsData() throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:

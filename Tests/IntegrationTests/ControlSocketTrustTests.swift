@@ -7,7 +7,7 @@ import Testing
 /// The CLI talks only to a supervisor of its own user (or root), and `start` never uses a socket
 /// directory another user squats: Fixtures/fake-control-server.py plays the squatter, recording
 /// whatever a client sends and answering a forged success.
-@Suite(.serialized) struct ControlSocketTrustTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ControlSocketTrustTests {
     static let nobody: uid_t = 65534
     static let isRoot = geteuid() == 0
 

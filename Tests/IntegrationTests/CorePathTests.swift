@@ -4,7 +4,7 @@ import PlugvisorTestSupport
 import Testing
 
 /// `plugvisor start` with real workers and real fixture plugins, driven through the CLI.
-@Suite(.serialized) struct CorePathTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct CorePathTests {
     static let demo = """
         plugins:
           - name: echo
@@ -56,7 +56,7 @@ import Testing
         let status = try supervisor.status()
         #expect(status.plugins.map(\.name) == ["echo", "json-transformer", "hello-c", "hello-swift"])
         let transformer = try #require(status.plugins.first { $0.name == "json-transformer" })
-        #expect(transformer.state == "ready")
+        #expect(transformer.state == .ready)
         #expect(transformer.version == "1.0.0")
         #expect(transformer.calls == 3)
         #expect(transformer.errors == 0)

@@ -4,7 +4,7 @@ import PlugvisorTestSupport
 import Testing
 
 /// `--log-format json`, and the embedding example (docs/embedding.md) run as a user would run it.
-@Suite(.serialized) struct EmbeddingAndLogTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct EmbeddingAndLogTests {
     @Test func jsonLogsAreOneObjectPerLineTaggedWithPluginPidAndGeneration() throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:

@@ -5,7 +5,7 @@ import PlugvisorTestSupport
 import Testing
 
 /// Plugins that misbehave end in a clear typed error while the supervisor and the others go on.
-@Suite(.serialized) struct FailureTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct FailureTests {
     @Test func aCallPastItsTimeoutKillsTheWorkerAndAFreshOneServesTheNextCall() throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
@@ -58,7 +58,7 @@ import Testing
         let notJSON = supervisor.call("not-json", "--request-id", "ab")
         #expect(notJSON.error?.code == .invalidResult)
         #expect(supervisor.call("legacy").json?["data"] == ["abi": "i32", "brace": "}"])
-        #expect(try supervisor.plugin("bad-pointer").state == "ready")
+        #expect(try supervisor.plugin("bad-pointer").state == .ready)
     }
 
     @Test func aPluginThatCannotLoadIsFailedWhileTheOthersServe() throws {
@@ -68,7 +68,7 @@ import Testing
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """)
         let broken = try supervisor.plugin("broken")
-        #expect(broken.state == "failed")
+        #expect(broken.state == .failed)
         #expect(broken.lastError?.contains("missing export: execute") == true)
         let call = supervisor.call("broken")
         #expect(call.status == 2)
@@ -97,7 +97,7 @@ import Testing
                 sha256: "\(String(repeating: "0", count: 64))"
             """)
         let pinned = try supervisor.plugin("pinned")
-        #expect(pinned.state == "failed")
+        #expect(pinned.state == .failed)
         #expect(pinned.lastError?.contains("the manifest pins 0000") == true)
     }
 

@@ -6,14 +6,14 @@ import Testing
 
 /// What a plugin author meets with files: a C plugin that links `fopen` loads without a grant,
 /// and a grant that cannot work as its mode says is named at start, not found out as ENOENT.
-@Suite(.serialized) struct FilesystemGrantTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct FilesystemGrantTests {
     @Test func aCPluginUsingFopenLoadsWithoutAGrantAndFopenFailsAtCallTime() throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
               - {name: files, wasm: "{{plugins}}/escape-fs.wasm"}
             """)
         let plugin = try supervisor.plugin("files")
-        #expect(plugin.state == "ready", "\(plugin.lastError ?? "")")
+        #expect(plugin.state == .ready, "\(plugin.lastError ?? "")")
         let data = try #require(supervisor.call("files").json?["data"])
         // wasi-libc finds no preopened directory for the path: ENOTCAPABLE, asked of nobody.
         #expect(data["inside"] == "error: Capabilities insufficient")

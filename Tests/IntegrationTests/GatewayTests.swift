@@ -8,7 +8,7 @@ import PlugvisorTestSupport
 import Testing
 
 /// The HTTP gateway of a real `plugvisor start --http`, through a real HTTP client (URLSession).
-@Suite(.serialized) struct GatewayTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct GatewayTests {
     static let token = "t0ken-\(UUID().uuidString)"
 
     /// A supervisor with the gateway on a free port and an admin token.
@@ -97,7 +97,7 @@ import Testing
 
         // Overloaded: 429 with Retry-After, while the only worker spins into its timeout: 504.
         let spinning = Task { try await http.send("POST", "/v1/plugins/sleepy/execute", json: #"{"mode": "spin"}"#) }
-        #expect(try supervisor.eventually { try supervisor.plugin("sleepy").workers.first?.state == "busy" })
+        #expect(try supervisor.eventually { try supervisor.plugin("sleepy").workers.first?.state == .busy })
         let overloaded = try await http.send("POST", "/v1/plugins/sleepy/execute", json: "{}")
         #expect(overloaded.status == 429)
         #expect(overloaded.header("Retry-After") == "1")
@@ -138,7 +138,7 @@ import Testing
               - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", instances: 1, max_queue: 10, timeout: 1s}
             """, arguments: ["--http-max-in-flight", "1"])
         let spinning = Task { try await http.send("POST", "/v1/plugins/sleepy/execute", json: #"{"mode": "spin"}"#) }
-        #expect(try supervisor.eventually { try supervisor.plugin("sleepy").workers.first?.state == "busy" })
+        #expect(try supervisor.eventually { try supervisor.plugin("sleepy").workers.first?.state == .busy })
         let refused = try await http.send("POST", "/v1/plugins/sleepy/execute", json: "{}")
         #expect(refused.status == 429)
         #expect(refused.error?.message.contains("--http-max-in-flight") == true)
@@ -266,14 +266,14 @@ import Testing
         let manifestReload = try await http.send("POST", "/v1/reload")
         #expect(manifestReload.status == 401)
         // Nothing happened: still the first generation, serving.
-        #expect(try supervisor.plugin("echo").state == "ready")
+        #expect(try supervisor.plugin("echo").state == .ready)
         #expect(try supervisor.plugin("echo").generation == 0)
 
         let authorized = ["Authorization": "Bearer \(Self.token)"]
         let killed = try await http.send("POST", "/v1/plugins/echo/kill", headers: authorized)
         #expect(killed.status == 200)
         #expect(killed.json == ["plugin": "echo", "state": "stopped"])
-        #expect(try supervisor.plugin("echo").state == "stopped")
+        #expect(try supervisor.plugin("echo").state == .stopped)
         let restarted = try await http.send("POST", "/v1/plugins/echo/restart", headers: authorized)
         #expect(restarted.json == ["plugin": "echo", "state": "ready"])
         let reloaded = try await http.send("POST", "/v1/plugins/echo/reload", headers: authorized)
@@ -292,7 +292,7 @@ import Testing
             """, token: nil)
         let killed = try await http.send("POST", "/v1/plugins/echo/kill")
         #expect(killed.status == 200)
-        #expect(try supervisor.plugin("echo").state == "stopped")
+        #expect(try supervisor.plugin("echo").state == .stopped)
     }
 
     @Test func statusRoutesShowWhatStatusJSONShows() async throws {
@@ -384,7 +384,7 @@ import Testing
         #expect(second.stderr.contains("plugvisor: cannot serve HTTP on \(address):"), "\(second.stderr)")
         // It stopped the workers it had started before it exited.
         #expect(second.stderr.contains("all workers stopped"))
-        #expect(try first.plugin("echo").state == "ready")
+        #expect(try first.plugin("echo").state == .ready)
     }
 
     @Test func badGatewayOptionsAreRefusedBeforeAnythingStarts() throws {

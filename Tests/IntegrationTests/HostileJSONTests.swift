@@ -6,7 +6,7 @@ import Testing
 
 /// Deeply nested JSON from unauthenticated clients, against a real supervisor: it costs
 /// milliseconds, is refused with a clear error, and never fails a plugin (issue 12, finding 2).
-@Suite(.serialized) struct HostileJSONTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct HostileJSONTests {
     /// `[[…]]` nested `depth` levels.
     static func nested(_ depth: Int) -> String { String(repeating: "[", count: depth) + String(repeating: "]", count: depth) }
 
@@ -62,7 +62,7 @@ import Testing
         #expect(deep.json?["data"]?["parameters"]?["deep"]?.arrayCount == Self.elementCount(Self.atTheLimit))
 
         let after = try supervisor.plugin("echo")
-        #expect(after.state == "ready")
+        #expect(after.state == .ready)
         #expect(after.restarts == before.restarts)
         #expect(after.workers.map(\.pid) == before.workers.map(\.pid), "the worker was replaced")
         #expect(after.errorsByCode["timeout"] == nil)
@@ -88,7 +88,7 @@ import Testing
                     "\(String(describing: response.error))")
         }
         let after = try supervisor.plugin("echo")
-        #expect(after.state == "ready")
+        #expect(after.state == .ready)
         #expect(after.workers.map(\.pid) == before.workers.map(\.pid))
         #expect(supervisor.call("echo", "-p", "a=b").status == 0)
     }

@@ -4,7 +4,7 @@ import PlugvisorTestSupport
 import Testing
 
 /// The author kits' examples, built from source by the test run and called through the supervisor.
-@Suite(.serialized) struct KitTests {
+@Suite(.serialized, .timeLimit(.minutes(15))) struct KitTests {
     /// The greeter examples of kits/ (C with its header, Embedded Swift with its kit, Rust with
     /// its standard library only) behave alike.
     @Test(arguments: ["greeter-c", "greeter-swift", "greeter-rust"])

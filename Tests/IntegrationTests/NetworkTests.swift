@@ -6,7 +6,7 @@ import Testing
 
 /// `plugvisor.http_request`: workers have no network; the supervisor performs each request
 /// within the plugin's allowed_hosts, bounded in size and time.
-@Suite(.serialized) struct NetworkTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct NetworkTests {
     /// Fixtures/http-server.py on a free loopback port.
     final class LoopbackServer {
         let process = Process()

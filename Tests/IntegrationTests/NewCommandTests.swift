@@ -5,7 +5,7 @@ import Testing
 
 /// `plugvisor new`: each language's folder builds with its own build.sh, and its manifest runs
 /// the plugin under a real supervisor.
-@Suite(.serialized) struct NewCommandTests {
+@Suite(.serialized, .timeLimit(.minutes(15))) struct NewCommandTests {
     func plugvisor(_ arguments: String...) throws -> ProcessRunner.Output {
         ProcessRunner.run([try Fixtures.binary("plugvisor")] + arguments)
     }

@@ -4,7 +4,7 @@ import Testing
 
 /// The messages a first-day user meets, from the real `plugvisor` binary: each says what is
 /// wrong and what to do, in words rather than Swift debug strings.
-@Suite struct NewcomerMessageTests {
+@Suite(.timeLimit(.minutes(5))) struct NewcomerMessageTests {
     func plugvisor(_ arguments: String...) throws -> ProcessRunner.Output {
         ProcessRunner.run([try Fixtures.binary("plugvisor")] + arguments)
     }

@@ -203,7 +203,7 @@ import Testing
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """)
         let failed = try supervisor.plugin("versioned")
-        #expect(failed.state == "failed")
+        #expect(failed.state == .failed)
         #expect(failed.lastError?.contains("is a FIFO, not a regular file") == true, "\(failed.lastError ?? "")")
         #expect(supervisor.call("echo").status == 0)
     }
@@ -263,7 +263,7 @@ import Testing
             """.write(toFile: supervisor.manifestPath, atomically: true, encoding: .utf8)
         kill(supervisor.process.processIdentifier, SIGHUP)
         #expect(supervisor.eventually { (try? supervisor.status().plugins.map(\.name)) == ["echo", "transformer"] })
-        #expect(supervisor.eventually { (try? supervisor.plugin("transformer").state) == "ready" })
+        #expect(supervisor.eventually { (try? supervisor.plugin("transformer").state) == .ready })
         #expect(supervisor.call("transformer", "--request-id", "r").json?["data"]?["_request_id"] == "r")
         #expect(supervisor.call("trap").error?.code == .unknownPlugin)
         #expect(supervisor.eventually { !processIsAlive(trapPID) })

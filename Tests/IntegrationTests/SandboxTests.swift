@@ -7,7 +7,7 @@ import Testing
 
 /// The worker's lockdown, proven on live workers: forbidden syscalls die of SIGSYS and are
 /// named, /proc shows the filter and the limits, grants are exactly what the manifest says.
-@Suite(.serialized) struct SandboxTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct SandboxTests {
     @Test func forbiddenSyscallsKillTheWorkerAndTheSupervisorNamesThem() throws {
         let supervisor = try RunningSupervisor(manifest: """
             plugins:
@@ -256,7 +256,7 @@ import Testing
 
 /// DESIGN §9's hostile plugins: each ends in a clear typed error (or a refused load) while the
 /// supervisor and every other plugin keep answering.
-@Suite(.serialized) struct HostilePluginTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct HostilePluginTests {
     static let manifest = """
         plugins:
           - {name: runaway-start, wasm: "{{plugins}}/runaway-start.wasm", timeout: 1s}
@@ -275,7 +275,7 @@ import Testing
         let started = try supervisor.status()
         func state(_ name: String) -> PluginStatus? { started.plugins.first { $0.name == name } }
 
-        #expect(state("runaway-start")?.state == "failed")
+        #expect(state("runaway-start")?.state == .failed)
         #expect(state("runaway-start")?.lastError?.contains("runaway start function") == true)
         #expect(state("forbidden-import")?.lastError?.contains("env.system") == true)
         #expect(state("huge-memory")?.lastError?.contains("exceeds the plugin's memory limit") == true)
@@ -336,7 +336,7 @@ import Testing
             """)
         for name in ["truncated", "garbage", "empty"] {
             let plugin = try supervisor.plugin(name)
-            #expect(plugin.state == "failed")
+            #expect(plugin.state == .failed)
             #expect(plugin.lastError?.contains("not a valid WebAssembly module") == true, "\(name): \(plugin.lastError ?? "")")
         }
         #expect(supervisor.call("echo").status == 0)

@@ -15,7 +15,7 @@ import Testing
             """)
         let pid = try #require(try supervisor.plugin("sleepy").workers.first?.pid)
         let inFlight = Background { supervisor.call("sleepy", "-p", "mode=spin") }
-        #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == "busy" })
+        #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == .busy })
 
         let kill = supervisor.cli(["kill", "sleepy"])
         #expect(kill.status == 0, "\(kill.stderr)")
@@ -26,12 +26,12 @@ import Testing
         #expect(supervisor.eventually { !processIsAlive(pid) })
 
         #expect(supervisor.call("sleepy").error?.code == .stopped)
-        #expect(try supervisor.plugin("sleepy").state == "stopped")
+        #expect(try supervisor.plugin("sleepy").state == .stopped)
         #expect(try supervisor.plugin("sleepy").workers.isEmpty)
         #expect(supervisor.call("echo").status == 0)
 
         #expect(supervisor.cli(["restart", "sleepy"]).status == 0)
-        #expect(try supervisor.plugin("sleepy").state == "ready")
+        #expect(try supervisor.plugin("sleepy").state == .ready)
         let again = supervisor.call("sleepy", "-p", "mode=fast")
         #expect(again.json?["data"] == "quick", "\(again.stderr)")
         #expect(try supervisor.plugin("sleepy").workers.first?.pid != pid)
@@ -45,7 +45,7 @@ import Testing
             """)
         let pid = try #require(try supervisor.plugin("sleepy").workers.first?.pid)
         let inFlight = Background { supervisor.call("sleepy", "-p", "mode=spin") }
-        #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == "busy" })
+        #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == .busy })
         kill(pid, SIGKILL)
         let answered = inFlight.wait()
         #expect(answered.error?.code == .workerCrashed)
@@ -69,23 +69,23 @@ import Testing
         var codes: [PluginError.Code] = []
         for _ in 0..<6 {
             if let code = supervisor.call("crash").error?.code { codes.append(code) }
-            if codes.last == .failed { break }
+            if codes.last == .restartLimit { break }
             _ = supervisor.eventually(timeout: .seconds(5)) {
                 let state = try? supervisor.plugin("crash")
-                return state?.state == "failed" || state?.workers.first?.state == "idle"
+                return state?.state == .failed || state?.workers.first?.state == .idle
             }
         }
         #expect(codes.prefix(3).allSatisfy { $0 == .workerCrashed }, "\(codes)")
-        #expect(codes.last == .failed)
+        #expect(codes.last == .restartLimit)
         let crash = try supervisor.plugin("crash")
-        #expect(crash.state == "failed")
+        #expect(crash.state == .failed)
         #expect(crash.restarts == 2)
         #expect(crash.lastError?.contains("restarted 2 times within 60.0 seconds") == true)
         #expect(crash.lastError?.contains("SIGILL") == true)
         #expect(supervisor.call("echo").status == 0)
         // An operator's restart gives it a fresh count.
         #expect(supervisor.cli(["restart", "crash"]).status == 0)
-        #expect(try supervisor.plugin("crash").state == "ready")
+        #expect(try supervisor.plugin("crash").state == .ready)
     }
 
     @Test func theCircuitOpensAfterConsecutiveFailuresAndClosesOnSuccess() throws {
@@ -97,10 +97,10 @@ import Testing
         #expect(supervisor.call("trap").error?.code == .trap)
         let open = supervisor.call("trap", "-p", "x=ok")
         #expect(open.error?.code == .circuitOpen, "\(open.stderr)")
-        #expect(try supervisor.plugin("trap").circuit == "open")
+        #expect(try supervisor.plugin("trap").circuit == .open)
         Thread.sleep(forTimeInterval: 1.1)
         #expect(supervisor.call("trap", "-p", "x=ok").status == 0)
-        #expect(try supervisor.plugin("trap").circuit == "closed")
+        #expect(try supervisor.plugin("trap").circuit == .closed)
         #expect(supervisor.call("trap", "-p", "x=ok").status == 0)
     }
 
@@ -110,7 +110,7 @@ import Testing
               - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", instances: 1, max_queue: 1, timeout: 3s}
             """)
         let spinning = Background { try? supervisor.directCall("sleepy", ["mode": "spin"]) }
-        #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == "busy" })
+        #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == .busy })
         let queued = Background { try? supervisor.directCall("sleepy", ["mode": "fast"]) }
         #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").queued) == 1 })
 
@@ -135,7 +135,7 @@ import Testing
         #expect(pids.count == 3)
         // One of them is busy in a guest loop: it cannot notice EOF, only PDEATHSIG stops it.
         _ = Background { try? supervisor.directCall("sleepy", ["mode": "spin"]) }
-        #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == "busy" })
+        #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == .busy })
         kill(supervisor.process.processIdentifier, SIGKILL)
         supervisor.waitForExit()
         let deadline = ContinuousClock.now + .seconds(1)
@@ -192,8 +192,8 @@ import Testing
         // Once the dust settles: every plugin serving again, no descriptor leaked, no zombie.
         #expect(supervisor.eventually(timeout: .seconds(15)) {
             guard let status = try? supervisor.status() else { return false }
-            return status.plugins.allSatisfy { $0.state == "ready" && $0.workers.count == ($0.name == "echo" ? 2 : 1)
-                && $0.workers.allSatisfy { $0.state == "idle" } }
+            return status.plugins.allSatisfy { $0.state == .ready && $0.workers.count == ($0.name == "echo" ? 2 : 1)
+                && $0.workers.allSatisfy { $0.state == .idle } }
         }, "\(String(describing: try? supervisor.status()))")
         #expect(supervisor.eventually { (try? openDescriptors(supervisorPID)) == descriptorsBefore },
                 "descriptors before: \(descriptorsBefore), after: \(String(describing: try? openDescriptors(supervisorPID)))")

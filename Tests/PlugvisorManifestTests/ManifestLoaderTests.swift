@@ -5,11 +5,11 @@ import Testing
 /// Manifests that load: the values they produce, the defaults, and how paths in them resolve.
 @Suite struct ManifestLoaderTests {
     @Test func aManifestWithEveryFieldParsesToTheValuesItStates() throws {
-        let sandbox = try Sandbox()
-        let module = try sandbox.file("modules/resizer.wasm")
-        let data = try sandbox.directory("data")
-        let cache = try sandbox.directory("elsewhere/cache")
-        let plugin = try sandbox.plugin("""
+        let folder = try ManifestDirectory()
+        let module = try folder.file("modules/resizer.wasm")
+        let data = try folder.directory("data")
+        let cache = try folder.directory("elsewhere/cache")
+        let plugin = try folder.plugin("""
             plugins:
               - name: image-resizer_2
                 wasm: modules/resizer.wasm
@@ -67,10 +67,10 @@ import Testing
     }
 
     @Test func aPluginWithOnlyNameAndWasmGetsTheDefaults() throws {
-        let sandbox = try Sandbox()
-        let plugin = try sandbox.plugin("plugins: [{name: tiny, wasm: echo.wasm}]")
+        let folder = try ManifestDirectory()
+        let plugin = try folder.plugin("plugins: [{name: tiny, wasm: echo.wasm}]")
         #expect(plugin.name == "tiny")
-        #expect(plugin.wasm == sandbox.echo)
+        #expect(plugin.wasm == folder.echo)
         #expect(plugin.abi == .plugvisor)
         #expect(plugin.instances == 1)
         #expect(plugin.maxQueue == 64)
@@ -84,7 +84,7 @@ import Testing
         #expect(plugin.allowedHosts.isEmpty)
         #expect(plugin.env.isEmpty)
         #expect(plugin.config.isEmpty)
-        #expect(plugin == PluginSpec(name: "tiny", wasm: sandbox.echo))
+        #expect(plugin == PluginSpec(name: "tiny", wasm: folder.echo))
     }
 
     @Test func theDefaultRestartPolicyAllowsFiveRestartsAMinuteBackingOffFrom100msTo5s() {
@@ -93,24 +93,24 @@ import Testing
     }
 
     @Test func aPartialRestartPolicyKeepsTheDefaultsItDoesNotMention() throws {
-        let sandbox = try Sandbox()
-        let plugin = try sandbox.plugin(Sandbox.plugin("    restart: {max: 2}"))
+        let folder = try ManifestDirectory()
+        let plugin = try folder.plugin(ManifestDirectory.plugin("    restart: {max: 2}"))
         #expect(plugin.restart == .init(max: 2, within: .seconds(60), backoffMin: .milliseconds(100), backoffMax: .seconds(5)))
-        let other = try sandbox.plugin(Sandbox.plugin("    restart: {backoff: 1s..1m}"))
+        let other = try folder.plugin(ManifestDirectory.plugin("    restart: {backoff: 1s..1m}"))
         #expect(other.restart == .init(max: 5, within: .seconds(60), backoffMin: .seconds(1), backoffMax: .seconds(60)))
     }
 
     @Test func anEmptyCircuitMappingTurnsTheBreakerOnWithDefaults() throws {
-        let sandbox = try Sandbox()
-        let plugin = try sandbox.plugin(Sandbox.plugin("    circuit: {}"))
+        let folder = try ManifestDirectory()
+        let plugin = try folder.plugin(ManifestDirectory.plugin("    circuit: {}"))
         #expect(plugin.circuit == .init(failures: 5, reset: .seconds(30)))
-        let partial = try sandbox.plugin(Sandbox.plugin("    circuit: {failures: 2}"))
+        let partial = try folder.plugin(ManifestDirectory.plugin("    circuit: {failures: 2}"))
         #expect(partial.circuit == .init(failures: 2, reset: .seconds(30)))
     }
 
     @Test func emptyCapabilitySectionsGrantNothing() throws {
-        let sandbox = try Sandbox()
-        let plugin = try sandbox.plugin(Sandbox.plugin("""
+        let folder = try ManifestDirectory()
+        let plugin = try folder.plugin(ManifestDirectory.plugin("""
                 filesystem: []
                 network: {}
                 env: {}
@@ -120,14 +120,14 @@ import Testing
         #expect(plugin.allowedHosts.isEmpty)
         #expect(plugin.env.isEmpty)
         #expect(plugin.config.isEmpty)
-        let noHosts = try sandbox.plugin(Sandbox.plugin("    network: {allowed_hosts: []}"))
+        let noHosts = try folder.plugin(ManifestDirectory.plugin("    network: {allowed_hosts: []}"))
         #expect(noHosts.allowedHosts.isEmpty)
     }
 
     @Test func aFilesystemGrantIsReadOnlyUnlessItSaysRw() throws {
-        let sandbox = try Sandbox()
-        let data = try sandbox.directory("data")
-        let plugin = try sandbox.plugin(Sandbox.plugin("""
+        let folder = try ManifestDirectory()
+        let data = try folder.directory("data")
+        let plugin = try folder.plugin(ManifestDirectory.plugin("""
                 filesystem:
                   - {host: data, guest: /a}
                   - {host: data, guest: /b, mode: ro}
@@ -145,31 +145,31 @@ import Testing
         ("1.5s", .milliseconds(1500)), ("2m", .seconds(120)), ("1h", .seconds(3600)),
     ])
     func aTimeoutAcceptsAnyUnitBetweenAMillisecondAndAnHour(text: String, expected: Duration) throws {
-        let sandbox = try Sandbox()
-        #expect(try sandbox.plugin(Sandbox.plugin("    timeout: \(text)")).timeout == expected)
+        let folder = try ManifestDirectory()
+        #expect(try folder.plugin(ManifestDirectory.plugin("    timeout: \(text)")).timeout == expected)
     }
 
     @Test(arguments: [("64KiB", 65_536), ("65536", 65_536), ("16MB", 16_000_000), ("1GiB", 1 << 30), ("4GiB", 4 << 30)])
     func aMemoryCapAcceptsSizesFrom64KiBTo4GiB(text: String, expected: Int) throws {
-        let sandbox = try Sandbox()
-        #expect(try sandbox.plugin(Sandbox.plugin("    memory: \(text)")).memory == expected)
+        let folder = try ManifestDirectory()
+        #expect(try folder.plugin(ManifestDirectory.plugin("    memory: \(text)")).memory == expected)
     }
 
     @Test func fuelAcceptsUnderscoresAndTheLargestSignedValue() throws {
-        let sandbox = try Sandbox()
-        #expect(try sandbox.plugin(Sandbox.plugin("    fuel: 1_000_000_000")).fuel == 1_000_000_000)
-        #expect(try sandbox.plugin(Sandbox.plugin("    fuel: 9223372036854775807")).fuel == UInt64(Int64.max))
-        #expect(try sandbox.plugin(Sandbox.plugin("    fuel: 1")).fuel == 1)
+        let folder = try ManifestDirectory()
+        #expect(try folder.plugin(ManifestDirectory.plugin("    fuel: 1_000_000_000")).fuel == 1_000_000_000)
+        #expect(try folder.plugin(ManifestDirectory.plugin("    fuel: 9223372036854775807")).fuel == UInt64(Int64.max))
+        #expect(try folder.plugin(ManifestDirectory.plugin("    fuel: 1")).fuel == 1)
     }
 
     @Test func integersAtTheEdgesOfTheirRangesAreAccepted() throws {
-        let sandbox = try Sandbox()
-        let low = try sandbox.plugin(Sandbox.plugin("    instances: 1\n    max_queue: 0\n    restart: {max: 0}\n    circuit: {failures: 1}"))
+        let folder = try ManifestDirectory()
+        let low = try folder.plugin(ManifestDirectory.plugin("    instances: 1\n    max_queue: 0\n    restart: {max: 0}\n    circuit: {failures: 1}"))
         #expect(low.instances == 1)
         #expect(low.maxQueue == 0)
         #expect(low.restart.max == 0)
         #expect(low.circuit?.failures == 1)
-        let high = try sandbox.plugin(Sandbox.plugin(
+        let high = try folder.plugin(ManifestDirectory.plugin(
             "    instances: 64\n    max_queue: 100_000\n    restart: {max: 10000}\n    circuit: {failures: 100000}"))
         #expect(high.instances == 64)
         #expect(high.maxQueue == 100_000)
@@ -178,14 +178,14 @@ import Testing
     }
 
     @Test func anUpperCaseSha256IsStoredLowerCase() throws {
-        let sandbox = try Sandbox()
+        let folder = try ManifestDirectory()
         let hash = String(repeating: "AbCdEf0123456789", count: 4)
-        #expect(try sandbox.plugin(Sandbox.plugin("    sha256: \(hash)")).sha256 == hash.lowercased())
+        #expect(try folder.plugin(ManifestDirectory.plugin("    sha256: \(hash)")).sha256 == hash.lowercased())
     }
 
     @Test func allowedHostsAreNormalisedAndMayBeWildcardSuffixesWithPorts() throws {
-        let sandbox = try Sandbox()
-        let plugin = try sandbox.plugin(Sandbox.plugin("""
+        let folder = try ManifestDirectory()
+        let plugin = try folder.plugin(ManifestDirectory.plugin("""
                 network:
                   allowed_hosts:
                     - Example.COM
@@ -207,8 +207,8 @@ import Testing
     }
 
     @Test func envAndConfigValuesKeepTheirTextExactlyAsWritten() throws {
-        let sandbox = try Sandbox()
-        let plugin = try sandbox.plugin(Sandbox.plugin("""
+        let folder = try ManifestDirectory()
+        let plugin = try folder.plugin(ManifestDirectory.plugin("""
                 env:
                   COUNT: 007
                   ENABLED: yes
@@ -230,28 +230,28 @@ import Testing
 
     @Test(arguments: ["a", "0day", "echo", "echo-2_b", String(repeating: "x", count: 64)])
     func aValidNameIsLowerCaseLettersDigitsDashesAndUnderscores(name: String) throws {
-        let sandbox = try Sandbox()
-        #expect(try sandbox.plugin("plugins: [{name: \(name), wasm: echo.wasm}]").name == name)
+        let folder = try ManifestDirectory()
+        #expect(try folder.plugin("plugins: [{name: \(name), wasm: echo.wasm}]").name == name)
     }
 
     @Test func pluginsKeepTheOrderOfTheManifest() throws {
-        let sandbox = try Sandbox()
-        let manifest = try sandbox.parse("""
+        let folder = try ManifestDirectory()
+        let manifest = try folder.parse("""
             plugins:
               - {name: zulu, wasm: echo.wasm}
               - {name: alpha, wasm: echo.wasm}
               - {name: mike, wasm: echo.wasm}
             """)
         #expect(manifest.plugins.map(\.name) == ["zulu", "alpha", "mike"])
-        #expect(manifest.path == sandbox.manifestPath)
+        #expect(manifest.path == folder.manifestPath)
     }
 
     // MARK: Paths
 
     @Test func aRelativeWasmPathResolvesAgainstTheManifestsDirectory() throws {
-        let sandbox = try Sandbox()
-        let module = try sandbox.file("plugins/echo.wasm")
-        let manifestPath = try sandbox.directory("manifests") + "/plugins.yaml"
+        let folder = try ManifestDirectory()
+        let module = try folder.file("plugins/echo.wasm")
+        let manifestPath = try folder.directory("manifests") + "/plugins.yaml"
         let manifest = try Manifest.parse("plugins: [{name: echo, wasm: ../plugins/echo.wasm}]", path: manifestPath)
         #expect(manifest.plugins.first?.wasm == module)
         #expect(manifest.path == manifestPath)
@@ -259,15 +259,15 @@ import Testing
 
     @Test(arguments: ["echo.wasm", "./echo.wasm", "sub/../echo.wasm", ".//echo.wasm"])
     func aResolvedWasmPathIsAbsoluteAndStandardized(relative: String) throws {
-        let sandbox = try Sandbox()
-        try sandbox.directory("sub")
-        #expect(try sandbox.plugin("plugins: [{name: echo, wasm: \"\(relative)\"}]").wasm == sandbox.echo)
+        let folder = try ManifestDirectory()
+        try folder.directory("sub")
+        #expect(try folder.plugin("plugins: [{name: echo, wasm: \"\(relative)\"}]").wasm == folder.echo)
     }
 
     @Test func anAbsoluteWasmPathIsKeptAsItIs() throws {
-        let sandbox = try Sandbox()
-        let elsewhere = try Sandbox()
-        let plugin = try sandbox.plugin("plugins: [{name: echo, wasm: \(elsewhere.echo)}]")
+        let folder = try ManifestDirectory()
+        let elsewhere = try ManifestDirectory()
+        let plugin = try folder.plugin("plugins: [{name: echo, wasm: \(elsewhere.echo)}]")
         #expect(plugin.wasm == elsewhere.echo)
     }
 
@@ -282,10 +282,10 @@ import Testing
     }
 
     @Test func aRelativeFilesystemHostResolvesAgainstTheManifestsDirectory() throws {
-        let sandbox = try Sandbox()
-        let shared = try sandbox.directory("shared")
-        let manifestPath = try sandbox.directory("manifests") + "/plugins.yaml"
-        try sandbox.file("manifests/echo.wasm")
+        let folder = try ManifestDirectory()
+        let shared = try folder.directory("shared")
+        let manifestPath = try folder.directory("manifests") + "/plugins.yaml"
+        try folder.file("manifests/echo.wasm")
         let manifest = try Manifest.parse("""
             plugins:
               - name: echo
@@ -296,16 +296,16 @@ import Testing
             """, path: manifestPath)
         #expect(manifest.plugins.first?.filesystem == [
             .init(host: shared, guest: "/shared", mode: .readOnly),
-            .init(host: sandbox.directory + "/manifests", guest: "/here", mode: .readOnly),
+            .init(host: folder.directory + "/manifests", guest: "/here", mode: .readOnly),
         ])
     }
 
     // MARK: JSON and file loading
 
     @Test func aJSONManifestIsAccepted() throws {
-        let sandbox = try Sandbox()
-        let data = try sandbox.directory("data")
-        let manifest = try sandbox.parse("""
+        let folder = try ManifestDirectory()
+        let data = try folder.directory("data")
+        let manifest = try folder.parse("""
             {
               "plugins": [
                 {
@@ -326,7 +326,7 @@ import Testing
               ]
             }
             """)
-        var expected = PluginSpec(name: "echo", wasm: sandbox.echo)
+        var expected = PluginSpec(name: "echo", wasm: folder.echo)
         expected.instances = 2
         expected.timeout = .milliseconds(250)
         expected.fuel = 50_000_000
@@ -337,26 +337,26 @@ import Testing
         expected.config = ["greeting": "hi"]
         expected.restart = .init(max: 2, within: .seconds(30), backoffMin: .milliseconds(50), backoffMax: .seconds(1))
         expected.circuit = .init(failures: 3, reset: .seconds(10))
-        #expect(manifest.plugins == [expected, PluginSpec(name: "second", wasm: sandbox.echo)])
+        #expect(manifest.plugins == [expected, PluginSpec(name: "second", wasm: folder.echo)])
     }
 
     @Test func aJSONManifestIndentedWithTabsIsAccepted() throws {
-        let sandbox = try Sandbox()
-        let manifest = try sandbox.parse("{\n\t\"plugins\": [\n\t\t{\"name\": \"echo\", \"wasm\": \"echo.wasm\"}\n\t]\n}\n")
+        let folder = try ManifestDirectory()
+        let manifest = try folder.parse("{\n\t\"plugins\": [\n\t\t{\"name\": \"echo\", \"wasm\": \"echo.wasm\"}\n\t]\n}\n")
         #expect(manifest.plugins.map(\.name) == ["echo"])
     }
 
     @Test func loadReadsTheManifestFromDisk() throws {
-        let sandbox = try Sandbox()
-        try sandbox.file("plugins.yaml", contents: Data("plugins:\n  - name: echo\n    wasm: echo.wasm\n".utf8))
-        let manifest = try Manifest.load(path: sandbox.manifestPath)
-        #expect(manifest.path == sandbox.manifestPath)
-        #expect(manifest.plugins == [PluginSpec(name: "echo", wasm: sandbox.echo)])
+        let folder = try ManifestDirectory()
+        try folder.file("plugins.yaml", contents: Data("plugins:\n  - name: echo\n    wasm: echo.wasm\n".utf8))
+        let manifest = try Manifest.load(path: folder.manifestPath)
+        #expect(manifest.path == folder.manifestPath)
+        #expect(manifest.plugins == [PluginSpec(name: "echo", wasm: folder.echo)])
     }
 
     @Test func windowsLineEndingsAndAByteOrderMarkAreAccepted() throws {
-        let sandbox = try Sandbox()
-        let manifest = try sandbox.parse("\u{FEFF}plugins:\r\n  - name: echo\r\n    wasm: echo.wasm\r\n")
-        #expect(manifest.plugins == [PluginSpec(name: "echo", wasm: sandbox.echo)])
+        let folder = try ManifestDirectory()
+        let manifest = try folder.parse("\u{FEFF}plugins:\r\n  - name: echo\r\n    wasm: echo.wasm\r\n")
+        #expect(manifest.plugins == [PluginSpec(name: "echo", wasm: folder.echo)])
     }
 }

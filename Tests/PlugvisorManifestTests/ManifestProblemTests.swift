@@ -29,21 +29,21 @@ import Testing
     }
 
     @Test func aParsedProblemDescribesItselfAsAnEditorWouldLinkIt() throws {
-        let sandbox = try Sandbox()
-        let problem = try sandbox.problem("""
+        let folder = try ManifestDirectory()
+        let problem = try folder.problem("""
             plugins:
               - name: echo
                 wasm: echo.wasm
                 timeout: soon
             """)
         #expect(problem.description
-            == "\(sandbox.manifestPath):4:14: plugins[0].timeout: 'soon' is not a duration (e.g. 250ms, 5s, 2m)")
+            == "\(folder.manifestPath):4:14: plugins[0].timeout: 'soon' is not a duration (e.g. 250ms, 5s, 2m)")
     }
 
     @Test func allProblemsDescribeThemselvesOnePerLineInFileOrder() throws {
-        let sandbox = try Sandbox()
+        let folder = try ManifestDirectory()
         let error = try #require(throws: ManifestErrors.self) {
-            try sandbox.parse("""
+            try folder.parse("""
                 plugins:
                   - name: echo
                     wasm: echo.wasm
@@ -52,7 +52,7 @@ import Testing
                     wasm: echo.wasm
                 """)
         }
-        let file = sandbox.manifestPath
+        let file = folder.manifestPath
         #expect(error.description == """
             \(file):4:13: plugins[0].memory: 'lots' is not a memory size between 64KiB and 4GiB (e.g. 32MiB)
             \(file):5:11: plugins[1].name: duplicate plugin name 'echo' (first used on line 2)
@@ -61,9 +61,9 @@ import Testing
     }
 
     @Test func theSameTextGivesTheSameProblems() throws {
-        let sandbox = try Sandbox()
-        let text = Sandbox.plugin("    timeout: soon\n    fuel: none")
-        #expect(sandbox.problems(text) == sandbox.problems(text))
-        #expect(sandbox.problems(text).count == 2)
+        let folder = try ManifestDirectory()
+        let text = ManifestDirectory.plugin("    timeout: soon\n    fuel: none")
+        #expect(folder.problems(text) == folder.problems(text))
+        #expect(folder.problems(text).count == 2)
     }
 }

@@ -18,15 +18,15 @@ struct BadField: Sendable, CustomTestStringConvertible {
         self.message = message
     }
 
-    /// Checks that a sandbox (with a `data` directory) rejects these fields for this one reason.
+    /// Checks that a folder (with a `data` directory) rejects these fields for this one reason.
     func check(sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let sandbox = try Sandbox()
-        try sandbox.directory("data")
-        let problem = try sandbox.problem(inPlugin: fields, sourceLocation: sourceLocation)
+        let folder = try ManifestDirectory()
+        try folder.directory("data")
+        let problem = try folder.problem(inPlugin: fields, sourceLocation: sourceLocation)
         #expect(problem.line == line, sourceLocation: sourceLocation)
         #expect(problem.keyPath == keyPath, sourceLocation: sourceLocation)
         #expect(problem.message.contains(message), "\(problem.message)", sourceLocation: sourceLocation)
-        #expect(problem.file == sandbox.manifestPath, sourceLocation: sourceLocation)
+        #expect(problem.file == folder.manifestPath, sourceLocation: sourceLocation)
     }
 }
 
@@ -35,8 +35,8 @@ struct BadField: Sendable, CustomTestStringConvertible {
     // MARK: Every problem at once
 
     @Test func severalProblemsInOneFileAreAllReportedEachOnItsLine() throws {
-        let sandbox = try Sandbox()
-        let problems = sandbox.problems("""
+        let folder = try ManifestDirectory()
+        let problems = folder.problems("""
             plugins:
               - name: alpha
                 wasm: echo.wasm
@@ -54,13 +54,13 @@ struct BadField: Sendable, CustomTestStringConvertible {
         #expect(problems[0].message.hasPrefix("unknown key (known: "))
         #expect(problems[1].message == "'soon' is not a duration (e.g. 250ms, 5s, 2m)")
         #expect(problems[2].message == "duplicate plugin name 'alpha' (first used on line 2)")
-        #expect(problems.allSatisfy { $0.file == sandbox.manifestPath })
+        #expect(problems.allSatisfy { $0.file == folder.manifestPath })
     }
 
     @Test func everyBadFieldOfOnePluginIsReportedNotJustTheFirst() throws {
-        let sandbox = try Sandbox()
-        try sandbox.directory("data")
-        let problems = sandbox.problems(Sandbox.plugin("""
+        let folder = try ManifestDirectory()
+        try folder.directory("data")
+        let problems = folder.problems(ManifestDirectory.plugin("""
                 timeout: 0s
                 fuel: 0
                 instances: 65
@@ -110,9 +110,9 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test func aBrokenPluginDoesNotHideTheProblemsOfTheOthers() throws {
-        let sandbox = try Sandbox()
-        try sandbox.directory("modules")
-        let problems = sandbox.problems("""
+        let folder = try ManifestDirectory()
+        try folder.directory("modules")
+        let problems = folder.problems("""
             plugins:
               - name: first
                 wasm: modules
@@ -126,9 +126,9 @@ struct BadField: Sendable, CustomTestStringConvertible {
             "plugins[0].wasm", "plugins[1].name", "plugins[1].wasm", "plugins[2]", "plugins[3]", "plugins[3]",
         ])
         #expect(problems.map(\.message) == [
-            "is a directory, not a .wasm file: \(sandbox.directory)/modules",
+            "is a directory, not a .wasm file: \(folder.directory)/modules",
             "'Second' is not a valid name: lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 64 characters",
-            "file not found: \(sandbox.directory)/missing.wasm",
+            "file not found: \(folder.directory)/missing.wasm",
             "must be a mapping with at least 'name' and 'wasm'",
             "missing required key 'name'",
             "missing required key 'wasm'",
@@ -138,8 +138,8 @@ struct BadField: Sendable, CustomTestStringConvertible {
     // MARK: Duplicate names
 
     @Test func aDuplicatePluginNameIsReportedWhereItIsReusedAndNamesTheFirstLine() throws {
-        let sandbox = try Sandbox()
-        let problem = try sandbox.problem("""
+        let folder = try ManifestDirectory()
+        let problem = try folder.problem("""
             plugins:
               - name: echo
                 wasm: echo.wasm
@@ -157,8 +157,8 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test func everyReuseOfANamePointsBackToItsFirstUse() throws {
-        let sandbox = try Sandbox()
-        let problems = sandbox.problems("""
+        let folder = try ManifestDirectory()
+        let problems = folder.problems("""
             plugins:
               - {name: echo, wasm: echo.wasm}
               - {name: echo, wasm: echo.wasm}
@@ -172,8 +172,8 @@ struct BadField: Sendable, CustomTestStringConvertible {
     // MARK: Unknown keys
 
     @Test func anUnknownTopLevelKeyIsReportedOnItsLine() throws {
-        let sandbox = try Sandbox()
-        let problems = sandbox.problems("""
+        let folder = try ManifestDirectory()
+        let problems = folder.problems("""
             version: 2
             plugins: [{name: echo, wasm: echo.wasm}]
             plugin: []
@@ -208,7 +208,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
     // MARK: Required keys and shapes
 
     @Test func aPluginWithoutANameIsReportedAtThePlugin() throws {
-        let problem = try Sandbox().problem("plugins:\n  - wasm: echo.wasm\n    instances: 2\n")
+        let problem = try ManifestDirectory().problem("plugins:\n  - wasm: echo.wasm\n    instances: 2\n")
         #expect(problem.line == 2)
         #expect(problem.column == 5)
         #expect(problem.keyPath == "plugins[0]")
@@ -216,21 +216,21 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test func aPluginWithoutAWasmIsReportedAtThePlugin() throws {
-        let problem = try Sandbox().problem("plugins:\n  - name: echo\n")
+        let problem = try ManifestDirectory().problem("plugins:\n  - name: echo\n")
         #expect(problem.line == 2)
         #expect(problem.keyPath == "plugins[0]")
         #expect(problem.message == "missing required key 'wasm'")
     }
 
     @Test func aManifestWithoutPluginsSaysSo() throws {
-        let problem = try Sandbox().problem("# nothing here yet\n{}\n")
+        let problem = try ManifestDirectory().problem("# nothing here yet\n{}\n")
         #expect(problem.line == 2)
         #expect(problem.keyPath == nil)
         #expect(problem.message == "missing required key 'plugins'")
     }
 
     @Test func anEmptyPluginsListIsRejected() throws {
-        let problem = try Sandbox().problem("plugins: []\n")
+        let problem = try ManifestDirectory().problem("plugins: []\n")
         #expect(problem.line == 1)
         #expect(problem.column == 10)
         #expect(problem.keyPath == "plugins")
@@ -239,7 +239,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: ["plugins:\n", "plugins: 3\n", "plugins: echo\n", "plugins: {name: echo, wasm: echo.wasm}\n"])
     func pluginsThatIsNotAListIsRejected(text: String) throws {
-        let problem = try Sandbox().problem(text)
+        let problem = try ManifestDirectory().problem(text)
         #expect(problem.line == 1)
         #expect(problem.keyPath == "plugins")
         #expect(problem.message == "must be a list of plugins")
@@ -247,7 +247,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: ["", "# only a comment\n", "just some text\n", "42\n", "[]\n", "- name: echo\n  wasm: echo.wasm\n"])
     func aTopLevelThatIsNotAMappingIsRejected(text: String) throws {
-        let problem = try Sandbox().problem(text)
+        let problem = try ManifestDirectory().problem(text)
         #expect(problem.keyPath == nil)
         #expect(problem.message == "the manifest must be a mapping with a 'plugins' list")
     }
@@ -273,7 +273,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test func aNameThatIsAListIsRejected() throws {
-        let problem = try Sandbox().problem("plugins:\n  - name: [echo]\n    wasm: echo.wasm\n")
+        let problem = try ManifestDirectory().problem("plugins:\n  - name: [echo]\n    wasm: echo.wasm\n")
         #expect(problem.line == 2)
         #expect(problem.keyPath == "plugins[0].name")
         #expect(problem.message == "must be a single value, not a list or mapping")
@@ -310,7 +310,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
         String(repeating: "x", count: 65),
     ])
     func anInvalidNameIsRejectedWithTheRule(name: String) throws {
-        let problem = try Sandbox().problem("plugins:\n  - name: \"\(name)\"\n    wasm: echo.wasm\n")
+        let problem = try ManifestDirectory().problem("plugins:\n  - name: \"\(name)\"\n    wasm: echo.wasm\n")
         #expect(problem.line == 2)
         #expect(problem.keyPath == "plugins[0].name")
         #expect(problem.message == "'\(name)' is not a valid name: lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 64 characters")
@@ -319,19 +319,19 @@ struct BadField: Sendable, CustomTestStringConvertible {
     // MARK: Module
 
     @Test func aMissingWasmFileIsReportedWithItsResolvedPath() throws {
-        let sandbox = try Sandbox()
-        let problem = try sandbox.problem("plugins:\n  - name: echo\n    wasm: ../plugins/missing.wasm\n")
+        let folder = try ManifestDirectory()
+        let problem = try folder.problem("plugins:\n  - name: echo\n    wasm: ../plugins/missing.wasm\n")
         #expect(problem.line == 3)
         #expect(problem.column == 11)
         #expect(problem.keyPath == "plugins[0].wasm")
-        let parent = (sandbox.directory as NSString).deletingLastPathComponent
+        let parent = (folder.directory as NSString).deletingLastPathComponent
         #expect(problem.message == "file not found: \(parent)/plugins/missing.wasm")
     }
 
     @Test func aWasmPathThatIsADirectoryIsRejected() throws {
-        let sandbox = try Sandbox()
-        let modules = try sandbox.directory("modules.wasm")
-        let problem = try sandbox.problem("plugins:\n  - name: echo\n    wasm: modules.wasm/\n")
+        let folder = try ManifestDirectory()
+        let modules = try folder.directory("modules.wasm")
+        let problem = try folder.problem("plugins:\n  - name: echo\n    wasm: modules.wasm/\n")
         #expect(problem.line == 3)
         #expect(problem.keyPath == "plugins[0].wasm")
         #expect(problem.message == "is a directory, not a .wasm file: \(modules)")
@@ -353,8 +353,8 @@ struct BadField: Sendable, CustomTestStringConvertible {
         // Character.isHexDigit also accepts the fullwidth forms U+FF10–U+FF19, U+FF21–U+FF26 and
         // U+FF41–U+FF46; only ASCII hex digits may spell a hash.
         let fullwidth = String(repeating: "\u{FF10}\u{FF41}", count: 32)
-        let sandbox = try Sandbox()
-        let problem = try sandbox.problem(inPlugin: "    sha256: \(fullwidth)")
+        let folder = try ManifestDirectory()
+        let problem = try folder.problem(inPlugin: "    sha256: \(fullwidth)")
         #expect(problem.keyPath == "plugins[0].sha256")
         #expect(problem.message == "must be 64 hexadecimal digits")
     }
@@ -420,28 +420,28 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test func aBackoffWithThreeDotsIsRejected() throws {
-        let sandbox = try Sandbox()
-        let problem = try sandbox.problem(inPlugin: "    restart: {backoff: 100ms...5s}")
+        let folder = try ManifestDirectory()
+        let problem = try folder.problem(inPlugin: "    restart: {backoff: 100ms...5s}")
         #expect(problem.keyPath == "plugins[0].restart.backoff")
     }
 
     // MARK: Filesystem
 
     @Test func aFilesystemHostThatDoesNotExistIsRejectedWithItsResolvedPath() throws {
-        let sandbox = try Sandbox()
-        let problem = try sandbox.problem(inPlugin: "    filesystem:\n      - host: nope\n        guest: /data")
+        let folder = try ManifestDirectory()
+        let problem = try folder.problem(inPlugin: "    filesystem:\n      - host: nope\n        guest: /data")
         #expect(problem.line == 5)
         #expect(problem.column == 15)
         #expect(problem.keyPath == "plugins[0].filesystem[0].host")
-        #expect(problem.message == "not an existing directory: \(sandbox.directory)/nope")
+        #expect(problem.message == "not an existing directory: \(folder.directory)/nope")
     }
 
     @Test func aFilesystemHostThatIsAFileIsRejected() throws {
-        let sandbox = try Sandbox()
-        let problem = try sandbox.problem(inPlugin: "    filesystem: [{host: echo.wasm, guest: /data}]")
+        let folder = try ManifestDirectory()
+        let problem = try folder.problem(inPlugin: "    filesystem: [{host: echo.wasm, guest: /data}]")
         #expect(problem.line == 4)
         #expect(problem.keyPath == "plugins[0].filesystem[0].host")
-        #expect(problem.message == "not an existing directory: \(sandbox.echo)")
+        #expect(problem.message == "not an existing directory: \(folder.echo)")
     }
 
     @Test(arguments: ["data", "./data", "data/", "/data/../etc", "/..", "/data/..", "..", ""])
@@ -452,9 +452,9 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test func aGuestPathWithDotsInANameIsAccepted() throws {
-        let sandbox = try Sandbox()
-        try sandbox.directory("data")
-        let plugin = try sandbox.plugin(Sandbox.plugin("    filesystem: [{host: data, guest: /data/..hidden/a..b}]"))
+        let folder = try ManifestDirectory()
+        try folder.directory("data")
+        let plugin = try folder.plugin(ManifestDirectory.plugin("    filesystem: [{host: data, guest: /data/..hidden/a..b}]"))
         #expect(plugin.filesystem.map(\.guest) == ["/data/..hidden/a..b"])
     }
 
@@ -498,14 +498,14 @@ struct BadField: Sendable, CustomTestStringConvertible {
         let longest = [String](repeating: String(repeating: "a", count: 63), count: 3).joined(separator: ".")
             + "." + String(repeating: "b", count: 61)
         #expect(longest.count == 253)
-        let sandbox = try Sandbox()
-        let plugin = try sandbox.plugin(Sandbox.plugin("    network: {allowed_hosts: [\(longest), \"*.\(longest)\"]}"))
+        let folder = try ManifestDirectory()
+        let plugin = try folder.plugin(ManifestDirectory.plugin("    network: {allowed_hosts: [\(longest), \"*.\(longest)\"]}"))
         #expect(plugin.allowedHosts == [longest, "*." + longest])
     }
 
     @Test func everyBadHostIsReportedAtItsOwnIndex() throws {
-        let sandbox = try Sandbox()
-        let problems = sandbox.problems(Sandbox.plugin("""
+        let folder = try ManifestDirectory()
+        let problems = folder.problems(ManifestDirectory.plugin("""
                 network:
                   allowed_hosts:
                     - good.example
@@ -540,7 +540,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
         ("plugins:\n  - name: echo\n    wasm: echo.wasm\n---\nplugins: []\n", 4),
     ])
     func aYAMLSyntaxErrorIsTheOnlyProblemAndHasALine(text: String, line: Int) throws {
-        let problem = try Sandbox().problem(text)
+        let problem = try ManifestDirectory().problem(text)
         #expect(problem.line == line)
         #expect(problem.column != nil)
         #expect(problem.keyPath == nil)
@@ -548,14 +548,14 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test func aJSONSyntaxErrorHasALine() throws {
-        let problem = try Sandbox().problem("{\n  \"plugins\": [\n    {\"name\": \"echo\" \"wasm\": \"echo.wasm\"}\n  ]\n}\n")
+        let problem = try ManifestDirectory().problem("{\n  \"plugins\": [\n    {\"name\": \"echo\" \"wasm\": \"echo.wasm\"}\n  ]\n}\n")
         #expect(problem.line == 3)
         #expect(problem.message.hasPrefix("YAML syntax: "))
     }
 
     @Test func aJSONManifestReportsProblemsOnTheirLines() throws {
-        let sandbox = try Sandbox()
-        let problems = sandbox.problems("""
+        let folder = try ManifestDirectory()
+        let problems = folder.problems("""
             {
               "plugins": [
                 {
@@ -580,7 +580,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
         ("{\"plugins\": [{\"name\": \"a\",\n \"wasm\": \"echo.wasm\",\n \"name\": \"b\"}]}", 1, "name"),
     ])
     func aKeyRepeatedInOneMappingIsReported(text: String, line: Int, key: String) throws {
-        let problem = try Sandbox().problem(text)
+        let problem = try ManifestDirectory().problem(text)
         #expect(problem.line == line)
         #expect(problem.keyPath == nil)
         #expect(problem.message == "duplicate key '\(key)' in one mapping")
@@ -589,8 +589,8 @@ struct BadField: Sendable, CustomTestStringConvertible {
     // MARK: Reading the file
 
     @Test func aManifestThatCannotBeReadIsOneProblemWithoutALine() throws {
-        let sandbox = try Sandbox()
-        let path = sandbox.directory + "/absent.yaml"
+        let folder = try ManifestDirectory()
+        let path = folder.directory + "/absent.yaml"
         let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: path) }
         try #require(error.problems.count == 1)
         #expect(error.problems[0].file == path)
@@ -600,15 +600,15 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test func aManifestThatIsADirectoryCannotBeRead() throws {
-        let sandbox = try Sandbox()
-        let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: sandbox.directory) }
-        #expect(error.problems.map(\.file) == [sandbox.directory])
+        let folder = try ManifestDirectory()
+        let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: folder.directory) }
+        #expect(error.problems.map(\.file) == [folder.directory])
         #expect(error.problems.first?.message.hasPrefix("cannot read manifest: ") == true)
     }
 
     @Test func aManifestThatIsNotUTF8IsRejected() throws {
-        let sandbox = try Sandbox()
-        let path = try sandbox.file("latin1.yaml", contents: Data([0x70, 0x6C, 0x75, 0x67, 0x3A, 0x20, 0xE9, 0xFF, 0x0A]))
+        let folder = try ManifestDirectory()
+        let path = try folder.file("latin1.yaml", contents: Data([0x70, 0x6C, 0x75, 0x67, 0x3A, 0x20, 0xE9, 0xFF, 0x0A]))
         let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: path) }
         #expect(error.problems == [
             ManifestProblem(file: path, line: nil, column: nil, keyPath: nil, message: "manifest is not UTF-8 text")
@@ -616,19 +616,19 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test func loadReportsProblemsWithThePathItWasGiven() throws {
-        let sandbox = try Sandbox()
-        try sandbox.file("plugins.yaml", contents: Data("plugins:\n  - name: echo\n    wasm: echo.wasm\n    fuel: lots\n".utf8))
-        let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: sandbox.manifestPath) }
+        let folder = try ManifestDirectory()
+        try folder.file("plugins.yaml", contents: Data("plugins:\n  - name: echo\n    wasm: echo.wasm\n    fuel: lots\n".utf8))
+        let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: folder.manifestPath) }
         #expect(error.problems.map(\.description) == [
-            "\(sandbox.manifestPath):4:11: plugins[0].fuel: 'lots' is not a whole number of at least 1"
+            "\(folder.manifestPath):4:11: plugins[0].fuel: 'lots' is not a whole number of at least 1"
         ])
     }
 }
 
 @Suite struct WasiCommandManifestTests {
     @Test func argsAreReadInOrder() throws {
-        let sandbox = try Sandbox()
-        let spec = try sandbox.plugin("""
+        let folder = try ManifestDirectory()
+        let spec = try folder.plugin("""
             plugins:
               - name: wc
                 wasm: echo.wasm
@@ -640,8 +640,8 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test func argsThatAreNotAListAreReportedWithTheirLine() throws {
-        let sandbox = try Sandbox()
-        let problems = sandbox.problems("""
+        let folder = try ManifestDirectory()
+        let problems = folder.problems("""
             plugins:
               - name: wc
                 wasm: echo.wasm
@@ -654,10 +654,10 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
 @Suite struct UnknownImportsManifestTests {
     @Test func unknownImportsIsRefuseOrTrap() throws {
-        let sandbox = try Sandbox()
-        let spec = try sandbox.plugin("plugins:\n  - {name: p, wasm: echo.wasm, unknown_imports: trap}\n")
+        let folder = try ManifestDirectory()
+        let spec = try folder.plugin("plugins:\n  - {name: p, wasm: echo.wasm, unknown_imports: trap}\n")
         #expect(spec.trapUnknownImports)
-        let problem = try sandbox.problem(inPlugin: "    unknown_imports: ignore")
+        let problem = try folder.problem(inPlugin: "    unknown_imports: ignore")
         #expect(problem.keyPath == "plugins[0].unknown_imports")
         #expect(problem.message == "'ignore' is not a choice (refuse, trap)")
     }

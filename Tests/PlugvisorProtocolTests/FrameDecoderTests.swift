@@ -51,13 +51,6 @@ import Testing
         #expect(throws: FramingError(.truncated(missing: 2))) { try decoder.finish() }
     }
 
-    @Test func wantedByteCountAsksForTheRestOfTheFrame() {
-        var decoder = FrameDecoder()
-        #expect(decoder.wantedByteCount == 4)
-        decoder.append([0, 0, 0, 10, 1, 2])
-        #expect(decoder.wantedByteCount == 8)
-    }
-
     @Test func aLowerLimitForTheNextFrameRefusesItFromItsHeader() {
         var decoder = FrameDecoder(maxFrameLength: 1 << 20)
         decoder.limit = 16

@@ -56,8 +56,8 @@ import Testing
         #"{"type":"hello","plugvisor":1,"pid":"4242"}"#,
         #"{"type":"hello","plugvisor":1,"pid":null}"#,
         #"{"type":"result","id":1,"error":{"code":7,"message":"x"}}"#,
-        #"{"type":"ready","meta":{},"exports":[{"name":"e","kind":"func"},{"kind":3}],"imports":[],"memoryBytes":1}"#,
-        #"{"type":"ready","meta":{},"exports":{},"imports":[],"memoryBytes":1}"#,
+        #"{"type":"ready","meta":{},"memoryBytes":"1"}"#,
+        #"{"type":"ready","meta":{},"exports":[],"imports":[]}"#,
         #"[]"#,
     ]
 

@@ -213,8 +213,7 @@ private func ascii(_ character: Unicode.Scalar) -> UInt8 { UInt8(ascii: characte
     @Test func theMessagesAreWrittenAsJSONEncoderWroteThem() throws {
         let worker: [WorkerMessage] = [
             .hello(Hello(pid: 1)),
-            .ready(ReadyInfo(meta: ["name": "x"], exports: [ModuleItem(name: "execute", kind: "func", signature: "() -> i64")],
-                             imports: [], memoryBytes: 65536)),
+            .ready(ReadyInfo(meta: ["name": "x"], memoryBytes: 65536)),
             .loadFailed(reason: "missing export: execute"),
             .result(CallResult(id: 7, payload: ["success": true, "data": [1, 2.5, "three", nil]],
                                stats: CallStats(micros: 12, fuelUsed: 99, memoryBytes: 65536))),
@@ -230,8 +229,8 @@ private func ascii(_ character: Unicode.Scalar) -> UInt8 { UInt8(ascii: characte
         ]
         for message in supervisor { #expect(try Self.ours(message) == Self.foundation(message)) }
         let status = ControlResponse(status: StatusReport(plugins: [PluginStatus(
-            name: "echo", version: nil, state: "ready",
-            workers: [WorkerStatus(pid: 3, state: "idle", uptimeSeconds: 2.0, rssBytes: nil, memoryBytes: 65536)],
+            name: "echo", version: nil, state: .ready,
+            workers: [WorkerStatus(pid: 3, state: .idle, uptimeSeconds: 2.0, rssBytes: nil, memoryBytes: 65536)],
             calls: 1, errors: 0, errorsByCode: ["trap": 1], p50Micros: nil, p99Micros: 5, restarts: 0, lastError: nil,
             sha256: nil, circuit: nil, queued: 0, generation: 0, lastReloadAt: nil, lastReload: nil)]))
         #expect(try Self.ours(status) == Self.foundation(status))

@@ -8,12 +8,17 @@ import Testing
         #expect(message == .hello(Hello(plugvisor: 1, pid: 4242)))
     }
 
+    /// Earlier workers also sent the module's exports and imports in `ready`: still accepted.
+    @Test func anOlderWorkersReadyStillDecodes() throws {
+        let golden = #"{"type":"ready","meta":{"name":"x"},"exports":[{"name":"execute","kind":"func"}],"imports":[],"memoryBytes":65536}"#
+        let message = try JSONCoding.decode(WorkerMessage.self, from: Array(golden.utf8))
+        #expect(message == .ready(ReadyInfo(meta: ["name": "x"], memoryBytes: 65536)))
+    }
+
     @Test func everyWorkerMessageSurvivesARoundTrip() throws {
         let messages: [WorkerMessage] = [
             .hello(Hello(pid: 1)),
-            .ready(ReadyInfo(meta: ["name": "x", "version": "1.0.0"],
-                             exports: [ModuleItem(name: "execute", kind: "func", signature: "(i32, i32) -> i64")],
-                             imports: [], memoryBytes: 65536)),
+            .ready(ReadyInfo(meta: ["name": "x", "version": "1.0.0"], memoryBytes: 65536)),
             .loadFailed(reason: "missing export: execute"),
             .result(CallResult(id: 7, payload: ["success": true, "data": [1, 2.5, "three", nil]],
                                stats: CallStats(micros: 12, fuelUsed: 99, memoryBytes: 65536))),
@@ -59,5 +64,49 @@ import Testing
         let error = PluginError(.timeout, plugin: "spin", "call ran longer than 5 seconds")
         let line = JSONCoding.compact(["error": error])
         #expect(line == #"{"error":{"code":"timeout","message":"call ran longer than 5 seconds","plugin":"spin"}}"#)
+    }
+
+    /// The typed states keep the strings `status --json`, the gateway and older CLIs read.
+    @Test func statusStatesKeepTheirWireStrings() throws {
+        #expect(PluginStatus.State.allCases.map(\.rawValue) == ["starting", "ready", "reloading", "stopped", "failed"])
+        #expect(WorkerStatus.State.allCases.map(\.rawValue) == ["starting", "idle", "busy", "draining", "dying", "gone"])
+        #expect(CircuitState.allCases.map(\.rawValue) == ["closed", "open", "half-open"])
+        let status = PluginStatus(
+            name: "echo", version: nil, state: .reloading,
+            workers: [WorkerStatus(pid: 3, state: .draining, uptimeSeconds: 1, rssBytes: nil, memoryBytes: nil)],
+            calls: 0, errors: 0, errorsByCode: [:], p50Micros: nil, p99Micros: nil, restarts: 0, lastError: nil,
+            sha256: nil, circuit: .halfOpen)
+        let json = try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(status))
+        #expect(json["state"] == "reloading")
+        #expect(json["circuit"] == "half-open")
+        guard case let .array(workers)? = json["workers"] else { Issue.record("no workers array"); return }
+        #expect(workers.first?["state"] == "draining")
+        #expect(try JSONCoding.decode(PluginStatus.self, from: JSONCoding.encode(status)) == status)
+        #expect("\(CircuitState.halfOpen)" == "half-open")
+    }
+
+    @Test func aWorkerUserReadsAndWritesItsArgumentForm() {
+        let user = WorkerUser(uid: 61184, gid: 61185)
+        #expect(user.argument == "61184:61185")
+        #expect(WorkerUser(argument: user.argument) == user)
+        for wrong in ["", "61184", "61184:", ":61185", "a:b", "1:2:3", "-1:2", "4294967296:1"] {
+            #expect(WorkerUser(argument: wrong) == nil, "\(wrong)")
+        }
+    }
+
+    @Test func theInspectedABIKeepsItsWireStrings() throws {
+        #expect(InspectReport.ABI.allCases.map(\.rawValue) == ["plugvisor", "plugvisor-i32", "wasi-command"])
+        #expect(InspectReport.ABI.allCases.map(\.guestABI) == [.plugvisor, .plugvisor, .wasiCommand])
+        let report = InspectReport(
+            abi: .plugvisorI32, exports: [], imports: [], memoryMinPages: nil, memoryMaxPages: nil, problems: [],
+            capabilities: [], sizeBytes: 8)
+        #expect(try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(report))["abi"] == "plugvisor-i32")
+    }
+
+    /// Renamed in Swift (an error whose code was `failed`), not on the wire.
+    @Test func theRestartLimitCodeIsStillFailedOnTheWire() throws {
+        #expect(PluginError.Code.restartLimit.rawValue == "failed")
+        let error = PluginError(.restartLimit, plugin: "crash", "restarted 3 times")
+        #expect(JSONCoding.compact(error).contains(#""code":"failed""#))
     }
 }

@@ -42,7 +42,7 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         var machine = PluginStateMachine(spec: testSpec(instances: 3))
         let ids = spawned(machine.begin(now: t0))
         #expect(ids.count == 3)
-        #expect(machine.stateName == "starting")
+        #expect(machine.reportedState == .starting)
         #expect(settled(machine.workerReady(ids[0], now: t0).actions).isEmpty)
         #expect(machine.state == .serving)
         #expect(settled(machine.workerReady(ids[1], now: t0).actions).isEmpty)
@@ -117,9 +117,9 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         #expect(machine.restarts.total == 3)
         #expect(machine.workerExited(current, now: t0 + .seconds(4), description: "exited with code 1") == [])
         guard case let .failed(code, reason) = machine.state else { Issue.record("not failed"); return }
-        #expect(code == .failed)
+        #expect(code == .restartLimit)
         #expect(reason.contains("restarted 3 times within 60.0 seconds; last: exited with code 1"))
-        guard case .reject(.failed, _) = machine.admit(1, now: t0) else {
+        guard case .reject(.restartLimit, _) = machine.admit(1, now: t0) else {
             Issue.record("a failed plugin admitted a call")
             return
         }
@@ -171,7 +171,7 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         var (machine, ids) = try readyMachine(testSpec(instances: 2), at: t0)
         #expect(machine.admit(1, now: t0) == .run(ids[1]))
         machine.workerUnusable(ids[1], code: .protocolViolation, now: t0)
-        #expect(machine.phaseName(ids[1]) == "dying")
+        #expect(machine.reportedState(of: ids[1]) == .dying)
         #expect(machine.admit(1, now: t0, returning: true) == .run(ids[0]))
         #expect(machine.admit(2, now: t0) == .wait)
         machine.workerUnusable(ids[0], code: .protocolViolation, now: t0)
@@ -186,7 +186,7 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         _ = machine.finish(ids[0], failure: .trap, workerLost: false, now: t0)
         #expect(machine.admit(2, now: t0 + .seconds(2)) == .run(ids[0]))  // the trial
         machine.workerUnusable(ids[0], code: .protocolViolation, now: t0 + .seconds(2))
-        #expect(machine.circuit?.name == "open", "not stuck half-open with a trial that never ran")
+        #expect(machine.circuit?.reportedState == .open, "not stuck half-open with a trial that never ran")
     }
 
     @Test func aWorkerGivenBackUnusedGoesToTheNextInLineAndCountsNothing() throws {
@@ -196,7 +196,7 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         #expect(machine.admit(3, now: t0) == .wait)
         #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.handOff(ids[0], to: 2)])
         #expect(machine.returnUnused(ids[0], now: t0) == [.handOff(ids[0], to: 3)])
-        #expect(machine.circuit?.name == "closed")
+        #expect(machine.circuit?.reportedState == .closed)
     }
 
     @Test func aWorkerThatCannotLoadFailsThePluginAndKillsTheOthers() throws {
@@ -218,7 +218,7 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         #expect(settled(retry).isEmpty, "the start waits for the retry")
         #expect(machine.state == .starting)
         let giveUp = machine.workerFailedToStart(second, code: .workerCrashed, reason: "worker died while loading: killed by SIGKILL", now: t0)
-        guard case .failed(.failed, _) = machine.state else { Issue.record("not failed: \(machine.state)"); return }
+        guard case .failed(.restartLimit, _) = machine.state else { Issue.record("not failed: \(machine.state)"); return }
         guard case .failed? = settled(giveUp)[0] else { Issue.record("the start did not settle: \(giveUp)"); return }
     }
 
@@ -281,9 +281,9 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         }
         // After the reset one trial call goes through; a second one meanwhile is refused.
         #expect(machine.admit(4, now: t0 + .seconds(31)) == .run(ids[0]))
-        #expect(machine.circuit?.name == "half-open")
+        #expect(machine.circuit?.reportedState == .halfOpen)
         _ = machine.finish(ids[0], failure: nil, workerLost: false, now: t0 + .seconds(31))
-        #expect(machine.circuit?.name == "closed")
+        #expect(machine.circuit?.reportedState == .closed)
         #expect(machine.admit(5, now: t0 + .seconds(31)) == .run(ids[0]))
     }
 
@@ -310,7 +310,7 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         let result22 = breaker.allow(now: t0 + .seconds(5))
         #expect(result22)
         breaker.record(failure: .workerCrashed, now: t0 + .seconds(5))
-        #expect(breaker.name == "open")
+        #expect(breaker.reportedState == .open)
         let result23 = breaker.allow(now: t0 + .seconds(9))
         #expect(!result23)
     }
@@ -320,7 +320,7 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         for code: PluginError.Code in [.killed, .overloaded, .stopped, .circuitOpen] {
             breaker.record(failure: code, now: t0)
         }
-        #expect(breaker.name == "closed")
+        #expect(breaker.reportedState == .closed)
     }
 
     @Test func aSuccessResetsTheCount() {
@@ -328,7 +328,7 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         breaker.record(failure: .trap, now: t0)
         breaker.record(failure: nil, now: t0)
         breaker.record(failure: .trap, now: t0)
-        #expect(breaker.name == "closed")
+        #expect(breaker.reportedState == .closed)
     }
 }
 
@@ -344,7 +344,7 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         let (generation, started) = machine.beginReload(spec: next, now: t0)
         let fresh = spawned(started)
         #expect(fresh.count == 2)
-        #expect(machine.stateName == "reloading")
+        #expect(machine.reportedState == .reloading)
         #expect(machine.workerReady(fresh[0], now: t0).actions.isEmpty)
         // Calls still go to the old generation.
         #expect(machine.admit(1, now: t0) == .run(old[1]))

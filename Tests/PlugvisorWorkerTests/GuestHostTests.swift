@@ -108,8 +108,22 @@ import Testing
 
     @Test func echoHasEverythingThePlugvisorABINeeds() throws {
         #expect(ABICheck.problems(try shape("echo"), abi: .plugvisor) == [])
-        #expect(ABICheck.detectABI(try shape("echo")) == "plugvisor")
-        #expect(ABICheck.detectABI(try shape("legacy-i32")) == "plugvisor-i32")
+        #expect(ABICheck.detectABI(try shape("echo")) == .plugvisor)
+        #expect(ABICheck.detectABI(try shape("legacy-i32")) == .plugvisorI32)
+    }
+
+    /// A refused import keeps a module from loading, not from being recognised by its exports.
+    @Test func aRefusedImportIsAProblemOfItsOwnKind() throws {
+        let forbidden = try shape("forbidden-import")
+        let problems = ABICheck.problems(forbidden, abi: .plugvisor)
+        #expect(!problems.isEmpty)
+        #expect(problems.allSatisfy { $0.kind == .refusedImport }, "\(problems)")
+        #expect(problems.allSatisfy { $0.description.hasPrefix("imports ") })
+        #expect(ABICheck.detectABI(forbidden) == .plugvisor)
+        #expect(ABICheck.problems(forbidden, abi: .plugvisor, trapUnknownImports: true) == [])
+        // Against the wrong ABI the exports are what is wrong.
+        #expect(ABICheck.problems(try shape("echo"), abi: .wasiCommand).contains { $0.kind == .badExport })
+        #expect(forbidden.imports.contains { $0.kind == .function })
     }
 
     @Test func importsAreListedWithTheCapabilitiesTheyNeed() throws {

@@ -5,11 +5,11 @@ import Testing
 /// A private temporary directory standing in for the directory of a manifest: it holds a dummy
 /// `echo.wasm` (the loader only checks that a module exists, never its bytes), and manifest text
 /// is parsed as if it were `plugins.yaml` in it. Removed when the test lets go of it.
-final class Sandbox {
+final class ManifestDirectory {
     /// Absolute and already standardized, as the loader's resolved paths are.
     let directory: String
     var manifestPath: String { directory + "/plugins.yaml" }
-    /// The dummy module every sandbox starts with.
+    /// The dummy module every folder starts with.
     var echo: String { directory + "/echo.wasm" }
 
     init() throws {

@@ -6,7 +6,7 @@ import WasmKit
 ///
 /// Every pointer and length the guest passes is checked against its memory before use: an
 /// out-of-range one traps the guest, never the worker.
-final class HostContext {
+final class HostModule {
     let plugin: String
     let config: [String: String]
     private let sink: (LogLine) -> Void
@@ -16,20 +16,20 @@ final class HostContext {
     static let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     let sandboxDrill: Bool
-    /// Hands a brokered request to the supervisor and waits for its answer.
-    private let broker: (String, JSONValue) -> JSONValue
+    /// Hands a host-service request (`http`) to the supervisor and waits for its answer.
+    private let hostService: (String, JSONValue) -> JSONValue
 
     static let maxHostRequest = HostRequest.maxRequestBytes
 
     init(
         plugin: String, config: [String: String], sandboxDrill: Bool, log: @escaping (LogLine) -> Void,
-        broker: @escaping (String, JSONValue) -> JSONValue
+        hostService: @escaping (String, JSONValue) -> JSONValue
     ) {
         self.plugin = plugin
         self.config = config
         self.sandboxDrill = sandboxDrill
         self.sink = log
-        self.broker = broker
+        self.hostService = hostService
     }
 
     func log(_ line: LogLine) { sink(line) }
@@ -96,7 +96,7 @@ final class HostContext {
                 guard case let .object(request)? = try? JSONValue(parsing: bytes) else {
                     return [.i64(try Self.give(caller, ["error": "the request is not a JSON object"]))]
                 }
-                return [.i64(try Self.give(caller, broker("http", .object(request))))]
+                return [.i64(try Self.give(caller, hostService("http", .object(request))))]
             })
         if sandboxDrill {
             imports.define(module: "plugvisor", name: "sandbox_drill",

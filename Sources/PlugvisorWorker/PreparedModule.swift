@@ -1,0 +1,39 @@
+import PlugvisorProtocol
+import WasmKit
+
+/// A module checked against its ABI and its memory limit, and parsed: what `GuestHost` and
+/// `WasiCommand` both start from. Parsing is the first thing that touches guest bytes, so the
+/// worker makes one locked down.
+struct PreparedModule {
+    let shape: ModuleShape
+    let module: Module
+    let engine: Engine
+    /// The guest's linear memory cap in bytes.
+    let memoryLimit: Int
+    /// Function imports that nothing grants, linked as traps (`trapUnknownImports`).
+    let trapped: [ModuleShape.Item]
+
+    /// - Throws: `PluginError` with code `load_failed` that says what is wrong, naming the item.
+    init(bytes: [UInt8], request: LoadRequest) throws(PluginError) {
+        func loadFailed(_ message: String) -> PluginError { PluginError(.loadFailed, plugin: request.plugin, message) }
+        do { shape = try ModuleShape(bytes: bytes) } catch {
+            throw loadFailed(ModuleShape.notAModule(error, bytes: bytes))
+        }
+        let problems = ABICheck.problems(
+            shape, abi: request.abi, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
+        guard problems.isEmpty else { throw loadFailed(problems.map(\.description).joined(separator: "; ")) }
+        trapped = request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
+        memoryLimit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
+        if let minPages = shape.memoryMinPages, minPages > UInt64(memoryLimit / 65536) {
+            throw loadFailed(
+                "initial memory of \(minPages * 64) KiB exceeds the plugin's memory limit of \(memoryLimit / 1024) KiB")
+        }
+        do { module = try parseWasm(bytes: bytes) } catch {
+            throw loadFailed(ModuleShape.notAModule(error, bytes: bytes))
+        }
+        // Software bounds checks: the interpreter checks every access anyway, and this avoids
+        // process-wide SIGSEGV handlers and a 4 GiB address reservation per memory.
+        engine = Engine(configuration: EngineConfiguration(
+            compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
+    }
+}
