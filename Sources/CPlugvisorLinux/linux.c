@@ -1,6 +1,7 @@
 #include "CPlugvisorLinux.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -183,3 +184,5 @@ int pv_inotify_watch_directory(int fd, const char *path) {
 int pv_inotify_remove_watch(int fd, int watch) { return inotify_rm_watch(fd, watch); }
 
 int pv_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int pv_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }

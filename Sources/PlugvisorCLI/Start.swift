@@ -61,6 +61,7 @@ struct Start: ParsableCommand {
         }
         let logger = Logger(label: "plugvisor.supervisor")
         raiseDescriptorLimit()
+        MallocTuning.returnLargeBuffersWhenFreed()
         let adminToken = try withUsage(of: Self.self) { try gateway.readToken() }
         // Before the supervisor exists: each plugin's metrics bind to the backend when created.
         let metrics = gateway.address.map { _ in PrometheusCollectorRegistry() }

@@ -38,6 +38,10 @@ struct Status: ParsableCommand {
                 notes.append(DisplayText.escaped(
                     "\(plugin.name): \(plugin.state == .failed ? "failed: " : "last error: ")\(error)"))
             }
+            // A failed reload leaves the old version serving: only this says it happened.
+            if let reload = plugin.lastReload, reload.hasPrefix("failed"), plugin.state != .failed {
+                notes.append(DisplayText.escaped("\(plugin.name): last reload \(reload)"))
+            }
         }
         // Versions and errors are what guests and workers wrote: data, never terminal controls.
         rows = rows.map { $0.map(DisplayText.escaped) }

@@ -121,13 +121,13 @@ import Testing
         let directory = try PluginDirectory(initial: "no-execute")
         let supervisor = try RunningSupervisor(manifest: "plugins: [{name: versioned, wasm: \"\(directory.module)\"}]",
                                                arguments: [])
-        #expect(try supervisor.plugin("versioned").state == "failed")
+        #expect(try supervisor.plugin("versioned").state == .failed)
         let reload = supervisor.cli(["reload", "versioned"])
         #expect(reload.status == 2, "\(reload.stdout) \(reload.stderr)")
         #expect(reload.error?.code == .reloadFailed, "\(reload.stderr)")
         #expect(reload.error?.message.contains("missing export: execute") == true, "\(reload.stderr)")
         let afterReload = try supervisor.plugin("versioned")
-        #expect(afterReload.state == "failed")
+        #expect(afterReload.state == .failed)
         #expect(afterReload.lastReload?.hasPrefix("failed: ") == true, "\(afterReload.lastReload ?? "nil")")
         #expect(afterReload.generation == 0, "a failed attempt uses up no version number")
         #expect(!supervisor.log.contains("[Plugvisor] reloaded"), "\(supervisor.log)")
@@ -139,7 +139,7 @@ import Testing
 
         // Fixed on disk: the watcher brings it up as version 1, and both commands succeed.
         try directory.renameOver(with: "versioned-1")
-        #expect(supervisor.eventually { (try? supervisor.plugin("versioned").state) == "ready" })
+        #expect(supervisor.eventually { (try? supervisor.plugin("versioned").state) == .ready })
         #expect(try supervisor.plugin("versioned").generation == 1)
         #expect(try supervisor.plugin("versioned").lastReload == "ok")
         let fixed = supervisor.cli(["reload", "versioned"])
@@ -163,6 +163,9 @@ import Testing
         #expect(broken.error?.code == .reloadFailed)
         #expect(broken.error?.message.contains("env.system") == true)
         #expect(answer(supervisor) == "v1")
+        // The table says so too, not only `status --json`.
+        let table = supervisor.cli(["status"])
+        #expect(table.stdout.contains("versioned: last reload failed: "), "\(table.stdout)")
     }
 
     /// A FIFO where the module was: a blocking open would wait for a writer forever.

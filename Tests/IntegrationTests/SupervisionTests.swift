@@ -205,8 +205,12 @@ import Testing
         #expect(!pids.contains(where: processIsAlive))
     }
 
+    /// The process's open descriptors, but for libdispatch's timerfd: Dispatch makes it once, at
+    /// its first timer (a restart's backoff, a pool call's deadline), and keeps it.
     func openDescriptors(_ pid: Int32) throws -> Int {
-        try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").filter {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) != "anon_inode:[timerfd]"
+        }.count
     }
 
     func zombieChildren(of parent: Int32) -> [Int32] {

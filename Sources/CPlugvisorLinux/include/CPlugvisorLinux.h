@@ -57,4 +57,8 @@ int pv_inotify_init(void);
 int pv_inotify_watch_directory(int fd, const char *path);
 int pv_inotify_remove_watch(int fd, int watch);
 
+/// Fixes malloc's mmap threshold (M_MMAP_THRESHOLD): blocks of `bytes` or more get mappings of
+/// their own, unmapped when freed. Returns 1 on success, 0 on failure.
+int pv_set_mmap_threshold(int bytes);
+
 #endif
