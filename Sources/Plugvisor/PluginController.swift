@@ -16,9 +16,9 @@ final class PluginController: @unchecked Sendable {
     typealias Generation = PluginStateMachine.Generation
     typealias Action = PluginStateMachine.Action
 
-    // SAFETY: `name`, `environment`, `logger` and `metrics` are immutable; everything else is under `lock`.
+    // SAFETY: `name`, `launcher`, `logger` and `metrics` are immutable; everything else is under `lock`.
     let name: String
-    let environment: SupervisorEnvironment
+    let launcher: WorkerLauncher
     let logger: Logger
     let metrics: PluginMetrics
     private let lock = Lock()
@@ -57,15 +57,15 @@ final class PluginController: @unchecked Sendable {
         init(_ condition: Lock.Condition) { self.condition = condition }
     }
 
-    init(spec: PluginSpec, environment: SupervisorEnvironment, logger: Logger) {
+    init(spec: PluginSpec, launcher: WorkerLauncher, logger: Logger) {
         name = spec.name
-        self.environment = environment
+        self.launcher = launcher
         var logger = logger
         logger[metadataKey: "plugin"] = "\(spec.name)"
         self.logger = logger
         metrics = PluginMetrics(plugin: spec.name)
         machine = PluginStateMachine(spec: spec)
-        let user = environment.workerUser(for: spec.name)
+        let user = launcher.workerUser(for: spec.name)
         if let user { self.logger.info("workers run as uid \(user.uid), gid \(user.gid)") }
         for problem in GrantAccess.problems(spec.filesystem, credentials: .worker(user)) { self.logger.warning("\(problem)") }
     }
@@ -303,7 +303,7 @@ final class PluginController: @unchecked Sendable {
             let logger = logger.with(generation: version)
             let worker: WorkerHandle
             do throws(PluginError) {
-                worker = try environment.launchWorker(plugin: spec, module: module.bytes, logger: logger) { [weak self] worker, exit in
+                worker = try launcher.launchWorker(plugin: spec, module: module.bytes, logger: logger) { [weak self] worker, exit in
                     self?.workerExited(id, worker, exit)
                 }
             } catch {
@@ -323,8 +323,8 @@ final class PluginController: @unchecked Sendable {
             let connection = WorkerConnection(worker: worker, plugin: name)
             do throws(PluginError) {
                 let request = LoadRequest(
-                    spec: spec, workerUser: environment.workerUser(for: name),
-                    sandboxDrill: environment.configuration.sandboxDrill)
+                    spec: spec, workerUser: launcher.workerUser(for: name),
+                    sandboxDrill: launcher.configuration.sandboxDrill)
                 let ready = try connection.handshake(request, spec: spec)
                 let (wanted, work) = lock.withLock { () -> (Bool, [Action]) in
                     let (wanted, actions) = machine.workerReady(id, now: .now)
@@ -487,7 +487,7 @@ final class PluginController: @unchecked Sendable {
     private func serve(_ request: HostRequest, spec: PluginSpec, deadline: ContinuousClock.Instant) -> HostResult {
         switch request.op {
         case "http":
-            let answer = environment.broker.perform(request.request, allowedHosts: spec.allowedHosts, deadline: deadline)
+            let answer = launcher.broker.perform(request.request, allowedHosts: spec.allowedHosts, deadline: deadline)
             if let error = answer["error"]?.stringValue { logger.notice("http_request refused: \(error)") }
             return HostResult(id: request.id, result: answer)
         default:

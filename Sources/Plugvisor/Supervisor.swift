@@ -44,8 +44,8 @@ public struct SupervisorConfiguration: Sendable {
         precondition(blockingThreads.map { $0 > 0 } ?? true, "the blocking pool needs at least one thread")
         self.blockingThreads = blockingThreads
         self.workerUIDs = workerUIDs
-        self.workerExecutable = workerExecutable ?? SupervisorEnvironment.defaultWorkerExecutable()
-        self.brokerExecutable = brokerExecutable ?? SupervisorEnvironment.defaultBrokerExecutable()
+        self.workerExecutable = workerExecutable ?? WorkerLauncher.defaultWorkerExecutable()
+        self.brokerExecutable = brokerExecutable ?? WorkerLauncher.defaultBrokerExecutable()
         self.maxFrameLength = maxFrameLength
         self.gracePeriod = gracePeriod
         self.workerUser = workerUser

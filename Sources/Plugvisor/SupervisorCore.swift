@@ -16,7 +16,7 @@ package final class SupervisorCore: @unchecked Sendable {
     private var plugins: [String: PluginController] = [:]
     private var order: [String] = []
     private var manifestInUse: Manifest
-    private let environment: SupervisorEnvironment
+    private let launcher: WorkerLauncher
     private let configuration: SupervisorConfiguration
     private let logger: Logger
     /// Where blocking work runs for async callers, and where starts and shutdowns fan out.
@@ -36,9 +36,9 @@ package final class SupervisorCore: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         pool = BlockingPool(threads: configuration.blockingThreads ?? SupervisorConfiguration.blockingThreads(for: manifest))
-        environment = SupervisorEnvironment(configuration: configuration, logger: logger)
+        launcher = WorkerLauncher(configuration: configuration, logger: logger)
         for spec in manifest.plugins {
-            plugins[spec.name] = PluginController(spec: spec, environment: environment, logger: logger)
+            plugins[spec.name] = PluginController(spec: spec, launcher: launcher, logger: logger)
         }
         order = manifest.plugins.map(\.name)
     }
@@ -113,7 +113,7 @@ package final class SupervisorCore: @unchecked Sendable {
         let (runtimes, watcher) = registry.withLock { (Array(plugins.values), self.watcher) }
         watcher?.stop()
         forEachOnPool(runtimes, { $0.shutdown(deadline: deadline) }) { [self] in
-            environment.stop()
+            launcher.stop()
             logger.info("all workers stopped")
             done()
         }
@@ -199,7 +199,7 @@ package final class SupervisorCore: @unchecked Sendable {
                 let newNames = Set(next.plugins.map(\.name))
                 let removed = plugins.filter { !newNames.contains($0.key) }
                 let added = next.plugins.filter { plugins[$0.name] == nil }.map {
-                    PluginController(spec: $0, environment: environment, logger: logger)
+                    PluginController(spec: $0, launcher: launcher, logger: logger)
                 }
                 for name in removed.keys { plugins.removeValue(forKey: name) }
                 for runtime in added { plugins[runtime.name] = runtime }

@@ -6,7 +6,7 @@ import PlugvisorProtocol
 
 /// What every plugin shares: where the worker binary is, the thread that spawns workers, and the
 /// network broker.
-final class SupervisorEnvironment: Sendable {
+final class WorkerLauncher: Sendable {
     let configuration: SupervisorConfiguration
     private let spawner: Spawner
     /// Performs guests' `plugvisor.http_request` in the sandboxed `plugvisor-broker` process.
