@@ -144,11 +144,15 @@ let package = Package(
         .testTarget(name: "PlugvisorManifestTests", dependencies: ["PlugvisorManifest", "PlugvisorProtocol"]),
         .testTarget(
             name: "PlugvisorCLITests",
-            dependencies: ["PlugvisorCLI", "PlugvisorProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "PlugvisorSupervisorTests", dependencies: ["Plugvisor", "PlugvisorManifest", "PlugvisorProtocol"]),
+            dependencies: [
+                "PlugvisorCLI", "PlugvisorProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
-            name: "PlugvisorWorkerTests", dependencies: ["PlugvisorWorker", "PlugvisorProtocol", "PlugvisorTestSupport"]),
+            name: "PlugvisorSupervisorTests", dependencies: ["Plugvisor", "PlugvisorManifest", "PlugvisorProtocol"]),
+        .testTarget(
+            name: "PlugvisorWorkerTests",
+            dependencies: ["PlugvisorWorker", "PlugvisorProtocol", "PlugvisorTestSupport"]),
         .testTarget(
             name: "IntegrationTests",
             // Plugvisor and its modules for the embedding API in-process (AsyncPoolTests).

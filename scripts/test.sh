@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: install what is missing, build the binaries and
-# the guest fixtures from source, check the seccomp allowlist against what workers really do
-# (strace), then run every test (unit and integration, real processes). Run as root (as CI
-# does), it then runs the integration suite a second time as an ordinary user (uid 65534),
-# because the sandbox takes other paths there (no privilege drop, an unprivileged user
-# namespace). With arguments (e.g. --filter SandboxTests), both runs take those instead.
+# The whole test suite on a fresh machine: check the formatting (.swift-format), install what
+# is missing, build the binaries and the guest fixtures from source, check the seccomp
+# allowlist against what workers really do (strace), then run every test (unit and
+# integration, real processes). Run as root (as CI does), it then runs the integration suite a
+# second time as an ordinary user (uid 65534), because the sandbox takes other paths there (no
+# privilege drop, an unprivileged user namespace). With arguments (e.g. --filter
+# SandboxTests), both runs take those instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/check-format.sh   # seconds, before minutes of building: `scripts/check-format.sh --fix`
 scripts/bootstrap.sh
 swift build --build-tests --quiet
 scripts/build-fixtures.sh

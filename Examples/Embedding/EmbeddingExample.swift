@@ -30,8 +30,9 @@ struct EmbeddingExample {
         transformer.memory = 16 << 20
         let supervisor = Supervisor(manifest: Manifest(plugins: [transformer], path: ""), logger: logger)
 
-        let services = ServiceGroup(configuration: .init(
-            services: [supervisor], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [supervisor], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await services.run() }
 
@@ -42,7 +43,8 @@ struct EmbeddingExample {
             try await withThrowingTaskGroup(of: JSONValue.self) { calls in
                 for index in 1...10 {
                     calls.addTask {
-                        let context = PluginContext(requestID: "call-\(index)", parameters: ["index": .integer(Int64(index))])
+                        let context = PluginContext(
+                            requestID: "call-\(index)", parameters: ["index": .integer(Int64(index))])
                         return try await supervisor.execute(plugin: "transformer", context: context)
                     }
                 }

@@ -53,7 +53,8 @@ final class BrokerClient: @unchecked Sendable {
     }
 
     /// - Parameter launch: starts a broker whose stderr is logged with the logger it is given.
-    init(logger: Logger, maxFrameLength: Int, launch: @escaping @Sendable (Logger) throws(SystemError) -> LaunchedChild) {
+    init(logger: Logger, maxFrameLength: Int, launch: @escaping @Sendable (Logger) throws(SystemError) -> LaunchedChild)
+    {
         var logger = logger
         logger[metadataKey: "process"] = "plugvisor-broker"
         self.logger = logger
@@ -136,7 +137,8 @@ final class BrokerClient: @unchecked Sendable {
     private func start() throws(SystemError) -> Connection {
         let launched = try launch(logger)
         let connection = Connection(
-            process: launched.process, channel: FrameChannel(descriptor: launched.channel, maxFrameLength: maxFrameLength))
+            process: launched.process,
+            channel: FrameChannel(descriptor: launched.channel, maxFrameLength: maxFrameLength))
         current = connection
         logger.info("network broker started", metadata: ["pid": "\(connection.process.pid)"])
         connection.process.monitor { [self] exit in ended(connection, exit: exit) }
@@ -172,8 +174,10 @@ final class BrokerClient: @unchecked Sendable {
     /// The monitor reaped the broker: fail whatever waits on it; the next request starts another.
     private func ended(_ connection: Connection, exit: ProcessExit) {
         let reason = connection.process.killedReason()
-        let description = "pid \(connection.process.pid) "
-            + (reason == .protocolViolation ? "was killed for breaking the protocol"
+        let description =
+            "pid \(connection.process.pid) "
+            + (reason == .protocolViolation
+                ? "was killed for breaking the protocol"
                 : reason == .timeout ? "was killed for not answering in time" : "\(exit)")
         let (inFlight, stopping) = lock.withLock {
             connection.death = description
@@ -185,7 +189,8 @@ final class BrokerClient: @unchecked Sendable {
             logger.info("network broker stopped", metadata: ["pid": "\(connection.process.pid)"])
         } else {
             logger.error(
-                "the network broker died (\(description)); \(inFlight) request(s) in flight failed; the next request starts a new one")
+                "the network broker died (\(description)); \(inFlight) request(s) in flight failed; the next request starts a new one"
+            )
         }
     }
 }

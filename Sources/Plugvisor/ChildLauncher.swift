@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import PlugvisorProtocol
 import PlugvisorPosix
+import PlugvisorProtocol
 
 /// What a supervised child is started as: a worker for a plugin, the network broker, or a
 /// throwaway worker that inspects a module.

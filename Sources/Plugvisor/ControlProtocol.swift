@@ -51,7 +51,9 @@ package struct ControlProtocol: Sendable {
             switch supervisor.reload(plugin: plugin) {
             case let .failure(error): return ControlResponse(error: error)
             case let .success(.failed(reason)):
-                return ControlResponse(error: PluginError(.reloadFailed, plugin: plugin, "\(reason); the previous version goes on serving"))
+                return ControlResponse(
+                    error: PluginError(.reloadFailed, plugin: plugin, "\(reason); the previous version goes on serving")
+                )
             case let .success(result):
                 return ControlResponse(result: ["plugin": .string(plugin), "result": .string(result.summary)])
             }

@@ -80,7 +80,8 @@ public final class ControlServer: @unchecked Sendable {
     private func handle(_ client: OwnedDescriptor) {
         let channel = FrameChannel(descriptor: client, maxFrameLength: 64 << 20)
         guard let uid = try? Descriptors.peerUID(client), ControlSocketTrust.isTrusted(uid) else {
-            try? channel.send(ControlResponse(error: PluginError(.badRequest, "permission denied: not the supervisor's user")))
+            try? channel.send(
+                ControlResponse(error: PluginError(.badRequest, "permission denied: not the supervisor's user")))
             client.close()
             return
         }
@@ -101,7 +102,9 @@ public final class ControlServer: @unchecked Sendable {
             }
             while true {
                 let request: ControlRequest
-                do throws(ChannelError) { request = try channel.receive(ControlRequest.self) } catch .closed { return } catch {
+                do throws(ChannelError) { request = try channel.receive(ControlRequest.self) } catch .closed {
+                    return
+                } catch {
                     try? channel.send(ControlResponse(error: PluginError(.badRequest, "\(error)")))
                     return
                 }

@@ -16,7 +16,9 @@ public final class DirectoryWatcher: @unchecked Sendable {
     private let onChange: @Sendable (Set<String>) -> Void
 
     /// - Parameter onChange: called on the watcher's thread with the paths that changed.
-    public init(quiet: Duration = .milliseconds(150), onChange: @escaping @Sendable (Set<String>) -> Void) throws(SystemError) {
+    public init(
+        quiet: Duration = .milliseconds(150), onChange: @escaping @Sendable (Set<String>) -> Void
+    ) throws(SystemError) {
         inotify = try Inotify()
         self.quiet = quiet
         self.onChange = onChange

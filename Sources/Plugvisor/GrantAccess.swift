@@ -45,7 +45,8 @@ enum GrantAccess {
             guard (status.st_mode >> shift) & needed != needed else { return nil }
             let mode = String(status.st_mode & 0o7777, radix: 8)
             let who = "uid \(credentials.uid), gid \(credentials.gid)"
-            let fix = writable
+            let fix =
+                writable
                 ? "chown \(credentials.uid) \(grant.host), or make it group- or world-writable, or grant it with mode: ro"
                 : "chown \(credentials.uid) \(grant.host), or chmod o+rx \(grant.host)"
             return "filesystem grant \(grant.host) (\(grant.mode.rawValue)): the workers' user (\(who)) cannot "

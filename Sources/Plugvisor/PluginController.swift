@@ -67,7 +67,9 @@ final class PluginController: @unchecked Sendable {
         machine = PluginStateMachine(spec: spec)
         let user = launcher.workerUser(for: spec.name)
         if let user { self.logger.info("workers run as uid \(user.uid), gid \(user.gid)") }
-        for problem in GrantAccess.problems(spec.filesystem, credentials: .worker(user)) { self.logger.warning("\(problem)") }
+        for problem in GrantAccess.problems(spec.filesystem, credentials: .worker(user)) {
+            self.logger.warning("\(problem)")
+        }
     }
 
     /// The spec of the generation that serves.
@@ -85,11 +87,15 @@ final class PluginController: @unchecked Sendable {
         for action in actions {
             switch action {
             case let .handOff(id, to: waiterID):
-                guard let waiter = waiters[waiterID] else { preconditionFailure("hand-off to unknown waiter \(waiterID)") }
+                guard let waiter = waiters[waiterID] else {
+                    preconditionFailure("hand-off to unknown waiter \(waiterID)")
+                }
                 waiter.answer = .worker(id)
                 waiter.condition.signal()
             case let .reject(waiterID, code, message):
-                guard let waiter = waiters[waiterID] else { preconditionFailure("refusal of unknown waiter \(waiterID)") }
+                guard let waiter = waiters[waiterID] else {
+                    preconditionFailure("refusal of unknown waiter \(waiterID)")
+                }
                 waiter.answer = .rejected(code, message)
                 waiter.condition.signal()
             case let .settle(generation, outcome):
@@ -112,12 +118,15 @@ final class PluginController: @unchecked Sendable {
                 if delay == .zero {
                     startWorker(id)
                 } else {
-                    DispatchQueue.global().asyncAfter(deadline: .now() + delay.timeInterval) { [self] in startWorker(id) }
+                    DispatchQueue.global().asyncAfter(deadline: .now() + delay.timeInterval) { [self] in startWorker(id)
+                    }
                 }
             case let .kill(id, reason):
                 lock.withLock { handles[id] }?.kill(because: reason)
             case let .retire(id):
-                if let worker = lock.withLock({ handles[id] }) { WorkerConnection(worker: worker, plugin: name).retire() }
+                if let worker = lock.withLock({ handles[id] }) {
+                    WorkerConnection(worker: worker, plugin: name).retire()
+                }
             case .handOff, .reject, .settle:
                 preconditionFailure("\(action) is delivered under the lock")
             }
@@ -174,8 +183,10 @@ final class PluginController: @unchecked Sendable {
             return .failure(PluginError(.loadFailed, plugin: spec.name, error.description))
         }
         if let pin = spec.sha256, pin != module.sha256 {
-            return .failure(PluginError(
-                .loadFailed, plugin: spec.name, "sha256 of \(spec.wasm) is \(module.sha256), the manifest pins \(pin)"))
+            return .failure(
+                PluginError(
+                    .loadFailed, plugin: spec.name,
+                    "sha256 of \(spec.wasm) is \(module.sha256), the manifest pins \(pin)"))
         }
         return .success(ModuleVersion(bytes: module.bytes, sha256: module.sha256))
     }
@@ -194,7 +205,9 @@ final class PluginController: @unchecked Sendable {
         let current = spec
         let read = Self.readModule(current)
         let (work, started) = lock.withLock { () -> ([Action], (Generation, SettleWaiter)?) in
-            if case let .failure(error) = read { return (deliver(machine.fail(code: .loadFailed, reason: error.message)), nil) }
+            if case let .failure(error) = read {
+                return (deliver(machine.fail(code: .loadFailed, reason: error.message)), nil)
+            }
             let (generation, actions) = machine.restart(now: .now)
             guard let generation, case let .success(module) = read else { return (deliver(actions), nil) }
             modules = [generation: module]
@@ -211,7 +224,9 @@ final class PluginController: @unchecked Sendable {
         case let .succeeded(version):
             return .success(version)
         case let .failed(reason):
-            let code = lock.withLock { if case let .failed(code, _) = machine.state { code } else { PluginError.Code.loadFailed } }
+            let code = lock.withLock {
+                if case let .failed(code, _) = machine.state { code } else { PluginError.Code.loadFailed }
+            }
             logger.error("restart failed: \(reason)")
             return .failure(PluginError(code, plugin: name, reason))
         }
@@ -267,7 +282,9 @@ final class PluginController: @unchecked Sendable {
         case let .failed(reason):
             metrics.recordReload(succeeded: false)
             let serving = lock.withLock { machine.state == .serving }
-            logger.error("reload failed, \(serving ? "the previous version goes on serving" : "the plugin does not serve"): \(reason)")
+            logger.error(
+                "reload failed, \(serving ? "the previous version goes on serving" : "the plugin does not serve"): \(reason)"
+            )
             return .failed(reason)
         }
     }
@@ -303,7 +320,8 @@ final class PluginController: @unchecked Sendable {
             let logger = logger.with(generation: version)
             let worker: WorkerHandle
             do throws(PluginError) {
-                worker = try launcher.launchWorker(plugin: spec, module: module.bytes, logger: logger) { [weak self] worker, exit in
+                worker = try launcher.launchWorker(plugin: spec, module: module.bytes, logger: logger) {
+                    [weak self] worker, exit in
                     self?.workerExited(id, worker, exit)
                 }
             } catch {
@@ -364,7 +382,9 @@ final class PluginController: @unchecked Sendable {
             if case .failed = machine.state { return (work, true) }
             return (work, false)
         }
-        let metadata: Logger.Metadata = ["exit": "\(worker.killedReason().map { "killed by supervisor (\($0))" } ?? "\(exit)")"]
+        let metadata: Logger.Metadata = [
+            "exit": "\(worker.killedReason().map { "killed by supervisor (\($0))" } ?? "\(exit)")"
+        ]
         if case let .spawn(_, delay)? = work.first {
             metrics.recordRestart()
             worker.logger.warning("worker ended, restarting in \(delay)", metadata: metadata)
@@ -399,7 +419,8 @@ final class PluginController: @unchecked Sendable {
             worker.reportDroppedGuestLines()
             // Lost means gone or going: what the worker's answer says cannot decide that.
             let lost = worker.killedReason() != nil || worker.hasExited
-            perform(lock.withLock { deliver(machine.finish(id, failure: result.failureCode, workerLost: lost, now: .now)) })
+            perform(
+                lock.withLock { deliver(machine.finish(id, failure: result.failureCode, workerLost: lost, now: .now)) })
         }
         let elapsed = ContinuousClock.now - started
         lock.withLock { stats.record(failure: result.failureCode, micros: Int(elapsed.microseconds)) }
@@ -411,7 +432,9 @@ final class PluginController: @unchecked Sendable {
 
     /// An idle worker for one call, waiting in the machine's queue (first come, first served)
     /// if needed; also says whether other callers are waiting.
-    private func checkout(deadline: ContinuousClock.Instant, timeout: Duration)
+    private func checkout(
+        deadline: ContinuousClock.Instant, timeout: Duration
+    )
         -> Result<(WorkerID, WorkerHandle, PluginSpec, Bool), PluginError>
     {
         lock.withLock {
@@ -436,7 +459,8 @@ final class PluginController: @unchecked Sendable {
                             // Handed a worker just as its time ran out: too late to call, and
                             // a call that cannot be sent in time would cost the worker.
                             perform(deliverLater: machine.returnUnused(worker, now: .now))
-                            return .failure(PluginError(.timeout, plugin: name, "no worker became free within \(timeout)"))
+                            return .failure(
+                                PluginError(.timeout, plugin: name, "no worker became free within \(timeout)"))
                         }
                         id = worker
                     case let .rejected(code, message)?:
@@ -520,9 +544,11 @@ final class PluginController: @unchecked Sendable {
             if case let .failed(_, why) = machine.state { reason = why }
             return Snapshot(
                 workers: handles.sorted { $0.key < $1.key }.map { ($0.value, machine.reportedState(of: $0.key)) },
-                state: machine.reportedState, reason: reason, lastReload: machine.lastReload, lastReloadAt: lastReloadAt,
+                state: machine.reportedState, reason: reason, lastReload: machine.lastReload,
+                lastReloadAt: lastReloadAt,
                 version: machine.version, meta: metas[machine.generation], sha256: modules[machine.generation]?.sha256,
-                restarts: machine.restarts.total, circuit: machine.circuit?.reportedState, queued: machine.queue.count, stats: stats)
+                restarts: machine.restarts.total, circuit: machine.circuit?.reportedState, queued: machine.queue.count,
+                stats: stats)
         }
         let now = ContinuousClock.now
         let workers = snapshot.workers.map { worker, phase in
@@ -531,11 +557,12 @@ final class PluginController: @unchecked Sendable {
                 uptimeSeconds: Double((now - worker.startedAt).microseconds) / 1e6,
                 rssBytes: worker.process.residentBytes, memoryBytes: worker.memoryBytes)
         }
-        let reload: String? = switch snapshot.lastReload {
-        case .succeeded?: "ok"
-        case let .failed(why)?: "failed: \(why)"
-        case nil: nil
-        }
+        let reload: String? =
+            switch snapshot.lastReload {
+            case .succeeded?: "ok"
+            case let .failed(why)?: "failed: \(why)"
+            case nil: nil
+            }
         let percentiles = snapshot.stats.latencies.percentiles([50, 99])
         return PluginStatus(
             name: name, version: snapshot.meta?["version"]?.stringValue, state: snapshot.state,

@@ -49,7 +49,8 @@ struct PluginMetrics: Sendable {
     func recordRestart() { restarts.increment() }
 
     func recordReload(succeeded: Bool) {
-        Counter(label: Names.reloads, dimensions: [("plugin", plugin), ("result", succeeded ? "ok" : "failed")]).increment()
+        Counter(label: Names.reloads, dimensions: [("plugin", plugin), ("result", succeeded ? "ok" : "failed")])
+            .increment()
     }
 
     /// Sets the gauges from a status snapshot.
@@ -57,8 +58,10 @@ struct PluginMetrics: Sendable {
         let dimensions = [("plugin", plugin)]
         Gauge(label: Names.queued, dimensions: dimensions).record(status.queued)
         Gauge(label: Names.workers, dimensions: dimensions).record(status.workers.count)
-        Gauge(label: Names.residentBytes, dimensions: dimensions).record(status.workers.compactMap(\.rssBytes).saturatingSum())
-        Gauge(label: Names.guestMemoryBytes, dimensions: dimensions).record(status.workers.compactMap(\.memoryBytes).saturatingSum())
+        Gauge(label: Names.residentBytes, dimensions: dimensions).record(
+            status.workers.compactMap(\.rssBytes).saturatingSum())
+        Gauge(label: Names.guestMemoryBytes, dimensions: dimensions).record(
+            status.workers.compactMap(\.memoryBytes).saturatingSum())
         Gauge(label: Names.ready, dimensions: dimensions).record(status.state == .ready ? 1 : 0)
         Gauge(label: Names.generation, dimensions: dimensions).record(status.generation)
     }

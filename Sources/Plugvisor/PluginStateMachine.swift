@@ -158,7 +158,9 @@ struct PluginStateMachine: Sendable {
 
     /// A fresh generation replaces whatever ran (a restart, or a reload of a plugin that does
     /// not serve): every worker is killed, the restart count and circuit start over.
-    private mutating func replaceEverything(with newSpec: PluginSpec, byReload: Bool, now: ContinuousClock.Instant)
+    private mutating func replaceEverything(
+        with newSpec: PluginSpec, byReload: Bool, now: ContinuousClock.Instant
+    )
         -> [Action]
     {
         var actions = killAll(because: .killed)
@@ -252,7 +254,10 @@ struct PluginStateMachine: Sendable {
         let serves = generation == self.generation && (state == .serving || pending != nil)
         let reason: String
         if case let .failed(_, why) = state { reason = why } else { reason = lastError ?? "no worker of it started" }
-        return [settle(generation, serves ? .succeeded(version: version) : .failed(reason: reason), byReload: entry.byReload)]
+        return [
+            settle(
+                generation, serves ? .succeeded(version: version) : .failed(reason: reason), byReload: entry.byReload)
+        ]
     }
 
     private mutating func settle(_ generation: Generation, _ outcome: ReloadOutcome, byReload: Bool) -> Action {
@@ -346,7 +351,9 @@ struct PluginStateMachine: Sendable {
         if let pending, worker.generation == pending.generation {
             return abandonPending(pending, reason: reason)
         }
-        guard code == .workerCrashed else { return fail(code: code, reason: reason) + concluded(id, generation: worker.generation) }
+        guard code == .workerCrashed else {
+            return fail(code: code, reason: reason) + concluded(id, generation: worker.generation)
+        }
         lastError = reason
         var actions = restartOrGiveUp(after: worker, now: now, description: reason)
         actions += concluded(id, generation: worker.generation)
@@ -380,7 +387,9 @@ struct PluginStateMachine: Sendable {
         return restartOrGiveUp(after: worker, now: now, description: description)
     }
 
-    private mutating func restartOrGiveUp(after worker: Worker, now: ContinuousClock.Instant, description: String) -> [Action] {
+    private mutating func restartOrGiveUp(
+        after worker: Worker, now: ContinuousClock.Instant, description: String
+    ) -> [Action] {
         switch restarts.workerDied(at: now, uptime: now - worker.startedAt) {
         case let .restart(after):
             let replacement = spawn(after: after, generation: generation, now: now)
@@ -388,7 +397,9 @@ struct PluginStateMachine: Sendable {
             if case let .spawn(id, _) = replacement { settling[generation]?.workers.insert(id) }
             return [replacement]
         case let .giveUp(count):
-            return fail(code: .restartLimit, reason: "restarted \(count) times within \(restarts.policy.within); last: \(description)")
+            return fail(
+                code: .restartLimit,
+                reason: "restarted \(count) times within \(restarts.policy.within); last: \(description)")
         }
     }
 
@@ -406,7 +417,9 @@ struct PluginStateMachine: Sendable {
     }
 
     /// SIGKILLs the workers `selected` picks (unless already dying).
-    private mutating func kill(because reason: PluginError.Code, replace: Bool, _ selected: (Worker) -> Bool) -> [Action] {
+    private mutating func kill(
+        because reason: PluginError.Code, replace: Bool, _ selected: (Worker) -> Bool
+    ) -> [Action] {
         var actions: [Action] = []
         for (id, worker) in workers.sorted(by: { $0.key < $1.key }) where selected(worker) {
             if case .dying = worker.phase { continue }
@@ -460,7 +473,8 @@ struct PluginStateMachine: Sendable {
 
     private func circuitOpen(now: ContinuousClock.Instant) -> Admission {
         let retry = circuit?.retryAfter(now: now).map { ", retry in \($0)" } ?? ""
-        return .reject(.circuitOpen, "the circuit is open after \(circuit?.policy.failures ?? 0) consecutive failures\(retry)")
+        return .reject(
+            .circuitOpen, "the circuit is open after \(circuit?.policy.failures ?? 0) consecutive failures\(retry)")
     }
 
     /// A queued caller gave up (its deadline passed). False when it was no longer queued: it was
@@ -493,7 +507,9 @@ struct PluginStateMachine: Sendable {
     /// A call on `id` ended. `failure` is its error code, if any; `workerLost` says the worker
     /// died or was killed during the call (timeout, crash, protocol violation). A worker that
     /// goes on serving goes to the caller queued longest.
-    mutating func finish(_ id: WorkerID, failure: PluginError.Code?, workerLost: Bool, now: ContinuousClock.Instant)
+    mutating func finish(
+        _ id: WorkerID, failure: PluginError.Code?, workerLost: Bool, now: ContinuousClock.Instant
+    )
         -> [Action]
     {
         circuit?.record(failure: failure, now: now)

@@ -40,7 +40,8 @@ public struct SupervisorConfiguration: Sendable {
         watchFiles: Bool = true, brokerExecutable: String? = nil, workerUIDs: ClosedRange<UInt32> = defaultWorkerUIDs,
         blockingThreads: Int? = nil
     ) {
-        precondition(workerUIDs.count >= 3, "the worker uid range needs the broker's, inspect's and at least one plugin uid")
+        precondition(
+            workerUIDs.count >= 3, "the worker uid range needs the broker's, inspect's and at least one plugin uid")
         precondition(blockingThreads.map { $0 > 0 } ?? true, "the blocking pool needs at least one thread")
         self.blockingThreads = blockingThreads
         self.workerUIDs = workerUIDs
@@ -71,7 +72,8 @@ public struct SupervisorConfiguration: Sendable {
     /// Parses `FIRST-LAST` for `workerUIDs`.
     public static func uidRange(_ text: String) throws -> ClosedRange<UInt32> {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2, let first = UInt32(parts[0]), let last = UInt32(parts[1]), first > 0, last >= first + 2 else {
+        guard parts.count == 2, let first = UInt32(parts[0]), let last = UInt32(parts[1]), first > 0, last >= first + 2
+        else {
             throw SupervisorError("--worker-uids wants FIRST-LAST with at least three uids above 0, not '\(text)'")
         }
         return first...last
@@ -97,8 +99,10 @@ public final class Supervisor: Sendable {
     /// socket, the benchmark).
     package let core: SupervisorCore
 
-    public init(manifest: Manifest, configuration: SupervisorConfiguration = .init(),
-                logger: Logger = Logger(label: "plugvisor.supervisor")) {
+    public init(
+        manifest: Manifest, configuration: SupervisorConfiguration = .init(),
+        logger: Logger = Logger(label: "plugvisor.supervisor")
+    ) {
         core = SupervisorCore(manifest: manifest, configuration: configuration, logger: logger)
     }
 
@@ -118,7 +122,8 @@ public final class Supervisor: Sendable {
     /// Starts every plugin's workers; returns when each plugin is ready or failed. Calling it
     /// again waits for the first start and does nothing more.
     public func start() async {
-        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in core.start { finished.resume() } }
+        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in core.start { finished.resume() }
+        }
     }
 
     /// Calls the plugin's `execute` with `context` (`{"request_id", "headers", "parameters"}`;
@@ -136,11 +141,17 @@ public final class Supervisor: Sendable {
             until: calledAt + timeout,
             orElse: { startedAt in
                 guard let startedAt else {
-                    return .failure(PluginError(.timeout, plugin: name,
-                        "no answer within \(timeout): the call waited all of it for one of the supervisor's \(threads) blocking threads"))
+                    return .failure(
+                        PluginError(
+                            .timeout, plugin: name,
+                            "no answer within \(timeout): the call waited all of it for one of the supervisor's \(threads) blocking threads"
+                        ))
                 }
-                return .failure(PluginError(.timeout, plugin: name,
-                    "call ran longer than \(timeout), \(calledAt.duration(to: startedAt)) of it waiting for a blocking thread"))
+                return .failure(
+                    PluginError(
+                        .timeout, plugin: name,
+                        "call ran longer than \(timeout), \(calledAt.duration(to: startedAt)) of it waiting for a blocking thread"
+                    ))
             },
             { runtime.execute(context: context, calledAt: calledAt) }
         ).get()
@@ -175,7 +186,9 @@ public final class Supervisor: Sendable {
     /// Refuses new calls, lets calls in flight finish within the grace period, and ends every
     /// worker (what the `Service` does on graceful shutdown).
     public func shutdown() async {
-        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in core.shutdown { finished.resume() } }
+        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+            core.shutdown { finished.resume() }
+        }
     }
 
     /// Plugins that are not serving, with the reason.

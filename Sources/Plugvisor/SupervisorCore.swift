@@ -35,7 +35,8 @@ package final class SupervisorCore: @unchecked Sendable {
         manifestInUse = manifest
         self.configuration = configuration
         self.logger = logger
-        pool = BlockingPool(threads: configuration.blockingThreads ?? SupervisorConfiguration.blockingThreads(for: manifest))
+        pool = BlockingPool(
+            threads: configuration.blockingThreads ?? SupervisorConfiguration.blockingThreads(for: manifest))
         launcher = WorkerLauncher(configuration: configuration, logger: logger)
         for spec in manifest.plugins {
             plugins[spec.name] = PluginController(spec: spec, launcher: launcher, logger: logger)
@@ -61,7 +62,10 @@ package final class SupervisorCore: @unchecked Sendable {
     /// failed and the watcher runs. A start already begun (from anywhere) is not begun again:
     /// `done` is called when it ends. Blocks no thread while it waits.
     func start(then done: @escaping @Sendable () -> Void) {
-        enum Claim { case first([PluginController]), waiting, finished }
+        enum Claim {
+            case first([PluginController])
+            case waiting, finished
+        }
         let claim = registry.withLock { () -> Claim in
             switch startPhase {
             case .notStarted:
@@ -192,10 +196,13 @@ package final class SupervisorCore: @unchecked Sendable {
             let next: Manifest
             do throws(ManifestErrors) { next = try Manifest.load(path: path) } catch {
                 logger.error("manifest reload refused, nothing changed:\n\(error.description)")
-                return .failure(PluginError(.invalidManifest, "nothing changed; \(error.problems.count) problem(s):\n\(error.description)"))
+                return .failure(
+                    PluginError(
+                        .invalidManifest, "nothing changed; \(error.problems.count) problem(s):\n\(error.description)"))
             }
             var changes = Supervisor.ManifestChanges()
-            let (current, added, removed) = registry.withLock { () -> ([String: PluginController], [PluginController], [PluginController]) in
+            let (current, added, removed) = registry.withLock {
+                () -> ([String: PluginController], [PluginController], [PluginController]) in
                 let newNames = Set(next.plugins.map(\.name))
                 let removed = plugins.filter { !newNames.contains($0.key) }
                 let added = next.plugins.filter { plugins[$0.name] == nil }.map {
@@ -227,7 +234,9 @@ package final class SupervisorCore: @unchecked Sendable {
             reloading.wait()
             changes.reloaded = results.collected
             updateWatches()
-            logger.info("manifest reloaded: added \(changes.added), removed \(changes.removed), reloaded \(changes.reloaded.keys.sorted())")
+            logger.info(
+                "manifest reloaded: added \(changes.added), removed \(changes.removed), reloaded \(changes.reloaded.keys.sorted())"
+            )
             return .success(changes)
         }
     }
@@ -251,8 +260,10 @@ package final class SupervisorCore: @unchecked Sendable {
     func runtime(_ name: String) -> Result<PluginController, PluginError> {
         registry.withLock {
             guard let runtime = plugins[name] else {
-                return .failure(PluginError(.unknownPlugin, plugin: name,
-                    "no plugin named '\(name)' (known: \(order.joined(separator: ", ")))"))
+                return .failure(
+                    PluginError(
+                        .unknownPlugin, plugin: name,
+                        "no plugin named '\(name)' (known: \(order.joined(separator: ", ")))"))
             }
             return .success(runtime)
         }

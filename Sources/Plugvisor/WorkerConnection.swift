@@ -23,13 +23,15 @@ struct WorkerConnection {
         let limit = max(spec.timeout, Self.minimumLoadTime)
         let deadline = ContinuousClock.now + limit
         do {
-            let hello = try worker.channel.receive(WorkerMessage.self, deadline: deadline, limit: WorkerFrameCeiling.envelope)
+            let hello = try worker.channel.receive(
+                WorkerMessage.self, deadline: deadline, limit: WorkerFrameCeiling.envelope)
             guard case let .hello(h) = hello else {
                 throw violation("did not start with hello")
             }
             guard h.plugvisor == ProtocolVersion.current else {
                 throw violation(
-                    "speaks protocol \(h.plugvisor), this supervisor \(ProtocolVersion.current): reinstall plugvisor-worker")
+                    "speaks protocol \(h.plugvisor), this supervisor \(ProtocolVersion.current): reinstall plugvisor-worker"
+                )
             }
             try worker.channel.send(SupervisorMessage.load(request), deadline: deadline)
             // `ready` carries the guest's meta answer, at most a result's size.
@@ -52,13 +54,16 @@ struct WorkerConnection {
             switch error {
             case .timedOut:
                 worker.kill(because: .timeout)
-                let which = spec.timeout >= Self.minimumLoadTime
+                let which =
+                    spec.timeout >= Self.minimumLoadTime
                     ? "the plugin's timeout of \(limit)"
                     : "\(limit) (the minimum a load gets; the plugin's timeout of \(spec.timeout) bounds calls)"
-                throw PluginError(.loadFailed, plugin: plugin, "loading took longer than \(which): a runaway start function?")
+                throw PluginError(
+                    .loadFailed, plugin: plugin, "loading took longer than \(which): a runaway start function?")
             case .closed:
                 _ = worker.awaitExit(timeout: .seconds(2))
-                throw PluginError(.workerCrashed, plugin: plugin, "worker died while loading: \(worker.crashDescription())")
+                throw PluginError(
+                    .workerCrashed, plugin: plugin, "worker died while loading: \(worker.crashDescription())")
             default:
                 throw violation("broke the protocol during load (\(error))")
             }
@@ -87,7 +92,8 @@ struct WorkerConnection {
                 case let .host(hostRequest):
                     guard worker.channel.lastFrameLength <= WorkerFrameCeiling.host else {
                         throw violation(
-                            "sent a \(worker.channel.lastFrameLength)-byte host request, over the \(WorkerFrameCeiling.host)-byte ceiling")
+                            "sent a \(worker.channel.lastFrameLength)-byte host request, over the \(WorkerFrameCeiling.host)-byte ceiling"
+                        )
                     }
                     let answer = hostService(hostRequest, spec, deadline)
                     try worker.channel.send(SupervisorMessage.hostResult(answer), deadline: deadline)
@@ -101,8 +107,10 @@ struct WorkerConnection {
             return .failure(error)
         } catch ChannelError.timedOut {
             worker.kill(because: .timeout)
-            return .failure(PluginError(.timeout, plugin: plugin,
-                "call ran longer than \(spec.timeout); worker \(worker.pid) was killed and is being replaced"))
+            return .failure(
+                PluginError(
+                    .timeout, plugin: plugin,
+                    "call ran longer than \(spec.timeout); worker \(worker.pid) was killed and is being replaced"))
         } catch ChannelError.closed {
             // Its end closed: it died, or it hung up and lingers, which a worker must not do.
             let grace = min(max(ContinuousClock.now.duration(to: deadline), .zero) + .milliseconds(50), .seconds(1))
@@ -123,7 +131,9 @@ struct WorkerConnection {
 
     /// A worker's result, believed only as far as it can be checked: its error code must be one
     /// a worker may give, its numbers within range, its payload a guest answer.
-    private func check(_ result: CallResult, spec: PluginSpec, elapsed: Duration)
+    private func check(
+        _ result: CallResult, spec: PluginSpec, elapsed: Duration
+    )
         throws(PluginError) -> Result<JSONValue, PluginError>
     {
         if let stats = result.stats {

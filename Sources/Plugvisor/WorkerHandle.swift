@@ -64,8 +64,10 @@ final class WorkerHandle: @unchecked Sendable {
     /// A `log` frame from the worker: within this worker's budget, cut to the longest line a
     /// guest may log, at the level it names (info when it names none we know).
     func logGuest(_ line: LogLine) {
-        let message = line.message.utf8.count <= LogLine.maxMessageBytes
-            ? line.message : String(decoding: line.message.utf8.prefix(LogLine.maxMessageBytes), as: UTF8.self) + "… (cut)"
+        let message =
+            line.message.utf8.count <= LogLine.maxMessageBytes
+            ? line.message
+            : String(decoding: line.message.utf8.prefix(LogLine.maxMessageBytes), as: UTF8.self) + "… (cut)"
         let verdict = lock.withLock { guestLogBudget.admit(bytes: message.utf8.count, now: .now) }
         if case let .logAfterSummary(dropped) = verdict { reportDroppedGuestLines(dropped) }
         guard verdict != .drop else { return }
@@ -80,7 +82,8 @@ final class WorkerHandle: @unchecked Sendable {
     }
 
     private func reportDroppedGuestLines(_ dropped: Int) {
-        logger.warning("\(dropped) guest log lines dropped by the supervisor (rate limit)", metadata: ["source": "guest"])
+        logger.warning(
+            "\(dropped) guest log lines dropped by the supervisor (rate limit)", metadata: ["source": "guest"])
     }
 }
 

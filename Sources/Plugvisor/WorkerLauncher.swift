@@ -18,7 +18,8 @@ final class WorkerLauncher: Sendable {
         let spawner = Spawner()
         self.spawner = spawner
         pluginUsers = PluginUsers(configuration.workerUIDs)
-        broker = BrokerClient(logger: logger, maxFrameLength: configuration.maxFrameLength) { logger throws(SystemError) in
+        broker = BrokerClient(logger: logger, maxFrameLength: configuration.maxFrameLength) {
+            logger throws(SystemError) in
             try Self.launchBroker(configuration: configuration, spawner: spawner, logger: logger)
         }
     }
@@ -71,7 +72,8 @@ final class WorkerLauncher: Sendable {
         let worker = WorkerHandle(
             process: launched.process,
             channel: FrameChannel(
-                descriptor: launched.channel, maxFrameLength: configuration.maxFrameLength, spin: PluginController.answerSpin))
+                descriptor: launched.channel, maxFrameLength: configuration.maxFrameLength,
+                spin: PluginController.answerSpin))
         worker.process.monitor { [worker] exit in onExit(worker, exit) }
         return worker
     }
@@ -84,7 +86,8 @@ final class WorkerLauncher: Sendable {
 
     private static func besideMe(_ name: String, unless variable: String) -> String {
         if let explicit = ProcessInfo.processInfo.environment[variable], !explicit.isEmpty { return explicit }
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let me =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent(name).path
     }
 }

@@ -40,9 +40,10 @@ public enum PlugvisorBroker {
         try Lockdown.atStart(keepingThrough: channelFD)
         try Lockdown.setResourceLimits(.broker)
         let directories = readableDirectories.filter { FileManager.default.fileExists(atPath: $0) }
-        try Lockdown.apply(LockdownPlan(
-            directories: directories.map { .init(path: $0, writable: false) }, user: user, policy: .broker,
-            isolated: false))
+        try Lockdown.apply(
+            LockdownPlan(
+                directories: directories.map { .init(path: $0, writable: false) }, user: user, policy: .broker,
+                isolated: false))
     }
 
     static func user(from arguments: [String]) -> WorkerUser? {
@@ -74,9 +75,13 @@ public enum PlugvisorBroker {
                 fail("\(error)")
             }
             guard inFlight.enter() else {
-                answer(HostResult(id: request.id, result: [
-                    "error": .string("the network broker is busy (\(maxConcurrentRequests) requests in flight); try again"),
-                ]))
+                answer(
+                    HostResult(
+                        id: request.id,
+                        result: [
+                            "error": .string(
+                                "the network broker is busy (\(maxConcurrentRequests) requests in flight); try again")
+                        ]))
                 continue
             }
             let thread = Thread {

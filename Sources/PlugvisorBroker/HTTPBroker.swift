@@ -16,7 +16,9 @@ enum HTTPBroker {
 
     static func perform(_ request: JSONValue, allowedHosts: [String], deadline: ContinuousClock.Instant) -> JSONValue {
         func refuse(_ message: String) -> JSONValue { ["error": .string(message)] }
-        guard let text = request["url"]?.stringValue else { return refuse("the request needs an http or https \"url\"") }
+        guard let text = request["url"]?.stringValue else {
+            return refuse("the request needs an http or https \"url\"")
+        }
         let target: RequestTarget
         switch RequestTarget.parse(text) {
         case let .success(parsed): target = parsed
@@ -133,9 +135,12 @@ private final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked S
             response = task.response as? HTTPURLResponse
             if let error {
                 let code = (error as NSError).code
-                failure = code == NSURLErrorTimedOut ? HTTPBroker.timedOut
-                    : code == NSURLErrorCannotConnectToHost ? "cannot connect to \(task.originalRequest?.url?.host ?? "the host")"
-                    : "request failed: \(error.localizedDescription)"
+                failure =
+                    code == NSURLErrorTimedOut
+                    ? HTTPBroker.timedOut
+                    : code == NSURLErrorCannotConnectToHost
+                        ? "cannot connect to \(task.originalRequest?.url?.host ?? "the host")"
+                        : "request failed: \(error.localizedDescription)"
             }
         }
     }
@@ -177,7 +182,8 @@ struct RequestTarget {
             let defaultPort = HostPattern.defaultPort(scheme: scheme)
         else { return .failure(HostProblem("the request needs an http or https \"url\"")) }
         guard components.percentEncodedUser == nil && components.percentEncodedPassword == nil else {
-            return .failure(HostProblem("a user name or password in the URL is not supported; send an Authorization header"))
+            return .failure(
+                HostProblem("a user name or password in the URL is not supported; send an Authorization header"))
         }
         guard let rawHost = components.percentEncodedHost, !rawHost.isEmpty else {
             return .failure(HostProblem("the URL has no host"))
@@ -207,7 +213,8 @@ struct RequestTarget {
         if patterns.contains(where: { $0.matches(host: host, port: port, scheme: scheme) }) { return nil }
         let shown = host.contains(":") ? "[\(host)]" : host
         guard !patterns.contains(where: { $0.matches(host: host) }) else {
-            return "port \(port) of \(shown) is not in this plugin's allowed_hosts (an entry without ':port' allows only \(scheme)'s default port; add '\(shown):\(port)')"
+            return
+                "port \(port) of \(shown) is not in this plugin's allowed_hosts (an entry without ':port' allows only \(scheme)'s default port; add '\(shown):\(port)')"
         }
         return "host \(shown) is not in this plugin's allowed_hosts"
     }

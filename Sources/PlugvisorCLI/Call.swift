@@ -24,9 +24,11 @@ struct Call: ParsableCommand {
     @Option(name: .long, help: "The request id (default: a new UUID).")
     var requestID: String?
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Read the context (or part of it) as a JSON object from FILE, or from stdin with '-'; -p, -H and --request-id add to it.",
-        valueName: "FILE|-"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Read the context (or part of it) as a JSON object from FILE, or from stdin with '-'; -p, -H and --request-id add to it.",
+            valueName: "FILE|-"))
     var json: String?
 
     @OptionGroup var control: ControlOptions
@@ -62,7 +64,9 @@ struct Call: ParsableCommand {
         if let json {
             let data: Data
             do {
-                data = json == "-" ? FileHandle.standardInput.readDataToEndOfFile()
+                data =
+                    json == "-"
+                    ? FileHandle.standardInput.readDataToEndOfFile()
                     : try Data(contentsOf: URL(fileURLWithPath: json))
             } catch {
                 throw ValidationError("cannot read \(json): \(error.localizedDescription)")
@@ -77,7 +81,9 @@ struct Call: ParsableCommand {
         }
         let givenParameters = (context["parameters"]?.objectValue ?? [:]).sorted { $0.key < $1.key }
             .map { (name: $0.key, value: $0.value) }
-        switch PluginContext.parameters(from: givenParameters + parameters.map(split).map { (name: $0.name, value: JSONValue.string($0.value)) }) {
+        switch PluginContext.parameters(
+            from: givenParameters + parameters.map(split).map { (name: $0.name, value: JSONValue.string($0.value)) })
+        {
         case let .success(values): context["parameters"] = .object(values)
         case let .failure(error): throw ValidationError(error.message)
         }
@@ -88,7 +94,8 @@ struct Call: ParsableCommand {
             }
             givenHeaders.append((name, value))
         }
-        context["headers"] = .object(PluginContext.headers(from: givenHeaders + headers.map(split)).mapValues { .string($0) })
+        context["headers"] = .object(
+            PluginContext.headers(from: givenHeaders + headers.map(split)).mapValues { .string($0) })
         if let requestID {
             guard PluginContext.isValidRequestID(requestID) else {
                 throw ValidationError("--request-id must be \(PluginContext.requestIDRule)")

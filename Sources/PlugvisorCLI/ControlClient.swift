@@ -12,8 +12,10 @@ struct ControlClient {
         do throws(ControlSocketTrust.Problem) { socket = try ControlSocketTrust.connect(path: path) } catch {
             switch error {
             case let .notListening(reason):
-                return .failure(PluginError(.notRunning,
-                    "no supervisor is listening on \(path) (\(reason)); start one with `plugvisor start MANIFEST`"))
+                return .failure(
+                    PluginError(
+                        .notRunning,
+                        "no supervisor is listening on \(path) (\(reason)); start one with `plugvisor start MANIFEST`"))
             case let .untrusted(reason):
                 return .failure(PluginError(.untrustedSocket, "\(reason); nothing was sent"))
             }

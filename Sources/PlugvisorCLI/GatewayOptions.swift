@@ -11,31 +11,42 @@ import ServiceLifecycle
 
 /// `start`'s HTTP gateway options.
 struct GatewayOptions: ParsableArguments {
-    @Option(name: .customLong("http"), help: ArgumentHelp(
-        "Serve the HTTP gateway (and /metrics) on HOST:PORT, e.g. 127.0.0.1:8080 (port 0: any free port).",
-        valueName: "host:port"))
+    @Option(
+        name: .customLong("http"),
+        help: ArgumentHelp(
+            "Serve the HTTP gateway (and /metrics) on HOST:PORT, e.g. 127.0.0.1:8080 (port 0: any free port).",
+            valueName: "host:port"))
     var address: String?
 
-    @Option(help: ArgumentHelp(
-        "A file holding the token that the gateway's admin operations (kill, restart, reload) require as 'Authorization: Bearer <token>'. Must not be readable by other users.",
-        valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "A file holding the token that the gateway's admin operations (kill, restart, reload) require as 'Authorization: Bearer <token>'. Must not be readable by other users.",
+            valueName: "file"))
     var tokenFile: String?
 
-    @Option(name: .customLong("http-max-body"), help: ArgumentHelp(
-        "The largest request body the gateway accepts, e.g. 1MiB.", valueName: "size"))
+    @Option(
+        name: .customLong("http-max-body"),
+        help: ArgumentHelp(
+            "The largest request body the gateway accepts, e.g. 1MiB.", valueName: "size"))
     var maxBody: String = "1MiB"
 
-    @Option(name: .customLong("http-max-in-flight"), help: ArgumentHelp(
-        "How many calls and admin operations the gateway runs at once; more are answered 429.", valueName: "n"))
+    @Option(
+        name: .customLong("http-max-in-flight"),
+        help: ArgumentHelp(
+            "How many calls and admin operations the gateway runs at once; more are answered 429.", valueName: "n"))
     var maxInFlight: Int = 512
 
-    @Option(name: .customLong("http-max-connections"), help: ArgumentHelp(
-        "How many HTTP connections the gateway keeps open at once; more wait to be accepted.", valueName: "n"))
+    @Option(
+        name: .customLong("http-max-connections"),
+        help: ArgumentHelp(
+            "How many HTTP connections the gateway keeps open at once; more wait to be accepted.", valueName: "n"))
     var maxConnections: Int = 256
 
-    @Option(name: .customLong("http-header-timeout"), help: ArgumentHelp(
-        "How long a new connection may take to send its request head before it is closed, e.g. 10s.",
-        valueName: "duration"))
+    @Option(
+        name: .customLong("http-header-timeout"),
+        help: ArgumentHelp(
+            "How long a new connection may take to send its request head before it is closed, e.g. 10s.",
+            valueName: "duration"))
     var headerTimeout: String = "10s"
 
     func validate() throws {
@@ -80,10 +91,14 @@ struct GatewayOptions: ParsableArguments {
     func readToken() throws -> String? {
         guard let tokenFile else { return nil }
         var info = stat()
-        guard stat(tokenFile, &info) == 0 else { throw ValidationError("--token-file \(tokenFile): \(SystemError("stat"))") }
+        guard stat(tokenFile, &info) == 0 else {
+            throw ValidationError("--token-file \(tokenFile): \(SystemError("stat"))")
+        }
         if info.st_mode & 0o077 != 0 {
-            throw ValidationError(String(
-                format: "--token-file %@ is readable by other users (mode %o); chmod 600 it", tokenFile, info.st_mode & 0o777))
+            throw ValidationError(
+                String(
+                    format: "--token-file %@ is readable by other users (mode %o); chmod 600 it", tokenFile,
+                    info.st_mode & 0o777))
         }
         let text: String
         do { text = try String(contentsOfFile: tokenFile, encoding: .utf8) } catch {
@@ -110,7 +125,8 @@ final class RunningGateway: @unchecked Sendable {
     static func start(_ gateway: Gateway, logger: Logger) throws -> (RunningGateway, String) {
         let running = RunningGateway()
         let application = gateway.application { address in running.listening(on: address) }
-        let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(services: [application], gracefulShutdownSignals: [], logger: logger))
         running.group = group
         Task.detached {
             do {

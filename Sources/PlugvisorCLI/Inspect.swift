@@ -5,7 +5,8 @@ import PlugvisorProtocol
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a module's exports, imports and memory, which ABI it speaks and what it lacks.",
-        discussion: "The module is parsed by a worker process, never by the supervisor. Exit status 1 when it would not load.")
+        discussion:
+            "The module is parsed by a worker process, never by the supervisor. Exit status 1 when it would not load.")
 
     @Argument(help: "The .wasm file.")
     var file: String
@@ -26,18 +27,25 @@ struct Inspect: ParsableCommand {
         var lines = ["\(file): \(report.sizeBytes) bytes, sha256 \(report.sha256 ?? "?")"]
         lines.append("ABI: \(report.abi?.rawValue ?? "none recognised")")
         if let min = report.memoryMinPages {
-            lines.append("memory: \(min * 64) KiB initial, " + (report.memoryMaxPages.map { "\($0 * 64) KiB maximum" } ?? "no maximum"))
+            lines.append(
+                "memory: \(min * 64) KiB initial, "
+                    + (report.memoryMaxPages.map { "\($0 * 64) KiB maximum" } ?? "no maximum"))
         }
         lines.append("exports:")
-        for item in report.exports { lines.append("  \(item.kind) \(item.name)\(item.signature.map { " \($0)" } ?? "")") }
+        for item in report.exports {
+            lines.append("  \(item.kind) \(item.name)\(item.signature.map { " \($0)" } ?? "")")
+        }
         lines.append("imports:" + (report.imports.isEmpty ? " none" : ""))
         for item in report.imports {
             lines.append("  \(item.kind) \(item.module ?? "").\(item.name)\(item.signature.map { " \($0)" } ?? "")")
         }
-        lines.append("capabilities needed: " + (report.capabilities.isEmpty ? "none" : report.capabilities.joined(separator: ", ")))
+        lines.append(
+            "capabilities needed: "
+                + (report.capabilities.isEmpty ? "none" : report.capabilities.joined(separator: ", ")))
         if report.problems.isEmpty {
             // Only the shape is checked here: start-up code (`_initialize`, `init`) first runs at load.
-            lines.append("ok: plugvisor can load this module (its exports and imports; its start-up code first runs at load)")
+            lines.append(
+                "ok: plugvisor can load this module (its exports and imports; its start-up code first runs at load)")
         } else {
             lines.append("problems:")
             lines.append(contentsOf: report.problems.map { "  - \($0)" })

@@ -5,7 +5,9 @@ import PlugvisorProtocol
 struct Kill: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "SIGKILL a plugin's workers now; it stays down until `plugvisor restart`.",
-        discussion: "Calls in flight on its workers are answered `killed`, later calls `stopped`. Other plugins are not touched.")
+        discussion:
+            "Calls in flight on its workers are answered `killed`, later calls `stopped`. Other plugins are not touched."
+    )
 
     @Argument(help: "The plugin's name.")
     var name: String

@@ -31,7 +31,8 @@ struct New: ParsableCommand {
             guard isDirectory.boolValue else { throw ValidationError("\(folder) exists and is not a directory") }
             let contents = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
             guard contents.isEmpty else {
-                throw ValidationError("\(folder) already exists and is not empty: choose another --directory, or empty it")
+                throw ValidationError(
+                    "\(folder) already exists and is not empty: choose another --directory, or empty it")
             }
         }
     }
@@ -44,13 +45,16 @@ struct New: ParsableCommand {
             for file in template.files {
                 let url = folder.appendingPathComponent(file.path)
                 try Data(file.contents.utf8).write(to: url)
-                if file.executable { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path) }
+                if file.executable {
+                    try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
+                }
             }
         } catch {
             Output.stderr("plugvisor new: cannot write \(folder.path): \(error.localizedDescription)")
             throw ExitCode(1)
         }
-        Output.stdout("""
+        Output.stdout(
+            """
             wrote \(folder.path)/: \(template.files.map(\.path).joined(separator: ", "))
             next:
               cd \(directory ?? name) && ./build.sh
@@ -158,7 +162,8 @@ struct PluginTemplate {
         case .c: "the Swift toolchain's clang and wasm-ld, Debian's wasi-libc and libclang-rt-dev-wasm32"
         case .swift: "Swift 6.3 or newer (Embedded Swift, wasm-ld), Debian's wasi-libc and libclang-rt-dev-wasm32"
         case .wat: "wat2wasm (Debian's wabt)"
-        case .rust: "Debian's rustc, libstd-rust-dev-wasm32 and lld-14 (or any rustc with the wasm32-unknown-unknown target, as RUSTC)"
+        case .rust:
+            "Debian's rustc, libstd-rust-dev-wasm32 and lld-14 (or any rustc with the wasm32-unknown-unknown target, as RUSTC)"
         }
     }
 
@@ -210,7 +215,8 @@ struct PluginTemplate {
 
     var manifest: String {
         // The WAT greeter reads no config; the others read config.greeting.
-        let config = language == .wat ? "" : "    config: {greeting: Hello}       # read by the plugin with config_get\n"
+        let config =
+            language == .wat ? "" : "    config: {greeting: Hello}       # read by the plugin with config_get\n"
         return """
             # plugvisor's manifest for this plugin: plugvisor start plugin.yaml
             # Paths are relative to this file. Every capability is denied unless granted here:
@@ -232,15 +238,24 @@ struct PluginTemplate {
         ]
         let width = commands.map(\.0.count).max()! + 2
         let block = commands.map { command, comment in
-            comment.isEmpty ? "    \(command)" : "    \(command.padding(toLength: width, withPad: " ", startingAt: 0))# \(comment)"
+            comment.isEmpty
+                ? "    \(command)" : "    \(command.padding(toLength: width, withPad: " ", startingAt: 0))# \(comment)"
         }.joined(separator: "\n")
         var files = ["- `plugin.\(sourceExtension)`: the plugin"]
         switch language {
-        case .c: files.append("- `plugvisor.h`: the C kit (the exports, the context, the answer, `pv_log`, `pv_config`, `pv_http_get`)")
-        case .swift: files.append("- `Plugvisor.swift`: the Swift kit (the exports, `Context`, `JSON`, `log`, `config`, `httpRequest`)")
+        case .c:
+            files.append(
+                "- `plugvisor.h`: the C kit (the exports, the context, the answer, `pv_log`, `pv_config`, `pv_http_get`)"
+            )
+        case .swift:
+            files.append(
+                "- `Plugvisor.swift`: the Swift kit (the exports, `Context`, `JSON`, `log`, `config`, `httpRequest`)")
         case .wat, .rust: break
         }
-        files += ["- `build.sh`: the build; it needs \(needs)", "- `plugin.yaml`: the manifest entry; grant capabilities here"]
+        files += [
+            "- `build.sh`: the build; it needs \(needs)",
+            "- `plugin.yaml`: the manifest entry; grant capabilities here",
+        ]
         return """
             # \(name)
 

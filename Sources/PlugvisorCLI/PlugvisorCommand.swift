@@ -13,7 +13,8 @@ public struct PlugvisorCommand: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            Start.self, Call.self, Status.self, Kill.self, Restart.self, Reload.self, Stop.self, Validate.self, Inspect.self,
+            Start.self, Call.self, Status.self, Kill.self, Restart.self, Reload.self, Stop.self, Validate.self,
+            Inspect.self,
             New.self, SandboxPolicyCommand.self,
         ]
     )
@@ -28,7 +29,9 @@ public struct PlugvisorCommand: ParsableCommand {
             let names = configuration.subcommands.map { $0._commandName } + ["help"]
             if !names.contains(first) {
                 let hint = NearestName.suggestion(for: first, among: names).map { ": did you mean '\($0)'?" } ?? ""
-                Output.stderr("Error: unknown subcommand '\(first)'\(hint)\n\(usageString())\n  See 'plugvisor --help' for more information.")
+                Output.stderr(
+                    "Error: unknown subcommand '\(first)'\(hint)\n\(usageString())\n  See 'plugvisor --help' for more information."
+                )
                 Foundation.exit(ExitCode.validationFailure.rawValue)
             }
         }
@@ -38,10 +41,13 @@ public struct PlugvisorCommand: ParsableCommand {
 
 /// Where the control socket lives, shared by `start` (which listens) and the other commands.
 struct ControlOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "Control socket path.",
-        discussion: "Default: $PLUGVISOR_CONTROL, else $XDG_RUNTIME_DIR/plugvisor/control.sock, else /tmp/plugvisor-<uid>/control.sock.",
-        valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Control socket path.",
+            discussion:
+                "Default: $PLUGVISOR_CONTROL, else $XDG_RUNTIME_DIR/plugvisor/control.sock, else /tmp/plugvisor-<uid>/control.sock.",
+            valueName: "path"))
     var control: String?
 
     var path: String {

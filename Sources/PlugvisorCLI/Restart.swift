@@ -4,7 +4,9 @@ import PlugvisorProtocol
 struct Restart: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start a plugin again with fresh workers: after `kill`, after it failed, or to recycle it.",
-        discussion: "Re-reads its module; the restart count and the circuit breaker start over. Workers still running are killed first.")
+        discussion:
+            "Re-reads its module; the restart count and the circuit breaker start over. Workers still running are killed first."
+    )
 
     @Argument(help: "The plugin's name.")
     var name: String

@@ -26,11 +26,14 @@ struct SandboxPolicyCommand: ParsableCommand {
     var namesOnly = false
 
     func validate() throws {
-        if broker && (filesystem || command) { throw ValidationError("--broker has one policy: drop --filesystem and --command") }
+        if broker && (filesystem || command) {
+            throw ValidationError("--broker has one policy: drop --filesystem and --command")
+        }
     }
 
     func run() throws {
-        let policy = broker
+        let policy =
+            broker
             ? SeccompPolicy.broker
             : SeccompPolicy.worker(channel: 3, processID: getpid(), filesystem: filesystem, command: command)
         var printed: Set<String> = []
@@ -38,7 +41,8 @@ struct SandboxPolicyCommand: ParsableCommand {
             if namesOnly {
                 if printed.insert(rule.name).inserted { Output.stdout(rule.name) }
             } else {
-                let condition = rule.conditions.isEmpty ? "" : " (only \(rule.conditions.map(\.meaning).joined(separator: ", ")))"
+                let condition =
+                    rule.conditions.isEmpty ? "" : " (only \(rule.conditions.map(\.meaning).joined(separator: ", ")))"
                 Output.stdout("\(rule.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(rule.why)\(condition)")
             }
         }

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Plugvisor
 import Metrics
+import Plugvisor
 import PlugvisorGateway
 import PlugvisorManifest
 import PlugvisorPosix
@@ -27,17 +27,23 @@ struct Start: ParsableCommand {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: Logger.Level = .info
 
-    @Option(help: ArgumentHelp("Log format: text for people, json for machines (one object per line).", valueName: "format"))
+    @Option(
+        help: ArgumentHelp("Log format: text for people, json for machines (one object per line).", valueName: "format")
+    )
     var logFormat: LogFormat = .text
 
-    @Option(name: .customLong("worker-uids"), help: ArgumentHelp(
-        "When started as root, each plugin's workers run as a uid of their own from this range (the first is the network broker's).",
-        valueName: "first-last"))
-    var workerUIDs: String = "\(SupervisorConfiguration.defaultWorkerUIDs.lowerBound)-\(SupervisorConfiguration.defaultWorkerUIDs.upperBound)"
+    @Option(
+        name: .customLong("worker-uids"),
+        help: ArgumentHelp(
+            "When started as root, each plugin's workers run as a uid of their own from this range (the first is the network broker's).",
+            valueName: "first-last"))
+    var workerUIDs: String =
+        "\(SupervisorConfiguration.defaultWorkerUIDs.lowerBound)-\(SupervisorConfiguration.defaultWorkerUIDs.upperBound)"
 
-    @Option(help: ArgumentHelp(
-        "When started as root, run every worker and the broker as this one user instead (weaker: they share a uid).",
-        valueName: "user"))
+    @Option(
+        help: ArgumentHelp(
+            "When started as root, run every worker and the broker as this one user instead (weaker: they share a uid).",
+            valueName: "user"))
     var workerUser: String?
 
     /// Test-only: links plugvisor.sandbox_drill into guests, to prove the seccomp filter.
@@ -52,10 +58,11 @@ struct Start: ParsableCommand {
         let level = logLevel
         let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = switch format {
-            case .text: TextLogHandler(label: label)
-            case .json: JSONLogHandler(label: label)
-            }
+            var handler: any LogHandler =
+                switch format {
+                case .text: TextLogHandler(label: label)
+                case .json: JSONLogHandler(label: label)
+                }
             handler.logLevel = level
             return handler
         }
@@ -78,7 +85,9 @@ struct Start: ParsableCommand {
         var configuration = SupervisorConfiguration(sandboxDrill: sandboxDrill)
         do {
             configuration.workerUIDs = try SupervisorConfiguration.uidRange(workerUIDs)
-            if let workerUser, geteuid() == 0 { configuration.workerUser = try SupervisorConfiguration.user(named: workerUser) }
+            if let workerUser, geteuid() == 0 {
+                configuration.workerUser = try SupervisorConfiguration.user(named: workerUser)
+            }
         } catch {
             Output.stderr("plugvisor: \(error)")
             throw ExitCode(1)
@@ -87,7 +96,9 @@ struct Start: ParsableCommand {
         let stopRequested = HandOff<Void>()  // by `stop`, SIGTERM or SIGINT
         let server: ControlServer
         do {
-            server = try ControlServer(path: control.path, supervisor: supervisor, logger: logger) { stopRequested.fulfill(()) }
+            server = try ControlServer(path: control.path, supervisor: supervisor, logger: logger) {
+                stopRequested.fulfill(())
+            }
         } catch {
             Output.stderr("plugvisor: \(error)")
             throw ExitCode(1)
@@ -121,7 +132,9 @@ struct Start: ParsableCommand {
         if let address = gateway.address {
             let (host, port) = try GatewayOptions.parse(address: address)
             if adminToken == nil && !["127.0.0.1", "::1", "localhost"].contains(host) {
-                logger.warning("the HTTP gateway on \(address) has no --token-file: anyone who can reach it can kill, restart and reload plugins")
+                logger.warning(
+                    "the HTTP gateway on \(address) has no --token-file: anyone who can reach it can kill, restart and reload plugins"
+                )
             }
             let configuration = Gateway.Configuration(
                 host: host, port: port, adminToken: adminToken, maxBodyBytes: try gateway.maxBodyBytes(),
@@ -129,7 +142,8 @@ struct Start: ParsableCommand {
                 requestHeadTimeout: try gateway.requestHeadTimeout(), metrics: metrics)
             do {
                 let (running, listening) = try RunningGateway.start(
-                    Gateway(supervisor: supervisor, configuration: configuration, logger: Logger(label: "plugvisor.http")),
+                    Gateway(
+                        supervisor: supervisor, configuration: configuration, logger: Logger(label: "plugvisor.http")),
                     logger: logger)
                 http = running
                 logger.info("HTTP gateway listening on http://\(listening)")
@@ -141,7 +155,9 @@ struct Start: ParsableCommand {
             }
         }
         server.serve()
-        logger.info("ready: \(loaded.plugins.count - failed.count) of \(loaded.plugins.count) plugins serving; control socket \(server.path)")
+        logger.info(
+            "ready: \(loaded.plugins.count - failed.count) of \(loaded.plugins.count) plugins serving; control socket \(server.path)"
+        )
 
         stopRequested.wait()
         logger.info("stopping: draining calls in flight")

@@ -4,7 +4,8 @@ import PlugvisorProtocol
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show each plugin's version, generation, state, workers, calls, errors, latency, restarts and memory.")
+        abstract: "Show each plugin's version, generation, state, workers, calls, errors, latency, restarts and memory."
+    )
 
     @Flag(help: "Print JSON instead of a table.")
     var json = false
@@ -16,13 +17,17 @@ struct Status: ParsableCommand {
         case let .failure(error): Output.fail(error)
         case let .success(response):
             if let error = response.error { Output.fail(error) }
-            guard let status = response.status else { Output.fail(PluginError(.internalError, "no status in the answer")) }
+            guard let status = response.status else {
+                Output.fail(PluginError(.internalError, "no status in the answer"))
+            }
             Output.stdout(json ? Output.json(status) : Self.table(status))
         }
     }
 
     static func table(_ status: StatusReport) -> String {
-        let header = ["PLUGIN", "VERSION", "GEN", "STATE", "PIDS", "CALLS", "ERRORS", "P50", "P99", "RESTARTS", "MEMORY"]
+        let header = [
+            "PLUGIN", "VERSION", "GEN", "STATE", "PIDS", "CALLS", "ERRORS", "P50", "P99", "RESTARTS", "MEMORY",
+        ]
         var rows = [header]
         var notes: [String] = []
         for plugin in status.plugins {
@@ -35,8 +40,9 @@ struct Status: ParsableCommand {
                 "\(plugin.restarts)", rss > 0 ? formatBytes(rss) : "-",
             ])
             if let error = plugin.lastError, plugin.state == .failed || plugin.errors > 0 {
-                notes.append(DisplayText.escaped(
-                    "\(plugin.name): \(plugin.state == .failed ? "failed: " : "last error: ")\(error)"))
+                notes.append(
+                    DisplayText.escaped(
+                        "\(plugin.name): \(plugin.state == .failed ? "failed: " : "last error: ")\(error)"))
             }
             // A failed reload leaves the old version serving: only this says it happened.
             if let reload = plugin.lastReload, reload.hasPrefix("failed"), plugin.state != .failed {
@@ -54,8 +60,11 @@ struct Status: ParsableCommand {
     }
 
     static func formatMicros(_ micros: Int) -> String {
-        micros < 1000 ? "\(micros)µs" : micros < 1_000_000 ? String(format: "%.1fms", Double(micros) / 1000)
-            : String(format: "%.2fs", Double(micros) / 1e6)
+        micros < 1000
+            ? "\(micros)µs"
+            : micros < 1_000_000
+                ? String(format: "%.1fms", Double(micros) / 1000)
+                : String(format: "%.2fs", Double(micros) / 1e6)
     }
 
     static func formatBytes(_ bytes: Int) -> String {

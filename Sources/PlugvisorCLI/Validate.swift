@@ -33,7 +33,9 @@ struct Validate: ParsableCommand {
             throw ExitCode(1)
         }
         let checked = noModules ? "" : " (modules checked)"
-        Output.stdout("\(manifest): ok, \(loaded.plugins.count) plugin(s)\(checked): \(loaded.plugins.map(\.name).joined(separator: ", "))")
+        Output.stdout(
+            "\(manifest): ok, \(loaded.plugins.count) plugin(s)\(checked): \(loaded.plugins.map(\.name).joined(separator: ", "))"
+        )
     }
 
     /// What `inspect` finds wrong with `plugin`'s module, or that it speaks another ABI than declared.
@@ -43,7 +45,8 @@ struct Validate: ParsableCommand {
         do { report = try ModuleInspector.inspect(path: plugin.wasm) } catch { return ["\(at): \(error)"] }
         var problems = report.problems.map { "\(at): \($0)" }
         if problems.isEmpty, let abi = report.abi, abi.guestABI != plugin.abi {
-            problems.append("\(at): the module is a \(abi.rawValue) module but the manifest says abi: \(plugin.abi.rawValue)")
+            problems.append(
+                "\(at): the module is a \(abi.rawValue) module but the manifest says abi: \(plugin.abi.rawValue)")
         }
         return problems
     }

@@ -71,7 +71,8 @@ public struct Gateway: Sendable {
     private let adminTokenDigest: [UInt8]?
     private let inFlight: InFlightLimit
 
-    public init(supervisor: Supervisor, configuration: Configuration, logger: Logger = Logger(label: "plugvisor.http")) {
+    public init(supervisor: Supervisor, configuration: Configuration, logger: Logger = Logger(label: "plugvisor.http"))
+    {
         self.supervisor = supervisor
         self.configuration = configuration
         self.logger = logger
@@ -83,16 +84,19 @@ public struct Gateway: Sendable {
     /// `Service`), or with `runService()`.
     /// - Parameter onListening: called with the bound address once the server accepts
     ///   connections (useful with port 0).
-    public func application(onListening: @escaping @Sendable (String) async -> Void = { _ in })
+    public func application(
+        onListening: @escaping @Sendable (String) async -> Void = { _ in }
+    )
         -> some ApplicationProtocol
     {
         let connections = ConnectionTable(limit: configuration.maxConnections)
         let headTimeout = TimeAmount(configuration.requestHeadTimeout)
         return Application(
             router: router(),
-            server: .http1(configuration: .init(
-                additionalChannelHandlers: [RequestHeadGuard(table: connections, headTimeout: headTimeout)],
-                idleTimeout: TimeAmount(configuration.idleTimeout))),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [RequestHeadGuard(table: connections, headTimeout: headTimeout)],
+                    idleTimeout: TimeAmount(configuration.idleTimeout))),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "plugvisor",
                 availableConnectionsDelegate: EvictingConnectionLimit(table: connections)),
@@ -191,8 +195,10 @@ public struct Gateway: Sendable {
         plugin: String?, refused: (PluginError) -> Answer, _ work: () async -> Answer
     ) async -> Answer {
         guard inFlight.enter() else {
-            return refused(PluginError(.overloaded, plugin: plugin,
-                "the gateway has \(configuration.maxInFlight) requests in flight (--http-max-in-flight)"))
+            return refused(
+                PluginError(
+                    .overloaded, plugin: plugin,
+                    "the gateway has \(configuration.maxInFlight) requests in flight (--http-max-in-flight)"))
         }
         defer { inFlight.leave() }
         return await work()
@@ -200,7 +206,8 @@ public struct Gateway: Sendable {
 
     private func metricsResponse() async -> Response {
         guard let registry = configuration.metrics else {
-            return Self.errorResponse(PluginError(.badRequest, "metrics are not enabled on this gateway"), status: .notFound)
+            return Self.errorResponse(
+                PluginError(.badRequest, "metrics are not enabled on this gateway"), status: .notFound)
         }
         let text = await supervisor.runBlocking {
             supervisor.updateGauges()
@@ -235,7 +242,9 @@ public struct Gateway: Sendable {
             return .failure(PluginError(.badRequest, "the request body is not valid JSON: \(error)"))
         }
         guard case let .object(object) = value else {
-            return .failure(PluginError(.badRequest, "the request body must be a JSON object (the parameters, or {\"parameters\": {...}})"))
+            return .failure(
+                PluginError(
+                    .badRequest, "the request body must be a JSON object (the parameters, or {\"parameters\": {...}})"))
         }
         if object.count == 1, let wrapped = object["parameters"] {
             guard case let .object(parameters) = wrapped else {
@@ -254,8 +263,9 @@ public struct Gateway: Sendable {
     /// The request's headers for the plugin's context, by the rules the CLI follows too
     /// (`PluginContext.headers`); credentials (`withheldHeaders`) never reach a plugin.
     static func contextHeaders(_ fields: HTTPFields) -> [String: String] {
-        PluginContext.headers(from: fields.lazy.filter { !withheldHeaders.contains($0.name) }
-            .map { (name: $0.name.canonicalName, value: $0.value) })
+        PluginContext.headers(
+            from: fields.lazy.filter { !withheldHeaders.contains($0.name) }
+                .map { (name: $0.name.canonicalName, value: $0.value) })
     }
 
     /// The client's X-Request-ID when it is sensible (`PluginContext.requestIDRule`), a new UUID
@@ -314,7 +324,8 @@ public struct Gateway: Sendable {
     }
 
     static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
-        let bytes = (try? JSONCoding.encode(value)) ?? Array(#"{"error":{"code":"internal","message":"cannot encode"}}"#.utf8)
+        let bytes =
+            (try? JSONCoding.encode(value)) ?? Array(#"{"error":{"code":"internal","message":"cannot encode"}}"#.utf8)
         return Response(
             status: status, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: bytes + [UInt8(ascii: "\n")])))
@@ -328,9 +339,12 @@ public struct Gateway: Sendable {
 /// Errors Hummingbird itself raises (no such route, a bad path parameter) in the gateway's JSON
 /// error body, like every other error.
 struct JSONErrors<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         do { return try await next(request, context) } catch let error as HTTPResponseError {
-            let message = error.status == .notFound
+            let message =
+                error.status == .notFound
                 ? "no route \(request.method) \(request.uri.path); see the README's HTTP gateway section"
                 : "\(error.status.reasonPhrase)"
             return Gateway.errorResponse(PluginError(.badRequest, message), status: error.status)

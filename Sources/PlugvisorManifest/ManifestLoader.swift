@@ -11,8 +11,9 @@ extension Manifest {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw ManifestErrors([
-                ManifestProblem(file: path, line: nil, column: nil, keyPath: nil,
-                                message: "cannot read manifest: \(error.localizedDescription)")
+                ManifestProblem(
+                    file: path, line: nil, column: nil, keyPath: nil,
+                    message: "cannot read manifest: \(error.localizedDescription)")
             ])
         }
         guard let text = String(data: data, encoding: .utf8) else {
@@ -30,9 +31,12 @@ extension Manifest {
         let manifest = reader.read(text)
         if let manifest, reader.problems.isEmpty { return manifest }
         // In file order, as a person reads them (the walk finds some, such as duplicates, late).
-        throw ManifestErrors(reader.problems.enumerated().sorted {
-            ($0.element.line ?? 0, $0.element.column ?? 0, $0.offset) < ($1.element.line ?? 0, $1.element.column ?? 0, $1.offset)
-        }.map(\.element))
+        throw ManifestErrors(
+            reader.problems.enumerated().sorted {
+                ($0.element.line ?? 0, $0.element.column ?? 0, $0.offset) < (
+                    $1.element.line ?? 0, $1.element.column ?? 0, $1.offset
+                )
+            }.map(\.element))
     }
 
     /// What a plugin's name may be, said to people whose name breaks it.
@@ -105,7 +109,8 @@ struct ManifestReader {
                 continue
             }
             if let line = firstLine[name] {
-                problem(nameNode, "plugins[\(index)].name", "duplicate plugin name '\(name)' (first used on line \(line))")
+                problem(
+                    nameNode, "plugins[\(index)].name", "duplicate plugin name '\(name)' (first used on line \(line))")
             } else {
                 firstLine[name] = nameNode.mark?.line ?? 0
             }
@@ -129,7 +134,9 @@ struct ManifestReader {
             let key = keyNode.scalar?.string ?? "?"
             let at = "\(path).\(key)"
             guard known.contains(key) else {
-                problem(keyNode, at, "unknown key (known: \(known.sorted().joined(separator: ", ")))"
+                problem(
+                    keyNode, at,
+                    "unknown key (known: \(known.sorted().joined(separator: ", ")))"
                         + NearestName.hint(for: key, among: known))
                 valid = false
                 continue
@@ -138,7 +145,9 @@ struct ManifestReader {
             switch key {
             case "name":
                 if let name = string(value, at) {
-                    if Manifest.isValidPluginName(name) { spec.name = name } else {
+                    if Manifest.isValidPluginName(name) {
+                        spec.name = name
+                    } else {
                         problem(value, at, "'\(name)' is not a valid name: \(Manifest.pluginNameRule)")
                     }
                 }
@@ -157,13 +166,17 @@ struct ManifestReader {
             case "sha256":
                 if let hash = string(value, at) {
                     let lower = hash.lowercased()
-                    if lower.count == 64, lower.allSatisfy({ $0.isASCII && $0.isHexDigit }) { spec.sha256 = lower } else {
+                    if lower.count == 64, lower.allSatisfy({ $0.isASCII && $0.isHexDigit }) {
+                        spec.sha256 = lower
+                    } else {
                         problem(value, at, "must be 64 hexadecimal digits")
                     }
                 }
             case "abi":
                 if let text = string(value, at) {
-                    if let abi = PluginSpec.ABI(rawValue: text) { spec.abi = abi } else {
+                    if let abi = PluginSpec.ABI(rawValue: text) {
+                        spec.abi = abi
+                    } else {
                         problem(value, at, "'\(text)' is not an ABI (plugvisor, wasi-command)")
                     }
                 }
@@ -188,7 +201,8 @@ struct ManifestReader {
             case "network":
                 spec.allowedHosts = readNetwork(value, at)
             case "env":
-                spec.env = readStringMap(value, at, keyRule: isValidEnvName, keyRuleText: "an environment variable name")
+                spec.env = readStringMap(
+                    value, at, keyRule: isValidEnvName, keyRuleText: "an environment variable name")
             case "config":
                 spec.config = readStringMap(value, at, keyRule: { !$0.isEmpty }, keyRuleText: "a non-empty key")
             case "unknown_imports":
@@ -220,8 +234,14 @@ struct ManifestReader {
             }
             if problems.count != before { valid = false }
         }
-        if fields["name"] == nil { problem(node, path, "missing required key 'name'"); valid = false }
-        if fields["wasm"] == nil { problem(node, path, "missing required key 'wasm'"); valid = false }
+        if fields["name"] == nil {
+            problem(node, path, "missing required key 'name'")
+            valid = false
+        }
+        if fields["wasm"] == nil {
+            problem(node, path, "missing required key 'wasm'")
+            valid = false
+        }
         return valid ? spec : nil
     }
 
@@ -265,7 +285,9 @@ struct ManifestReader {
             }
             var mode = PluginSpec.AccessMode.readOnly
             if let node = m["mode"], let text = string(node, "\(here).mode") {
-                if let parsed = PluginSpec.AccessMode(rawValue: text) { mode = parsed } else {
+                if let parsed = PluginSpec.AccessMode(rawValue: text) {
+                    mode = parsed
+                } else {
                     problem(node, "\(here).mode", "'\(text)' is not a mode (ro, rw)")
                 }
             }
@@ -292,7 +314,9 @@ struct ManifestReader {
             switch HostPattern.parse(text) {
             case let .success(pattern): hosts.append(pattern.description)
             case let .failure(reason):
-                problem(item, here, "'\(text)' is not a host name or '*.suffix' pattern, with an optional :port (\(reason))")
+                problem(
+                    item, here, "'\(text)' is not a host name or '*.suffix' pattern, with an optional :port (\(reason))"
+                )
             }
         }
         return hosts
@@ -374,7 +398,8 @@ struct ManifestReader {
     private mutating func integer(_ node: Node, _ at: String, in range: ClosedRange<Int>) -> Int? {
         guard let text = string(node, at) else { return nil }
         guard let value = Units.integer(text), value <= UInt64(Int.max), range.contains(Int(value)) else {
-            let expected = range.upperBound == Int.max
+            let expected =
+                range.upperBound == Int.max
                 ? "a whole number of at least \(range.lowerBound)"
                 : "a whole number between \(range.lowerBound) and \(range.upperBound)"
             problem(node, at, "'\(text)' is not \(expected)")
@@ -402,7 +427,9 @@ struct ManifestReader {
         for key in mapping.keys {
             let name = key.scalar?.string ?? "?"
             if !allowed.contains(name) {
-                problem(key, "\(at).\(name)", "unknown key (known: \(allowed.sorted().joined(separator: ", ")))"
+                problem(
+                    key, "\(at).\(name)",
+                    "unknown key (known: \(allowed.sorted().joined(separator: ", ")))"
                         + NearestName.hint(for: name, among: allowed))
             }
         }
@@ -421,22 +448,27 @@ struct ManifestReader {
     }
 
     private mutating func problem(_ node: Node?, _ keyPath: String?, _ message: String) {
-        problems.append(ManifestProblem(
-            file: file, line: node?.mark?.line, column: node?.mark?.column, keyPath: keyPath, message: message))
+        problems.append(
+            ManifestProblem(
+                file: file, line: node?.mark?.line, column: node?.mark?.column, keyPath: keyPath, message: message))
     }
 
     private mutating func report(_ error: YamlError) {
         switch error {
         case let .scanner(_, problemText, mark, _), let .parser(_, problemText, mark, _),
             let .composer(_, problemText, mark, _):
-            problems.append(ManifestProblem(
-                file: file, line: mark.line, column: mark.column, keyPath: nil, message: "YAML syntax: \(problemText)"))
+            problems.append(
+                ManifestProblem(
+                    file: file, line: mark.line, column: mark.column, keyPath: nil,
+                    message: "YAML syntax: \(problemText)"))
         case let .duplicatedKeysInMapping(duplicates, context):
-            problems.append(ManifestProblem(
-                file: file, line: context.mark.line, column: context.mark.column, keyPath: nil,
-                message: "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in one mapping"))
+            problems.append(
+                ManifestProblem(
+                    file: file, line: context.mark.line, column: context.mark.column, keyPath: nil,
+                    message: "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in one mapping"))
         default:
-            problems.append(ManifestProblem(file: file, line: nil, column: nil, keyPath: nil, message: "YAML: \(error)"))
+            problems.append(
+                ManifestProblem(file: file, line: nil, column: nil, keyPath: nil, message: "YAML: \(error)"))
         }
     }
 }

@@ -153,7 +153,9 @@ public enum Descriptors {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while bytes.count < limit {
-            let n = try retryingInterrupts("read") { chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
+            let n = try retryingInterrupts("read") {
+                chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            }
             if n == 0 { break }
             bytes.append(contentsOf: chunk[0..<min(n, limit - bytes.count)])
         }

@@ -33,10 +33,14 @@ public enum ControlSocketTrust {
             throw .untrusted("control socket directory \(directory) is not a directory (a symlink or a file)")
         }
         guard isTrusted(info.st_uid) else {
-            throw .untrusted("control socket directory \(directory) belongs to \(user(info.st_uid)), not to you (\(user(geteuid()))) or root: another user may have created it to intercept your commands; remove it, or choose another path with --control or XDG_RUNTIME_DIR")
+            throw .untrusted(
+                "control socket directory \(directory) belongs to \(user(info.st_uid)), not to you (\(user(geteuid()))) or root: another user may have created it to intercept your commands; remove it, or choose another path with --control or XDG_RUNTIME_DIR"
+            )
         }
         if info.st_mode & 0o022 != 0 {
-            throw .untrusted("control socket directory \(directory) is writable by other users (mode \(octal(info.st_mode & 0o7777))), so they could replace the socket; use a directory only you can write to (chmod 700)")
+            throw .untrusted(
+                "control socket directory \(directory) is writable by other users (mode \(octal(info.st_mode & 0o7777))), so they could replace the socket; use a directory only you can write to (chmod 700)"
+            )
         }
     }
 
@@ -51,7 +55,8 @@ public enum ControlSocketTrust {
         }
         guard (info.st_mode & S_IFMT) == S_IFSOCK else { throw .untrusted("control socket \(path) is not a socket") }
         guard isTrusted(info.st_uid) else {
-            throw .untrusted("control socket \(path) belongs to \(user(info.st_uid)), not to you (\(user(geteuid()))) or root")
+            throw .untrusted(
+                "control socket \(path) belongs to \(user(info.st_uid)), not to you (\(user(geteuid()))) or root")
         }
         if info.st_mode & 0o022 != 0 {
             throw .untrusted("control socket \(path) is writable by other users (mode \(octal(info.st_mode & 0o7777)))")
@@ -75,7 +80,8 @@ public enum ControlSocketTrust {
         }
         guard isTrusted(peer) else {
             socket.close()
-            throw .untrusted("the process listening on \(path) runs as \(user(peer)), not as you (\(user(geteuid()))) or root")
+            throw .untrusted(
+                "the process listening on \(path) runs as \(user(peer)), not as you (\(user(geteuid()))) or root")
         }
         return socket
     }

@@ -79,7 +79,8 @@ public final class Inotify: @unchecked Sendable {
     /// from and the name of the file in its directory. Call from one thread at a time.
     public func events(waitingUpTo timeout: Duration) -> [(watch: Int32, name: String)] {
         var pfd = pollfd(fd: descriptor.rawValue, events: Int16(POLLIN), revents: 0)
-        let millis = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let millis = Int32(
+            clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         guard (try? retryingInterrupts("poll", { poll(&pfd, 1, millis) })) ?? 0 > 0 else { return [] }
         // Non-blocking: EAGAIN (another reader took them) is "no events".
         guard let count = try? Descriptors.read(descriptor.rawValue, into: &buffer), count > 0 else { return [] }

@@ -48,7 +48,9 @@ public final class FrameChannel: @unchecked Sendable {
     /// The body length of the last frame received, for ceilings that depend on its kind.
     public private(set) var lastFrameLength = 0
 
-    public init(descriptor: OwnedDescriptor, maxFrameLength: Int = Framing.defaultMaxFrameLength, spin: Duration = .zero) {
+    public init(
+        descriptor: OwnedDescriptor, maxFrameLength: Int = Framing.defaultMaxFrameLength, spin: Duration = .zero
+    ) {
         self.descriptor = descriptor
         self.decoder = FrameDecoder(maxFrameLength: maxFrameLength)
         self.spin = spin
@@ -125,7 +127,9 @@ public final class FrameChannel: @unchecked Sendable {
 
     /// The next frame's body. Past `deadline` it is `.timedOut` even when frames keep coming:
     /// a peer that floods cannot keep its reader busy forever.
-    public func receiveFrame(deadline: ContinuousClock.Instant? = nil, limit: Int? = nil) throws(ChannelError) -> [UInt8] {
+    public func receiveFrame(
+        deadline: ContinuousClock.Instant? = nil, limit: Int? = nil
+    ) throws(ChannelError) -> [UInt8] {
         decoder.limit = limit ?? decoder.maxFrameLength
         if let deadline, ContinuousClock.now >= deadline { throw .timedOut }
         while true {
@@ -174,7 +178,9 @@ public final class FrameChannel: @unchecked Sendable {
             if n >= 0 { return n }
             let code = errno
             if code == ECONNRESET { throw .closed }
-            if code != EAGAIN && code != EWOULDBLOCK && code != EINTR { throw .system(SystemError("recv", errno: code)) }
+            if code != EAGAIN && code != EWOULDBLOCK && code != EINTR {
+                throw .system(SystemError("recv", errno: code))
+            }
         } while ContinuousClock.now < until
         return nil
     }

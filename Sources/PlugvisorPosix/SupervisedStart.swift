@@ -10,12 +10,14 @@ public enum SupervisedStart {
         var type: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         guard getsockopt(channel, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
-            let line = Array("\(program) is started by the plugvisor supervisor; run `plugvisor start MANIFEST` instead.\n".utf8)
+            let line = Array(
+                "\(program) is started by the plugvisor supervisor; run `plugvisor start MANIFEST` instead.\n".utf8)
             _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             exit(64)
         }
         _ = pv_set_parent_death_signal(SIGKILL)
-        if let expected = getenv("PLUGVISOR_SUPERVISOR_PID").map({ String(cString: $0) }), Int32(expected) != getppid() {
+        if let expected = getenv("PLUGVISOR_SUPERVISOR_PID").map({ String(cString: $0) }), Int32(expected) != getppid()
+        {
             exit(70)
         }
     }

@@ -71,7 +71,8 @@ public struct PluginStatus: Codable, Sendable, Equatable {
     public init(
         name: String, version: String?, state: State, workers: [WorkerStatus], calls: Int, errors: Int,
         errorsByCode: [String: Int], p50Micros: Int?, p99Micros: Int?, restarts: Int, lastError: String?,
-        sha256: String?, circuit: CircuitState? = nil, queued: Int = 0, generation: Int = 0, lastReloadAt: String? = nil,
+        sha256: String?, circuit: CircuitState? = nil, queued: Int = 0, generation: Int = 0,
+        lastReloadAt: String? = nil,
         lastReload: String? = nil
     ) {
         self.name = name

@@ -101,7 +101,8 @@ public struct FrameDecoder: Sendable {
     /// Call at end of stream: throws if a partial frame was left behind.
     public func finish() throws(FramingError) {
         if bufferedByteCount > 0 {
-            let missing = bufferedByteCount < Framing.headerLength
+            let missing =
+                bufferedByteCount < Framing.headerLength
                 ? Framing.headerLength - bufferedByteCount
                 : Framing.headerLength + ((try? announcedLength()) ?? 0) - bufferedByteCount
             throw FramingError(.truncated(missing: max(missing, 1)))

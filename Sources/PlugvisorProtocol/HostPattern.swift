@@ -66,7 +66,8 @@ public struct HostPattern: Sendable, Hashable, CustomStringConvertible {
         }
         if name.hasPrefix("*.") {
             switch normalize(String(name.dropFirst(2))) {
-            case let .success(suffix) where !suffix.contains(":"): return .success(HostPattern(host: .under(suffix), port: port))
+            case let .success(suffix) where !suffix.contains(":"):
+                return .success(HostPattern(host: .under(suffix), port: port))
             case .success: return .failure(HostProblem("'*.' goes before a host name, not an address"))
             case let .failure(problem): return .failure(problem)
             }
@@ -113,7 +114,9 @@ public struct HostPattern: Sendable, Hashable, CustomStringConvertible {
         }
         var lower = host.lowercased()
         if lower.contains(":") {
-            let valid = lower.unicodeScalars.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) || $0 == ":" || $0 == "." }
+            let valid = lower.unicodeScalars.allSatisfy {
+                ("0"..."9").contains($0) || ("a"..."f").contains($0) || $0 == ":" || $0 == "."
+            }
             return valid && lower.count <= 45 ? .success(lower) : .failure(HostProblem("not an IPv6 address"))
         }
         if lower.hasSuffix(".") { lower.removeLast() }
@@ -122,8 +125,11 @@ public struct HostPattern: Sendable, Hashable, CustomStringConvertible {
         for label in labels {
             guard !label.isEmpty else { return .failure(HostProblem("empty label")) }
             guard label.count <= 63 else { return .failure(HostProblem("a label longer than 63 characters")) }
-            guard label.first != "-" && label.last != "-" else { return .failure(HostProblem("a label starts or ends with '-'")) }
-            guard label.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }) else {
+            guard label.first != "-" && label.last != "-" else {
+                return .failure(HostProblem("a label starts or ends with '-'"))
+            }
+            guard label.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" })
+            else {
                 return .failure(HostProblem("only letters, digits, '-' and '.' may make a host name"))
             }
         }

@@ -31,7 +31,8 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
         case let .unexpected(byte?, expected): return "unexpected \(Self.show(byte)) \(at), expected \(expected)"
         case let .tooDeep(limit): return "nesting deeper than \(limit) levels \(at)"
         case .invalidUTF8: return "invalid UTF-8 \(at)"
-        case let .controlCharacterInString(byte): return "unescaped control character \(Self.show(byte)) in a string \(at)"
+        case let .controlCharacterInString(byte):
+            return "unescaped control character \(Self.show(byte)) in a string \(at)"
         case .invalidEscape: return "invalid escape sequence in a string \(at)"
         case .unpairedSurrogate: return "unpaired UTF-16 surrogate in a \\u escape \(at)"
         case .numberOutOfRange: return "number out of the range of a double \(at)"
@@ -44,7 +45,8 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
     }
 
     private static func show(_ byte: UInt8) -> String {
-        (0x21...0x7e).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16, uppercase: true))"
+        (0x21...0x7e).contains(byte)
+            ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16, uppercase: true))"
     }
 }
 
@@ -102,9 +104,15 @@ private struct JSONParser {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try parseLiteral("true"); return .bool(true)
-        case UInt8(ascii: "f"): try parseLiteral("false"); return .bool(false)
-        case UInt8(ascii: "n"): try parseLiteral("null"); return .null
+        case UInt8(ascii: "t"):
+            try parseLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try parseLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try parseLiteral("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
         default: throw unexpected("a value")
         }
@@ -225,7 +233,9 @@ private struct JSONParser {
             switch byte {
             case UInt8(ascii: "\""):
                 defer { index += 1 }
-                if !escaped { return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) }
+                if !escaped {
+                    return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                }
                 scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[segment..<index]))
                 return String(decoding: scratch, as: UTF8.self)
             case UInt8(ascii: "\\"):
@@ -271,7 +281,8 @@ private struct JSONParser {
         switch unit {
         case 0xD800...0xDBFF:
             // A high surrogate must be followed at once by an escaped low one.
-            guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+            guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+            else {
                 throw JSONParseError(.unpairedSurrogate, at: start)
             }
             index += 2

@@ -106,7 +106,9 @@ public enum JSONCoding {
     /// the tree.
     /// - Throws: `JSONParseError` for bytes that are not JSON (what, and at which byte), or
     ///   `DecodingError` for JSON that is not a `T`.
-    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], maxDepth: Int = maxMessageDepth) throws -> T {
+    public static func decode<T: Decodable>(
+        _ type: T.Type, from bytes: [UInt8], maxDepth: Int = maxMessageDepth
+    ) throws -> T {
         let value = try JSONValue(parsing: bytes, maxDepth: maxDepth)
         return try JSONValueDecoder(value).decode(type)
     }

@@ -90,7 +90,11 @@ struct JSONValueDecoder: Decoder, SingleValueDecodingContainer {
 
     fileprivate func mismatch(_ type: Any.Type) -> DecodingError {
         if value == .null {
-            return .valueNotFound(type, .init(codingPath: codingPath, debugDescription: "Cannot get value of type \(type) -- found null value instead"))
+            return .valueNotFound(
+                type,
+                .init(
+                    codingPath: codingPath,
+                    debugDescription: "Cannot get value of type \(type) -- found null value instead"))
         }
         let found: String
         switch value {
@@ -101,11 +105,14 @@ struct JSONValueDecoder: Decoder, SingleValueDecodingContainer {
         case .array: found = "an array"
         case .object: found = "a dictionary"
         }
-        return .typeMismatch(type, .init(codingPath: codingPath, debugDescription: "Expected to decode \(type) but found \(found) instead."))
+        return .typeMismatch(
+            type,
+            .init(codingPath: codingPath, debugDescription: "Expected to decode \(type) but found \(found) instead."))
     }
 
     private func doesNotFit(_ type: Any.Type) -> DecodingError {
-        .dataCorrupted(.init(codingPath: codingPath, debugDescription: "Parsed JSON number <\(value)> does not fit in \(type)."))
+        .dataCorrupted(
+            .init(codingPath: codingPath, debugDescription: "Parsed JSON number <\(value)> does not fit in \(type)."))
     }
 }
 
@@ -150,8 +157,11 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     private func child(_ key: Key) throws -> JSONValueDecoder {
         guard let value = members[key.stringValue] else {
-            throw DecodingError.keyNotFound(key, .init(
-                codingPath: codingPath, debugDescription: "No value associated with key \(key) (\"\(key.stringValue)\")."))
+            throw DecodingError.keyNotFound(
+                key,
+                .init(
+                    codingPath: codingPath,
+                    debugDescription: "No value associated with key \(key) (\"\(key.stringValue)\")."))
         }
         return decoder.child(value, key)
     }
@@ -173,7 +183,9 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try child(key).decode(type) }
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try child(key).decode(type) }
 
-    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws
+    func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type, forKey key: Key
+    ) throws
         -> KeyedDecodingContainer<NestedKey>
     {
         try child(key).container(keyedBy: type)
@@ -209,8 +221,11 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
     /// The next element's decoder; the index moves on only once it decoded.
     private func next(_ type: Any.Type) throws -> JSONValueDecoder {
         guard !isAtEnd else {
-            throw DecodingError.valueNotFound(type, .init(
-                codingPath: codingPath + [AnyKey(intValue: currentIndex)], debugDescription: "Unkeyed container is at end."))
+            throw DecodingError.valueNotFound(
+                type,
+                .init(
+                    codingPath: codingPath + [AnyKey(intValue: currentIndex)],
+                    debugDescription: "Unkeyed container is at end."))
         }
         return decoder.child(elements[currentIndex], AnyKey(intValue: currentIndex))
     }
@@ -245,7 +260,9 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
     mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try decodeNext { try $0.decode(type) } }
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { try decodeNext { try $0.decode(type) } }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type
+    ) throws
         -> KeyedDecodingContainer<NestedKey>
     {
         try decodeNext { try $0.container(keyedBy: type) }

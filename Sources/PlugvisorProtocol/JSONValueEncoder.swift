@@ -71,7 +71,9 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         object.members[key.stringValue] = try JSONValueEncoder.node(value)
     }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key)
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type, forKey key: Key
+    )
         -> KeyedEncodingContainer<NestedKey>
     {
         let nested = ObjectNode()
@@ -105,7 +107,9 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
     mutating func encodeNil() { array.elements.append(.value(.null)) }
     mutating func encode<T: Encodable>(_ value: T) throws { array.elements.append(try JSONValueEncoder.node(value)) }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type
+    ) -> KeyedEncodingContainer<NestedKey> {
         let nested = ObjectNode()
         array.elements.append(.object(nested))
         return KeyedEncodingContainer(KeyedContainer<NestedKey>(object: nested))
@@ -149,7 +153,8 @@ private struct SingleValueContainer: SingleValueEncodingContainer {
 
     private func integer<T: FixedWidthInteger>(_ value: T) throws {
         guard let exact = Int64(exactly: value) else {
-            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "\(value) does not fit in Int64"))
+            throw EncodingError.invalidValue(
+                value, .init(codingPath: [], debugDescription: "\(value) does not fit in Int64"))
         }
         encoder.store(.integer(exact))
     }
@@ -171,7 +176,8 @@ enum JSONWriter {
         case let .integer(integer): out += String(integer).utf8
         case let .double(double):
             guard double.isFinite else {
-                throw EncodingError.invalidValue(double, .init(codingPath: [], debugDescription: "\(double) is not a JSON number"))
+                throw EncodingError.invalidValue(
+                    double, .init(codingPath: [], debugDescription: "\(double) is not a JSON number"))
             }
             // JSONEncoder's form: Swift's shortest description, "2.0" as "2".
             var text = double.description

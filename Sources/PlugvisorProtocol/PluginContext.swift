@@ -45,7 +45,9 @@ extension PluginContext {
 
     /// Named parameters as the context's `parameters`: a name given twice is refused, as the
     /// gateway's strict JSON refuses a duplicate key in the body.
-    public static func parameters(from pairs: some Sequence<(name: String, value: JSONValue)>)
+    public static func parameters(
+        from pairs: some Sequence<(name: String, value: JSONValue)>
+    )
         -> Result<[String: JSONValue], PluginError>
     {
         var parameters: [String: JSONValue] = [:]

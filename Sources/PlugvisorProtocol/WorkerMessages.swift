@@ -275,15 +275,27 @@ extension WorkerMessage: Codable {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: TypeKey.self)
         switch self {
-        case let .hello(m): try c.encode("hello", forKey: .type); try m.encode(to: encoder)
-        case let .ready(m): try c.encode("ready", forKey: .type); try m.encode(to: encoder)
+        case let .hello(m):
+            try c.encode("hello", forKey: .type)
+            try m.encode(to: encoder)
+        case let .ready(m):
+            try c.encode("ready", forKey: .type)
+            try m.encode(to: encoder)
         case let .loadFailed(reason):
             try c.encode("load_failed", forKey: .type)
             try c.encode(reason, forKey: .reason)
-        case let .result(m): try c.encode("result", forKey: .type); try m.encode(to: encoder)
-        case let .log(m): try c.encode("log", forKey: .type); try m.encode(to: encoder)
-        case let .inspected(m): try c.encode("inspected", forKey: .type); try m.encode(to: encoder)
-        case let .host(m): try c.encode("host", forKey: .type); try m.encode(to: encoder)
+        case let .result(m):
+            try c.encode("result", forKey: .type)
+            try m.encode(to: encoder)
+        case let .log(m):
+            try c.encode("log", forKey: .type)
+            try m.encode(to: encoder)
+        case let .inspected(m):
+            try c.encode("inspected", forKey: .type)
+            try m.encode(to: encoder)
+        case let .host(m):
+            try c.encode("host", forKey: .type)
+            try m.encode(to: encoder)
         }
     }
 }
@@ -305,10 +317,18 @@ extension SupervisorMessage: Codable {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: TypeKey.self)
         switch self {
-        case let .load(m): try c.encode("load", forKey: .type); try m.encode(to: encoder)
-        case let .call(m): try c.encode("call", forKey: .type); try m.encode(to: encoder)
-        case let .inspect(m): try c.encode("inspect", forKey: .type); try m.encode(to: encoder)
-        case let .hostResult(m): try c.encode("host_result", forKey: .type); try m.encode(to: encoder)
+        case let .load(m):
+            try c.encode("load", forKey: .type)
+            try m.encode(to: encoder)
+        case let .call(m):
+            try c.encode("call", forKey: .type)
+            try m.encode(to: encoder)
+        case let .inspect(m):
+            try c.encode("inspect", forKey: .type)
+            try m.encode(to: encoder)
+        case let .hostResult(m):
+            try c.encode("host_result", forKey: .type)
+            try m.encode(to: encoder)
         }
     }
 }

@@ -126,7 +126,8 @@ public enum Lockdown {
     static func restrictFilesystem(_ directories: [LockdownPlan.Directory], network: Bool) throws(SandboxError) {
         guard landlockABI > 0 else {
             if let readOnly = directories.first(where: { !$0.writable }) {
-                throw SandboxError(step: "landlock", "this kernel has no Landlock, so \(readOnly.path) cannot be made read-only")
+                throw SandboxError(
+                    step: "landlock", "this kernel has no Landlock, so \(readOnly.path) cannot be made read-only")
             }
             return
         }

@@ -56,60 +56,63 @@ public struct SeccompPolicy: Sendable, Equatable {
     /// got code running in the broker would reach for next: running programs, reading or
     /// writing other processes, and the kernel's rarely used, often exploited surfaces. Landlock
     /// (no writes, reads only of system directories), the privilege drop and rlimits do the rest.
-    public static let broker = SeccompPolicy(rules: [
-        Rule("execve", why: "no new programs: the broker only ever runs its own code"),
-        Rule("execveat", why: "no new programs"),
-        Rule("fork", why: "no new processes (threads use clone)"),
-        Rule("vfork", why: "no new processes"),
-        Rule("ptrace", why: "no reading or steering other processes"),
-        Rule("process_vm_readv", why: "no reading other processes' memory"),
-        Rule("process_vm_writev", why: "no writing other processes' memory"),
-        Rule("pidfd_getfd", why: "no stealing other processes' descriptors"),
-        Rule("kcmp", why: "no probing other processes' resources"),
-        Rule("mount", why: "no changing the filesystem tree"),
-        Rule("umount2", why: "no changing the filesystem tree"),
-        Rule("pivot_root", why: "no changing the filesystem tree"),
-        Rule("chroot", why: "no changing the filesystem tree"),
-        Rule("unshare", why: "no new namespaces (user namespaces widen the kernel's attack surface)"),
-        Rule("setns", why: "no entering other namespaces"),
-        Rule("kexec_load", why: "no loading kernels"),
-        Rule("kexec_file_load", why: "no loading kernels"),
-        Rule("init_module", why: "no loading kernel modules"),
-        Rule("finit_module", why: "no loading kernel modules"),
-        Rule("delete_module", why: "no unloading kernel modules"),
-        Rule("bpf", why: "no eBPF programs"),
-        Rule("perf_event_open", why: "no performance counters (a frequent kernel attack surface)"),
-        Rule("userfaultfd", why: "no userfaultfd (used to win kernel races)"),
-        Rule("io_uring_setup", why: "io_uring requests are not seen by seccomp"),
-        Rule("keyctl", why: "no kernel keyrings"),
-        Rule("add_key", why: "no kernel keyrings"),
-        Rule("request_key", why: "no kernel keyrings"),
-        Rule("personality", why: "no changing the execution domain"),
-        Rule("reboot", why: "no rebooting"),
-        Rule("swapon", why: "no swap changes"),
-        Rule("swapoff", why: "no swap changes"),
-        Rule("syslog", why: "no kernel log"),
-        Rule("acct", why: "no process accounting"),
-        Rule("settimeofday", why: "no setting clocks"),
-        Rule("clock_settime", why: "no setting clocks"),
-        Rule("iopl", why: "no I/O ports"),
-        Rule("ioperm", why: "no I/O ports"),
-        Rule("open_by_handle_at", why: "no opening files by handle (bypasses path checks)"),
-        Rule("name_to_handle_at", why: "no file handles"),
-        Rule("quotactl", why: "no disk quotas"),
-        Rule("setuid", why: "credentials are final once dropped"),
-        Rule("setgid", why: "credentials are final once dropped"),
-        Rule("setreuid", why: "credentials are final once dropped"),
-        Rule("setregid", why: "credentials are final once dropped"),
-        Rule("setresuid", why: "credentials are final once dropped"),
-        Rule("setresgid", why: "credentials are final once dropped"),
-        Rule("setgroups", why: "credentials are final once dropped"),
-    ], mode: .denyList)
+    public static let broker = SeccompPolicy(
+        rules: [
+            Rule("execve", why: "no new programs: the broker only ever runs its own code"),
+            Rule("execveat", why: "no new programs"),
+            Rule("fork", why: "no new processes (threads use clone)"),
+            Rule("vfork", why: "no new processes"),
+            Rule("ptrace", why: "no reading or steering other processes"),
+            Rule("process_vm_readv", why: "no reading other processes' memory"),
+            Rule("process_vm_writev", why: "no writing other processes' memory"),
+            Rule("pidfd_getfd", why: "no stealing other processes' descriptors"),
+            Rule("kcmp", why: "no probing other processes' resources"),
+            Rule("mount", why: "no changing the filesystem tree"),
+            Rule("umount2", why: "no changing the filesystem tree"),
+            Rule("pivot_root", why: "no changing the filesystem tree"),
+            Rule("chroot", why: "no changing the filesystem tree"),
+            Rule("unshare", why: "no new namespaces (user namespaces widen the kernel's attack surface)"),
+            Rule("setns", why: "no entering other namespaces"),
+            Rule("kexec_load", why: "no loading kernels"),
+            Rule("kexec_file_load", why: "no loading kernels"),
+            Rule("init_module", why: "no loading kernel modules"),
+            Rule("finit_module", why: "no loading kernel modules"),
+            Rule("delete_module", why: "no unloading kernel modules"),
+            Rule("bpf", why: "no eBPF programs"),
+            Rule("perf_event_open", why: "no performance counters (a frequent kernel attack surface)"),
+            Rule("userfaultfd", why: "no userfaultfd (used to win kernel races)"),
+            Rule("io_uring_setup", why: "io_uring requests are not seen by seccomp"),
+            Rule("keyctl", why: "no kernel keyrings"),
+            Rule("add_key", why: "no kernel keyrings"),
+            Rule("request_key", why: "no kernel keyrings"),
+            Rule("personality", why: "no changing the execution domain"),
+            Rule("reboot", why: "no rebooting"),
+            Rule("swapon", why: "no swap changes"),
+            Rule("swapoff", why: "no swap changes"),
+            Rule("syslog", why: "no kernel log"),
+            Rule("acct", why: "no process accounting"),
+            Rule("settimeofday", why: "no setting clocks"),
+            Rule("clock_settime", why: "no setting clocks"),
+            Rule("iopl", why: "no I/O ports"),
+            Rule("ioperm", why: "no I/O ports"),
+            Rule("open_by_handle_at", why: "no opening files by handle (bypasses path checks)"),
+            Rule("name_to_handle_at", why: "no file handles"),
+            Rule("quotactl", why: "no disk quotas"),
+            Rule("setuid", why: "credentials are final once dropped"),
+            Rule("setgid", why: "credentials are final once dropped"),
+            Rule("setreuid", why: "credentials are final once dropped"),
+            Rule("setregid", why: "credentials are final once dropped"),
+            Rule("setresuid", why: "credentials are final once dropped"),
+            Rule("setresgid", why: "credentials are final once dropped"),
+            Rule("setgroups", why: "credentials are final once dropped"),
+        ], mode: .denyList)
 
     /// What a locked-down worker needs: read and write its frames, allocate, run WasmKit, and
     /// serve the WASI functions its grants allow. No sockets, exec, fork, ptrace; no open at all
     /// unless the plugin was granted directories (then Landlock confines where).
-    public static func worker(channel: Int32, processID: pid_t, filesystem: Bool, command: Bool = false) -> SeccompPolicy {
+    public static func worker(
+        channel: Int32, processID: pid_t, filesystem: Bool, command: Bool = false
+    ) -> SeccompPolicy {
         let onChannel = Condition.argument(0, is: UInt64(channel), "on the channel only")
         let notExecutable = Condition.argument(2, without: UInt64(PROT_EXEC), "never PROT_EXEC")
         var rules: [Rule] = [
@@ -127,10 +130,15 @@ public struct SeccompPolicy: Sendable, Equatable {
             // would have the kernel signal another process (any of this uid) when a frame
             // arrives, and leases and notifications signal too.
             Rule("fcntl", why: "WASI fd_fdstat_get", when: .argument(1, is: UInt64(F_GETFL), "F_GETFL")),
-            Rule("fcntl", why: "WASI fd_fdstat_set_flags", when: .argument(1, is: UInt64(F_SETFL), "F_SETFL"),
-                 .argument(2, without: UInt64(O_ASYNC), "without O_ASYNC")),
-            Rule("fcntl", why: "the C library on its own descriptors", when: .argument(1, is: UInt64(F_GETFD), "F_GETFD")),
-            Rule("fcntl", why: "the C library on its own descriptors", when: .argument(1, is: UInt64(F_SETFD), "F_SETFD")),
+            Rule(
+                "fcntl", why: "WASI fd_fdstat_set_flags", when: .argument(1, is: UInt64(F_SETFL), "F_SETFL"),
+                .argument(2, without: UInt64(O_ASYNC), "without O_ASYNC")),
+            Rule(
+                "fcntl", why: "the C library on its own descriptors", when: .argument(1, is: UInt64(F_GETFD), "F_GETFD")
+            ),
+            Rule(
+                "fcntl", why: "the C library on its own descriptors", when: .argument(1, is: UInt64(F_SETFD), "F_SETFD")
+            ),
             // Never executable memory: WasmKit interprets, so only an attacker would want it.
             Rule("mmap", why: "memory for the Swift runtime and malloc", when: notExecutable),
             Rule("munmap", why: "memory for the Swift runtime and malloc"),
@@ -144,8 +152,9 @@ public struct SeccompPolicy: Sendable, Equatable {
             Rule("rt_sigreturn", why: "returning from signal handlers"),
             Rule("getpid", why: "raise() in the SIGSYS reporter"),
             Rule("gettid", why: "raise() in the SIGSYS reporter; the Swift runtime"),
-            Rule("tgkill", why: "raise() in the SIGSYS reporter",
-                 when: .argument(0, is: UInt64(processID), "at the worker's own pid")),
+            Rule(
+                "tgkill", why: "raise() in the SIGSYS reporter",
+                when: .argument(0, is: UInt64(processID), "at the worker's own pid")),
             Rule("exit", why: "thread exit"),
             Rule("exit_group", why: "the worker's own exit"),
             Rule("clock_gettime", why: "WASI clocks, call timing (when the vDSO is not used)"),
@@ -205,9 +214,12 @@ public struct SeccompPolicy: Sendable, Equatable {
         if pv_install_sigsys_reporter() != 0 { throw SandboxError(step: "seccomp", errno: errno) }
         let compiled = rules.map { rule in
             func compiled(_ index: Int) -> pv_seccomp_condition {
-                guard index < rule.conditions.count else { return pv_seccomp_condition(arg_index: -1, mask: 0, value: 0) }
+                guard index < rule.conditions.count else {
+                    return pv_seccomp_condition(arg_index: -1, mask: 0, value: 0)
+                }
                 let condition = rule.conditions[index]
-                return pv_seccomp_condition(arg_index: Int32(condition.index), mask: condition.mask, value: condition.value)
+                return pv_seccomp_condition(
+                    arg_index: Int32(condition.index), mask: condition.mask, value: condition.value)
             }
             return pv_seccomp_rule(number: pv_syscall_number(rule.name), conditions: (compiled(0), compiled(1)))
         }

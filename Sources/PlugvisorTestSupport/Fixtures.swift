@@ -33,10 +33,13 @@ public enum Fixtures {
 
     /// The directory holding `plugvisor` and `plugvisor-worker`: beside the test bundle.
     public static let binDirectory: URL = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var directory = URL(fileURLWithPath: exe).deletingLastPathComponent()
         // The xctest bundle on Linux is a file beside the products; be robust to a nested layout.
-        while directory.path != "/" && !FileManager.default.fileExists(atPath: directory.appendingPathComponent("plugvisor").path) {
+        while directory.path != "/"
+            && !FileManager.default.fileExists(atPath: directory.appendingPathComponent("plugvisor").path)
+        {
             directory.deleteLastPathComponent()
         }
         return directory

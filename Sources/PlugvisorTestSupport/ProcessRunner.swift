@@ -13,7 +13,8 @@ public enum ProcessRunner {
         }
     }
 
-    public static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil) -> Output {
+    public static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil) -> Output
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: arguments[0])
         process.arguments = Array(arguments.dropFirst())

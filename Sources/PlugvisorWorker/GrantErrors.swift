@@ -21,21 +21,25 @@ enum GrantErrors {
     /// Replaces `path_open` in `imports` (after WASI is linked) with one that corrects the errno.
     static func define(in imports: inout Imports, store: Store, wasi: WASIBridgeToHost, preopens: [Preopen]) {
         guard !preopens.isEmpty,
-            let pathOpen = wasi.hostFunctions(capabilities: [WASICapability.fileSystem], stubUnlinked: false)["path_open"]
+            let pathOpen = wasi.hostFunctions(capabilities: [WASICapability.fileSystem], stubUnlinked: false)[
+                "path_open"]
         else { return }
-        imports.define(module: "wasi_snapshot_preview1", name: "path_open", Function(
-            store: store, type: pathOpen.type,
-            body: { caller, arguments in
-                guard case let .memory(memory)? = caller.instance?.export("memory") else {
-                    throw WASIError(description: "Missing required \"memory\" export")
-                }
-                let results = try pathOpen.implementation(memory, arguments)
-                guard arguments.count == 9, results.first == .i32(wasiENOENT), arguments[4].i32 & createFlag != 0,
-                    let corrected = refusedCreation(
-                        directory: arguments[0].i32, path: (arguments[2].i32, arguments[3].i32), memory: memory, preopens: preopens)
-                else { return results }
-                return [.i32(corrected)]
-            }))
+        imports.define(
+            module: "wasi_snapshot_preview1", name: "path_open",
+            Function(
+                store: store, type: pathOpen.type,
+                body: { caller, arguments in
+                    guard case let .memory(memory)? = caller.instance?.export("memory") else {
+                        throw WASIError(description: "Missing required \"memory\" export")
+                    }
+                    let results = try pathOpen.implementation(memory, arguments)
+                    guard arguments.count == 9, results.first == .i32(wasiENOENT), arguments[4].i32 & createFlag != 0,
+                        let corrected = refusedCreation(
+                            directory: arguments[0].i32, path: (arguments[2].i32, arguments[3].i32), memory: memory,
+                            preopens: preopens)
+                    else { return results }
+                    return [.i32(corrected)]
+                }))
     }
 
     /// The errno for a refused creation of `path` beneath preopen fd `directory`, or nil when

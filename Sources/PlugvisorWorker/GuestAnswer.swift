@@ -18,7 +18,8 @@ public enum GuestAnswer {
     /// The length of the first complete JSON value in `bytes` (leading whitespace included), or
     /// nil when the bytes end before it does. Used for the Go pattern's bare i32 pointers, where
     /// the host must find where the answer ends.
-    public static func lengthOfFirstJSONValue<C: Collection>(_ bytes: C) -> Int? where C.Element == UInt8, C.Index == Int {
+    public static func lengthOfFirstJSONValue<C: Collection>(_ bytes: C) -> Int?
+    where C.Element == UInt8, C.Index == Int {
         var index = bytes.startIndex
         let end = bytes.endIndex
         func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
@@ -33,7 +34,11 @@ public enum GuestAnswer {
                 let b = bytes[index]
                 index += 1
                 if inString {
-                    if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") {
+                    if escaped {
+                        escaped = false
+                    } else if b == UInt8(ascii: "\\") {
+                        escaped = true
+                    } else if b == UInt8(ascii: "\"") {
                         inString = false
                         if depth == 0 { return index - bytes.startIndex }
                     }
@@ -54,7 +59,9 @@ public enum GuestAnswer {
         // A bare scalar (number, true, false, null) ends at the first delimiter.
         while index < end {
             let b = bytes[index]
-            if isSpace(b) || b == 0 || b == UInt8(ascii: ",") || b == UInt8(ascii: "}") || b == UInt8(ascii: "]") { break }
+            if isSpace(b) || b == 0 || b == UInt8(ascii: ",") || b == UInt8(ascii: "}") || b == UInt8(ascii: "]") {
+                break
+            }
             index += 1
         }
         return index - bytes.startIndex
@@ -62,7 +69,9 @@ public enum GuestAnswer {
 
     /// Turns the guest's answer bytes into a result object `{"success": bool, ...}`.
     /// - Returns: the parsed object, or an `invalid_result` error that says what is wrong.
-    public static func decodeResult(_ bytes: [UInt8], plugin: String?, what: String = "result")
+    public static func decodeResult(
+        _ bytes: [UInt8], plugin: String?, what: String = "result"
+    )
         -> Result<JSONValue, PluginError>
     {
         func invalid(_ message: String) -> Result<JSONValue, PluginError> {
@@ -86,8 +95,10 @@ public enum GuestAnswer {
             return .failure(PluginError(.invalidResult, plugin: plugin, "the guest's result is not a JSON object"))
         }
         guard case .bool? = members["success"] else {
-            return .failure(PluginError(.invalidResult, plugin: plugin,
-                "the guest's result has no boolean \"success\" member"))
+            return .failure(
+                PluginError(
+                    .invalidResult, plugin: plugin,
+                    "the guest's result has no boolean \"success\" member"))
         }
         if let error = members["error"], error != .null, error.stringValue == nil {
             return .failure(PluginError(.invalidResult, plugin: plugin, "the guest's \"error\" member is not a string"))

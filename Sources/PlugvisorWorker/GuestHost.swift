@@ -42,7 +42,8 @@ public final class GuestHost {
         store.resourceLimiter = MemoryCap(bytes: prepared.memoryLimit)
 
         hostModule = HostModule(
-            plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill, log: log, hostService: hostService)
+            plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill, log: log,
+            hostService: hostService)
         do {
             wasi = try WASIBridgeToHost(
                 args: [request.plugin], environment: request.env,
@@ -53,15 +54,17 @@ public final class GuestHost {
         }
         let instance: Instance
         do throws(PluginError) {
-            instance = try Self.instantiate(prepared.module, store: store, wasi: wasi, hostModule: hostModule, preopens: request.preopens,
-                                            fuel: request.fuel, plugin: request.plugin, trapped: prepared.trapped)
+            instance = try Self.instantiate(
+                prepared.module, store: store, wasi: wasi, hostModule: hostModule, preopens: request.preopens,
+                fuel: request.fuel, plugin: request.plugin, trapped: prepared.trapped)
         } catch {
             try? wasi.close()  // WasmKit requires close before the bridge goes away
             throw error
         }
         self.instance = instance
         guard let memory = instance.exports[memory: "memory"], let allocate = instance.exports[function: "allocate"],
-            let deallocate = instance.exports[function: "deallocate"], let execute = instance.exports[function: "execute"]
+            let deallocate = instance.exports[function: "deallocate"],
+            let execute = instance.exports[function: "execute"]
         else {
             try? wasi.close()
             throw loadFailed("missing exports after instantiation")
@@ -71,7 +74,9 @@ public final class GuestHost {
         self.deallocate = deallocate
         self.execute = execute
         executeForm = ABICheck.resultForm(shape.export("execute")?.signature)
-        metaFunction = instance.exports[function: "meta"].map { ($0, ABICheck.resultForm(shape.export("meta")?.signature)) }
+        metaFunction = instance.exports[function: "meta"].map {
+            ($0, ABICheck.resultForm(shape.export("meta")?.signature))
+        }
         destroyFunction = instance.exports[function: "destroy"]
         try initialize(shape: shape, request: request)
     }
@@ -79,7 +84,8 @@ public final class GuestHost {
     deinit { try? wasi.close() }
 
     private static func instantiate(
-        _ module: Module, store: Store, wasi: WASIBridgeToHost, hostModule: HostModule, preopens: [Preopen], fuel: UInt64?,
+        _ module: Module, store: Store, wasi: WASIBridgeToHost, hostModule: HostModule, preopens: [Preopen],
+        fuel: UInt64?,
         plugin: String, trapped: [ModuleShape.Item]
     ) throws(PluginError) -> Instance {
         var imports = Imports()
@@ -103,9 +109,12 @@ public final class GuestHost {
     private static func defineNoPreopens(in imports: inout Imports, store: Store) {
         let badDescriptor = Value.i32(8)  // WASI's errno EBADF: "not an open descriptor"
         for (name, parameters) in [("fd_prestat_get", 2), ("fd_prestat_dir_name", 3)] {
-            imports.define(module: "wasi_snapshot_preview1", name: name, Function(
-                store: store, type: FunctionType(parameters: Array(repeating: .i32, count: parameters), results: [.i32]),
-                body: { _, _ in [badDescriptor] }))
+            imports.define(
+                module: "wasi_snapshot_preview1", name: name,
+                Function(
+                    store: store,
+                    type: FunctionType(parameters: Array(repeating: .i32, count: parameters), results: [.i32]),
+                    body: { _, _ in [badDescriptor] }))
         }
     }
 
@@ -120,10 +129,14 @@ public final class GuestHost {
         }
         if let initFunction = instance.exports[function: "init"] {
             let form = ABICheck.resultForm(shape.export("init")?.signature)
-            let config = JSONValue.object(["name": .string(request.plugin),
-                                           "config": .object(request.config.mapValues { .string($0) })])
-            let answer = invoke(initFunction, form: form, input: (try? JSONCoding.encode(config)) ?? [], what: "init result")
-                .flatMap { GuestAnswer.checkResultShape($0, plugin: request.plugin) }
+            let config = JSONValue.object([
+                "name": .string(request.plugin),
+                "config": .object(request.config.mapValues { .string($0) }),
+            ])
+            let answer = invoke(
+                initFunction, form: form, input: (try? JSONCoding.encode(config)) ?? [], what: "init result"
+            )
+            .flatMap { GuestAnswer.checkResultShape($0, plugin: request.plugin) }
             switch answer {
             case let .failure(error): throw loadFailed("init failed: \(error.message)")
             case let .success(value) where value["success"]?.boolValue == false:
@@ -165,7 +178,9 @@ public final class GuestHost {
     // MARK: - The call protocol
 
     /// allocate → copy input → call → read answer (bounds-checked) → deallocate both.
-    private func invoke(_ function: Function, form: ABICheck.ResultForm, input: [UInt8]?, what: String)
+    private func invoke(
+        _ function: Function, form: ABICheck.ResultForm, input: [UInt8]?, what: String
+    )
         -> Result<JSONValue, PluginError>
     {
         defer { hostModule.reportDroppedLines() }
@@ -182,7 +197,8 @@ public final class GuestHost {
                     return invalid("allocate returned no i32")
                 }
                 guard GuestAnswer.checkBounds(pointer: pointer, length: length, memorySize: memory.byteCount) else {
-                    return invalid("allocate(\(length)) returned \(pointer), outside the guest's \(memory.byteCount)-byte memory")
+                    return invalid(
+                        "allocate(\(length)) returned \(pointer), outside the guest's \(memory.byteCount)-byte memory")
                 }
                 if length > 0 {
                     memory.withUnsafeMutableBufferPointer(offset: UInt(pointer), count: input.count) { target in
@@ -199,7 +215,9 @@ public final class GuestHost {
             case let (.packed, .i64(packed)?):
                 let (pointer, length) = GuestAnswer.unpack(packed)
                 guard GuestAnswer.checkBounds(pointer: pointer, length: length, memorySize: memory.byteCount) else {
-                    return invalid("the \(what) pointer \(pointer) with length \(length) lies outside the guest's \(memory.byteCount)-byte memory")
+                    return invalid(
+                        "the \(what) pointer \(pointer) with length \(length) lies outside the guest's \(memory.byteCount)-byte memory"
+                    )
                 }
                 guard Int(length) <= maxResultBytes else {
                     return invalid("the \(what) is \(length) bytes, over the \(maxResultBytes)-byte limit")
@@ -208,7 +226,8 @@ public final class GuestHost {
                 resultRegion = (pointer, length)
             case let (.pointer, .i32(pointer)?):
                 guard Int(pointer) < memory.byteCount else {
-                    return invalid("the \(what) pointer \(pointer) lies outside the guest's \(memory.byteCount)-byte memory")
+                    return invalid(
+                        "the \(what) pointer \(pointer) lies outside the guest's \(memory.byteCount)-byte memory")
                 }
                 let available = min(maxResultBytes, memory.byteCount - Int(pointer))
                 let window = memory.withUnsafeBufferPointer(offset: UInt(pointer), count: available) { Array($0) }
@@ -217,7 +236,8 @@ public final class GuestHost {
                 }
                 answer = Array(window[0..<length])
             default:
-                return invalid("the guest returned \(results) instead of a \(form == .packed ? "packed i64" : "i32 pointer")")
+                return invalid(
+                    "the guest returned \(results) instead of a \(form == .packed ? "packed i64" : "i32 pointer")")
             }
             if let input {
                 try deallocate.invoke([.i32(inputPointer), .i32(UInt32(input.count))])
@@ -248,7 +268,8 @@ public final class GuestHost {
         let text = describe(error)
         if text.hasPrefix("out of fuel") {
             let budget = fuel.map { "its fuel budget of \($0)" } ?? "its fuel budget"
-            return PluginError(.outOfFuel, plugin: plugin, "the call used up \(budget) (the plugin's `fuel` key in the manifest)")
+            return PluginError(
+                .outOfFuel, plugin: plugin, "the call used up \(budget) (the plugin's `fuel` key in the manifest)")
         }
         return PluginError(.trap, plugin: plugin, text)
     }

@@ -46,9 +46,11 @@ final class HostModule {
     }
 
     func define(in imports: inout Imports, store: Store) {
-        imports.define(module: "plugvisor", name: "log",
+        imports.define(
+            module: "plugvisor", name: "log",
             Function(store: store, parameters: [.i32, .i32, .i32]) { [unowned self] caller, args in
-                guard case let .i32(level) = args[0], case let .i32(pointer) = args[1], case let .i32(length) = args[2] else { return [] }
+                guard case let .i32(level) = args[0], case let .i32(pointer) = args[1], case let .i32(length) = args[2]
+                else { return [] }
                 let memory = try Self.memory(caller)
                 let shown = min(Int(length), Self.maxLogLine)
                 let bytes = try Self.read(memory, pointer: pointer, length: length, limit: shown)
@@ -65,19 +67,26 @@ final class HostModule {
                 }
                 return []
             })
-        imports.define(module: "plugvisor", name: "config_get",
-            Function(store: store, parameters: [.i32, .i32, .i32, .i32], results: [.i32]) { [unowned self] caller, args in
+        imports.define(
+            module: "plugvisor", name: "config_get",
+            Function(store: store, parameters: [.i32, .i32, .i32, .i32], results: [.i32]) {
+                [unowned self] caller, args in
                 guard case let .i32(keyPointer) = args[0], case let .i32(keyLength) = args[1],
                     case let .i32(bufferPointer) = args[2], case let .i32(bufferLength) = args[3]
                 else { return [.i32(UInt32(bitPattern: -1))] }
                 let memory = try Self.memory(caller)
-                let key = String(decoding: try Self.read(memory, pointer: keyPointer, length: keyLength, limit: 4096), as: UTF8.self)
+                let key = String(
+                    decoding: try Self.read(memory, pointer: keyPointer, length: keyLength, limit: 4096), as: UTF8.self)
                 guard let value = config[key] else { return [.i32(UInt32(bitPattern: -1))] }
                 let bytes = Array(value.utf8)
                 let copied = min(bytes.count, Int(bufferLength))
                 if copied > 0 {
-                    guard GuestAnswer.checkBounds(pointer: bufferPointer, length: UInt32(copied), memorySize: memory.byteCount) else {
-                        throw GuestFault(description: "config_get: buffer \(bufferPointer)+\(copied) is outside guest memory")
+                    guard
+                        GuestAnswer.checkBounds(
+                            pointer: bufferPointer, length: UInt32(copied), memorySize: memory.byteCount)
+                    else {
+                        throw GuestFault(
+                            description: "config_get: buffer \(bufferPointer)+\(copied) is outside guest memory")
                     }
                     memory.withUnsafeMutableBufferPointer(offset: UInt(bufferPointer), count: copied) {
                         $0.copyBytes(from: bytes[0..<copied])
@@ -85,7 +94,8 @@ final class HostModule {
                 }
                 return [.i32(UInt32(bytes.count))]
             })
-        imports.define(module: "plugvisor", name: "http_request",
+        imports.define(
+            module: "plugvisor", name: "http_request",
             Function(store: store, parameters: [.i32, .i32], results: [.i64]) { [unowned self] caller, args in
                 guard case let .i32(pointer) = args[0], case let .i32(length) = args[1] else { return [.i64(0)] }
                 let memory = try Self.memory(caller)
@@ -99,7 +109,8 @@ final class HostModule {
                 return [.i64(try Self.give(caller, hostService("http", .object(request))))]
             })
         if sandboxDrill {
-            imports.define(module: "plugvisor", name: "sandbox_drill",
+            imports.define(
+                module: "plugvisor", name: "sandbox_drill",
                 Function(store: store, parameters: [.i32], results: [.i32]) { _, args in
                     guard case let .i32(which) = args[0] else { return [.i32(0)] }
                     return [.i32(UInt32(truncatingIfNeeded: Lockdown.drill(Int32(bitPattern: which))))]
@@ -118,7 +129,8 @@ final class HostModule {
             throw GuestFault(description: "allocate returned no i32")
         }
         let memory = try memory(caller)
-        guard GuestAnswer.checkBounds(pointer: pointer, length: UInt32(bytes.count), memorySize: memory.byteCount) else {
+        guard GuestAnswer.checkBounds(pointer: pointer, length: UInt32(bytes.count), memorySize: memory.byteCount)
+        else {
             throw GuestFault(description: "allocate(\(bytes.count)) returned \(pointer), outside guest memory")
         }
         memory.withUnsafeMutableBufferPointer(offset: UInt(pointer), count: bytes.count) { $0.copyBytes(from: bytes) }
@@ -130,7 +142,8 @@ final class HostModule {
         for item in items {
             guard let module = item.module, let signature = item.signature else { continue }
             let name = item.qualifiedName
-            imports.define(module: module, name: item.name,
+            imports.define(
+                module: module, name: item.name,
                 Function(store: store, parameters: signature.parameters, results: signature.results) { _, _ in
                     throw GuestFault(description: "called \(name), an import nothing grants (unknown_imports: trap)")
                 })

@@ -9,8 +9,12 @@ struct ModuleShape {
         var results: [ValueType]
         var description: String {
             let params = parameters.map(Self.name).joined(separator: ", ")
-            let returns = results.isEmpty ? "()" : results.count == 1 ? Self.name(results[0])
-                : "(" + results.map(Self.name).joined(separator: ", ") + ")"
+            let returns =
+                results.isEmpty
+                ? "()"
+                : results.count == 1
+                    ? Self.name(results[0])
+                    : "(" + results.map(Self.name).joined(separator: ", ") + ")"
             return "(\(params)) -> \(returns)"
         }
         static func name(_ type: ValueType) -> String {
@@ -60,7 +64,9 @@ struct ModuleShape {
                 + "but with \(head.isEmpty ? "nothing (the file is empty)" : head)"
         }
         var text = "\(error)"
-        if let match = text.firstMatch(of: /"Message\(text: "(.*)"\)"/) { text.replaceSubrange(match.range, with: match.1) }
+        if let match = text.firstMatch(of: /"Message\(text: "(.*)"\)"/) {
+            text.replaceSubrange(match.range, with: match.1)
+        }
         return "not a valid WebAssembly module: \(text)"
     }
 
@@ -86,8 +92,10 @@ struct ModuleShape {
                     switch imp.descriptor {
                     case let .function(typeIndex):
                         functionTypes.append(typeIndex)
-                        imports.append(Item(module: imp.module, name: imp.name, kind: .function,
-                                            signature: Int(typeIndex) < types.count ? types[Int(typeIndex)] : nil))
+                        imports.append(
+                            Item(
+                                module: imp.module, name: imp.name, kind: .function,
+                                signature: Int(typeIndex) < types.count ? types[Int(typeIndex)] : nil))
                     case let .memory(limits):
                         memoryMinPages = limits.min
                         memoryMaxPages = limits.max
@@ -127,8 +135,13 @@ struct ModuleShape {
     func export(_ name: String) -> Item? { exports.first { $0.name == name } }
 
     var moduleItems: (imports: [ModuleItem], exports: [ModuleItem]) {
-        (imports.map { ModuleItem(module: $0.module, name: $0.name, kind: $0.kind.rawValue, signature: $0.signature?.description) },
-         exports.map { ModuleItem(name: $0.name, kind: $0.kind.rawValue, signature: $0.signature?.description) })
+        (
+            imports.map {
+                ModuleItem(
+                    module: $0.module, name: $0.name, kind: $0.kind.rawValue, signature: $0.signature?.description)
+            },
+            exports.map { ModuleItem(name: $0.name, kind: $0.kind.rawValue, signature: $0.signature?.description) }
+        )
     }
 }
 
@@ -180,7 +193,9 @@ enum ABICheck {
         _ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool = false, trapUnknownImports: Bool = false
     ) -> [Problem] {
         var problems: [Problem] = []
-        let trapped = trapUnknownImports ? Set(unknownFunctionImports(shape, sandboxDrill: sandboxDrill).map(\.qualifiedName)) : []
+        let trapped =
+            trapUnknownImports
+            ? Set(unknownFunctionImports(shape, sandboxDrill: sandboxDrill).map(\.qualifiedName)) : []
         for item in shape.imports where !trapped.contains(item.qualifiedName) {
             switch (item.module, item.kind) {
             case (wasiModule?, .function):
@@ -188,31 +203,50 @@ enum ABICheck {
             case (hostModule?, .function):
                 if sandboxDrill && item.name == drillFunction.0 && item.signature == drillFunction.1 { continue }
                 guard let expected = hostFunctions[item.name] else {
-                    problems.append(.refusedImport("imports plugvisor.\(item.name), which the host does not provide (it has \(hostFunctions.keys.sorted().joined(separator: ", ")))"))
+                    problems.append(
+                        .refusedImport(
+                            "imports plugvisor.\(item.name), which the host does not provide (it has \(hostFunctions.keys.sorted().joined(separator: ", ")))"
+                        ))
                     continue
                 }
                 if item.signature != expected {
-                    problems.append(.refusedImport("imports plugvisor.\(item.name) as \(item.signature?.description ?? "?"), but it is \(expected)"))
+                    problems.append(
+                        .refusedImport(
+                            "imports plugvisor.\(item.name) as \(item.signature?.description ?? "?"), but it is \(expected)"
+                        ))
                 }
             default:
-                problems.append(.refusedImport("imports \(item.kind.rawValue) \(item.module ?? "").\(item.name), which is neither WASI nor plugvisor: refused"))
+                problems.append(
+                    .refusedImport(
+                        "imports \(item.kind.rawValue) \(item.module ?? "").\(item.name), which is neither WASI nor plugvisor: refused"
+                    ))
             }
         }
         switch abi {
         case .wasiCommand:
-            if shape.export("_start")?.kind != .function { problems.append(.badExport("a wasi-command module must export a _start function")) }
+            if shape.export("_start")?.kind != .function {
+                problems.append(.badExport("a wasi-command module must export a _start function"))
+            }
             if shape.export("memory")?.kind != .memory { problems.append(.badExport("missing export: memory")) }
         case .plugvisor:
-            if shape.export("memory")?.kind != .memory { problems.append(.badExport("missing export: memory (the guest's linear memory)")) }
+            if shape.export("memory")?.kind != .memory {
+                problems.append(.badExport("missing export: memory (the guest's linear memory)"))
+            }
             requireFunction(shape, "allocate", [.init(parameters: [i32], results: [i32])], &problems)
             requireFunction(shape, "deallocate", [.init(parameters: [i32, i32], results: [])], &problems)
-            requireFunction(shape, "execute", [
-                .init(parameters: [i32, i32], results: [i64]), .init(parameters: [i32, i32], results: [i32]),
-            ], &problems)
-            optionalFunction(shape, "meta", [.init(parameters: [], results: [i64]), .init(parameters: [], results: [i32])], &problems)
-            optionalFunction(shape, "init", [
-                .init(parameters: [i32, i32], results: [i64]), .init(parameters: [i32, i32], results: [i32]),
-            ], &problems)
+            requireFunction(
+                shape, "execute",
+                [
+                    .init(parameters: [i32, i32], results: [i64]), .init(parameters: [i32, i32], results: [i32]),
+                ], &problems)
+            optionalFunction(
+                shape, "meta", [.init(parameters: [], results: [i64]), .init(parameters: [], results: [i32])], &problems
+            )
+            optionalFunction(
+                shape, "init",
+                [
+                    .init(parameters: [i32, i32], results: [i64]), .init(parameters: [i32, i32], results: [i32]),
+                ], &problems)
             optionalFunction(shape, "destroy", [.init(parameters: [], results: [])], &problems)
         }
         return problems
@@ -253,7 +287,9 @@ enum ABICheck {
             case (hostModule?, "config_get"): needs.insert("config")
             case (hostModule?, "log"): needs.insert("log")
             case (wasiModule?, let name):
-                if name.hasPrefix("path_") || name.hasPrefix("fd_prestat") || name == "fd_readdir" { needs.insert("filesystem") }
+                if name.hasPrefix("path_") || name.hasPrefix("fd_prestat") || name == "fd_readdir" {
+                    needs.insert("filesystem")
+                }
                 if name.hasPrefix("environ_") { needs.insert("env") }
                 if name.hasPrefix("clock_") { needs.insert("time") }
                 if name == "random_get" { needs.insert("random") }
@@ -290,7 +326,8 @@ enum ABICheck {
     ) {
         guard let signature = item.signature, allowed.contains(signature) else {
             let expected = allowed.map(\.description).joined(separator: " or ")
-            problems.append(.badExport("export \(item.name) is \(item.signature?.description ?? "?"), expected \(expected)"))
+            problems.append(
+                .badExport("export \(item.name) is \(item.signature?.description ?? "?"), expected \(expected)"))
             return
         }
     }

@@ -22,7 +22,8 @@ struct PreparedModule {
         let problems = ABICheck.problems(
             shape, abi: request.abi, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
         guard problems.isEmpty else { throw loadFailed(problems.map(\.description).joined(separator: "; ")) }
-        trapped = request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
+        trapped =
+            request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
         memoryLimit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
         if let minPages = shape.memoryMinPages, minPages > UInt64(memoryLimit / 65536) {
             throw loadFailed(
@@ -33,7 +34,8 @@ struct PreparedModule {
         }
         // Software bounds checks: the interpreter checks every access anyway, and this avoids
         // process-wide SIGSEGV handlers and a 4 GiB address reservation per memory.
-        engine = Engine(configuration: EngineConfiguration(
-            compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
+        engine = Engine(
+            configuration: EngineConfiguration(
+                compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
     }
 }

@@ -25,7 +25,9 @@ public final class WasiCommand {
     public static func makeStdio() throws(PluginError) -> (stdin: Int32, stdout: Int32) {
         let stdin = pv_memfd("plugvisor-stdin")
         let stdout = pv_memfd("plugvisor-stdout")
-        guard stdin >= 0, stdout >= 0 else { throw PluginError(.loadFailed, "cannot create the program's stdin and stdout") }
+        guard stdin >= 0, stdout >= 0 else {
+            throw PluginError(.loadFailed, "cannot create the program's stdin and stdout")
+        }
         return (stdin, stdout)
     }
 
@@ -77,9 +79,13 @@ public final class WasiCommand {
         // The memfd's size is what the program wrote: check it before reading, and read no more
         // (a buffer of the whole limit would cost every call 8 MiB of zeroed, resident memory).
         let size = lseek(stdout, 0, SEEK_END)
-        guard size >= 0 else { return .failure(PluginError(.internalError, plugin: plugin, "cannot read the program's stdout")) }
+        guard size >= 0 else {
+            return .failure(PluginError(.internalError, plugin: plugin, "cannot read the program's stdout"))
+        }
         guard size <= request.maxResultBytes else {
-            return .failure(PluginError(.invalidResult, plugin: plugin, "the program wrote more than \(request.maxResultBytes) bytes"))
+            return .failure(
+                PluginError(
+                    .invalidResult, plugin: plugin, "the program wrote more than \(request.maxResultBytes) bytes"))
         }
         var written = [UInt8](repeating: 0, count: Int(size))
         let count = written.withUnsafeMutableBytes { pread(stdout, $0.baseAddress, $0.count, 0) }

@@ -145,14 +145,16 @@ enum Inspector {
         do { shape = try ModuleShape(bytes: moduleBytes) } catch {
             return InspectReport(
                 abi: nil, exports: [], imports: [], memoryMinPages: nil, memoryMaxPages: nil,
-                problems: [ModuleShape.notAModule(error, bytes: moduleBytes)], capabilities: [], sizeBytes: moduleBytes.count)
+                problems: [ModuleShape.notAModule(error, bytes: moduleBytes)], capabilities: [],
+                sizeBytes: moduleBytes.count)
         }
         let abi = ABICheck.detectABI(shape)
         let problems = ABICheck.problems(shape, abi: abi?.guestABI ?? .plugvisor)
         let items = shape.moduleItems
         return InspectReport(
             abi: abi, exports: items.exports, imports: items.imports, memoryMinPages: shape.memoryMinPages,
-            memoryMaxPages: shape.memoryMaxPages, problems: problems.map(\.description), capabilities: ABICheck.capabilities(shape),
+            memoryMaxPages: shape.memoryMaxPages, problems: problems.map(\.description),
+            capabilities: ABICheck.capabilities(shape),
             sizeBytes: moduleBytes.count)
     }
 }

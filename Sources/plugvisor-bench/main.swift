@@ -6,11 +6,11 @@ import Foundation
 import Glibc
 import Logging
 import Metrics
-import Prometheus
 import Plugvisor
 import PlugvisorManifest
 import PlugvisorPosix
 import PlugvisorProtocol
+import Prometheus
 
 let arguments = CommandLine.arguments
 guard arguments.count == 4 else {
@@ -63,7 +63,9 @@ func supervisor(_ specs: [PluginSpec]) -> SupervisorCore {
 let noopContext: JSONValue = ["request_id": "bench", "headers": [:], "parameters": [:]]
 
 /// `callers` threads each make `calls` calls; latencies from all of them.
-func measure(_ supervisor: SupervisorCore, _ plugin: String, context: JSONValue = noopContext, callers: Int, calls: Int) -> Sample {
+func measure(
+    _ supervisor: SupervisorCore, _ plugin: String, context: JSONValue = noopContext, callers: Int, calls: Int
+) -> Sample {
     final class Collected: @unchecked Sendable {
         // SAFETY: only touched under `lock`.
         let lock = NSLock()
@@ -99,7 +101,8 @@ func measure(_ supervisor: SupervisorCore, _ plugin: String, context: JSONValue 
     var latencies = collected.latencies
     if failures > 0 { say("warning: \(failures) failed calls to \(plugin)") }
     latencies.sort()
-    return Sample(p50: percentile(latencies, 50), p99: percentile(latencies, 99), perSecond: Double(latencies.count) / elapsed)
+    return Sample(
+        p50: percentile(latencies, 50), p99: percentile(latencies, 99), perSecond: Double(latencies.count) / elapsed)
 }
 
 func run(_ executable: String, _ args: [String]) -> String {
@@ -117,9 +120,12 @@ func run(_ executable: String, _ args: [String]) -> String {
 
 /// The frame bodies a no-op call carries, as the supervisor and the worker encode them.
 func frameSizes(context: JSONValue, answer: JSONValue) -> (Int, Int) {
-    let request = try! JSONCoding.encode(SupervisorMessage.call(CallRequest(id: 123_456, fn: .execute, payload: context)))
-    let response = try! JSONCoding.encode(WorkerMessage.result(CallResult(
-        id: 123_456, payload: answer, stats: CallStats(micros: 12, memoryBytes: 65536))))
+    let request = try! JSONCoding.encode(
+        SupervisorMessage.call(CallRequest(id: 123_456, fn: .execute, payload: context)))
+    let response = try! JSONCoding.encode(
+        WorkerMessage.result(
+            CallResult(
+                id: 123_456, payload: answer, stats: CallStats(micros: 12, memoryBytes: 65536))))
     return (request.count, response.count)
 }
 
@@ -168,8 +174,10 @@ record("floor_calls_per_s_2p", floor2.map(\.perSecond).reduce(0, +), "floor: two
 say("no-op calls through the library API")
 var wordCount = spec("words", "word-count")
 wordCount.abi = .wasiCommand
-let pool = supervisor([spec("noop", "noop"), spec("noop2", "noop", instances: 2), spec("echo", "echo"),
-                       spec("compute", "compute"), wordCount])
+let pool = supervisor([
+    spec("noop", "noop"), spec("noop2", "noop", instances: 2), spec("echo", "echo"),
+    spec("compute", "compute"), wordCount,
+])
 _ = measure(pool, "noop", callers: 1, calls: 2000)  // warm-up
 let noop = measure(pool, "noop", callers: 1, calls: 20_000)
 record("noop_p50_us", noop.p50, "no-op call p50, instances 1, 1 caller", "µs")
@@ -178,18 +186,23 @@ record("noop_calls_per_s", noop.perSecond, "no-op calls, instances 1, 1 caller",
 for (instances, plugin) in [(1, "noop"), (2, "noop2")] {
     for callers in [2, 8] {
         let sample = measure(pool, plugin, callers: callers, calls: 20_000 / callers)
-        record("noop_calls_per_s_\(instances)w_\(callers)c", sample.perSecond,
-               "no-op calls, instances \(instances), \(callers) callers", "calls/s")
+        record(
+            "noop_calls_per_s_\(instances)w_\(callers)c", sample.perSecond,
+            "no-op calls, instances \(instances), \(callers) callers", "calls/s")
         if instances == 2 && callers == 8 { results["noop_calls_per_s_2w"] = (sample.perSecond * 100).rounded() / 100 }
     }
 }
 
 say("contexts of 4 KiB and 256 KiB")
 for (label, size) in [("4k", 4 << 10), ("256k", 256 << 10)] {
-    let context: JSONValue = ["request_id": "bench", "headers": [:], "parameters": ["blob": .string(String(repeating: "x", count: size))]]
+    let context: JSONValue = [
+        "request_id": "bench", "headers": [:], "parameters": ["blob": .string(String(repeating: "x", count: size))],
+    ]
     let sample = measure(pool, "echo", context: context, callers: 1, calls: size > 10_000 ? 300 : 5000)
     record("echo_\(label)_p50_us", sample.p50, "echo of a \(label == "4k" ? "4 KiB" : "256 KiB") context, p50", "µs")
-    record("echo_\(label)_calls_per_s", sample.perSecond, "echo of a \(label == "4k" ? "4 KiB" : "256 KiB") context", "calls/s")
+    record(
+        "echo_\(label)_calls_per_s", sample.perSecond, "echo of a \(label == "4k" ? "4 KiB" : "256 KiB") context",
+        "calls/s")
 }
 
 say("compute-heavy guest")
@@ -226,7 +239,9 @@ repeat {
 big += Data([0x00]) + leb + section
 let bigPath = "\(scratch)/big.wasm"
 try big.write(to: URL(fileURLWithPath: bigPath))
-for (key, file, label) in [("cold_start_ms", "noop", "cold start, small module"), ("cold_start_1mib_ms", bigPath, "cold start, 1 MiB module")] {
+for (key, file, label) in [
+    ("cold_start_ms", "noop", "cold start, small module"), ("cold_start_1mib_ms", bigPath, "cold start, 1 MiB module"),
+] {
     var times: [Double] = []
     for _ in 0..<10 {
         let t0 = ContinuousClock.now
@@ -241,7 +256,8 @@ say("restart after a crash")
 // Each crash is the first in its window (a one-off crash), which is replaced at once; repeated
 // crashes back off by design and are not what this measures.
 var crashSpec = spec("noop", "noop")
-crashSpec.restart = .init(max: 10_000, within: .milliseconds(1), backoffMin: .milliseconds(100), backoffMax: .seconds(1))
+crashSpec.restart = .init(
+    max: 10_000, within: .milliseconds(1), backoffMin: .milliseconds(100), backoffMax: .seconds(1))
 let crashing = supervisor([crashSpec])
 var restarts: [Double] = []
 for _ in 0..<10 {
@@ -252,7 +268,10 @@ for _ in 0..<10 {
     // The next answered call, by the fresh worker.
     while true {
         if case .success = crashing.execute(plugin: "noop", context: noopContext),
-            crashing.status().plugins[0].workers.first?.pid != pid { break }
+            crashing.status().plugins[0].workers.first?.pid != pid
+        {
+            break
+        }
     }
     restarts.append(milliseconds(since: t0))
     Thread.sleep(forTimeInterval: 0.2)
@@ -294,14 +313,20 @@ for round in 0..<10 {
     let t0 = ContinuousClock.now
     _ = reloading.reload(plugin: "versioned")
     while true {
-        if case let .success(answer) = reloading.execute(plugin: "versioned", context: noopContext), answer["data"] == expected { break }
+        if case let .success(answer) = reloading.execute(plugin: "versioned", context: noopContext),
+            answer["data"] == expected
+        {
+            break
+        }
     }
     switches.append(milliseconds(since: t0))
 }
 stopLoad.withLock { loadRunning = false }
 loaders.wait()
 record("reload_switch_ms", median(switches), "reload: new file to first answer of the new version", "ms")
-record("reload_failed_calls", Double(failedDuringReload), "reload: failed calls among \(loadCalls) during 10 reloads", "calls")
+record(
+    "reload_failed_calls", Double(failedDuringReload), "reload: failed calls among \(loadCalls) during 10 reloads",
+    "calls")
 reloading.shutdown()
 
 // MARK: The supervisor with 20 plugins, and the CLI
@@ -323,7 +348,9 @@ for _ in 0..<200 where !ready {
     if !ready { Thread.sleep(forTimeInterval: 0.05) }
 }
 if !ready {
-    say("the 20-plugin supervisor did not come up: " + ((try? String(contentsOfFile: "\(scratch)/server.log", encoding: .utf8)) ?? ""))
+    say(
+        "the 20-plugin supervisor did not come up: "
+            + ((try? String(contentsOfFile: "\(scratch)/server.log", encoding: .utf8)) ?? ""))
 }
 var cliTimes: [Double] = []
 for _ in 0..<30 {
@@ -353,18 +380,23 @@ metered.shutdown()
 
 results["noop_p50_vs_floor"] = (results["noop_p50_us"]! / results["floor_p50_us"]! * 100).rounded() / 100
 results["noop_p99_vs_p50"] = (results["noop_p99_us"]! / results["noop_p50_us"]! * 100).rounded() / 100
-results["throughput_2w_vs_floor_2p"] = (results["noop_calls_per_s_2w"]! / results["floor_calls_per_s_2p"]! * 100).rounded() / 100
+results["throughput_2w_vs_floor_2p"] =
+    (results["noop_calls_per_s_2w"]! / results["floor_calls_per_s_2p"]! * 100).rounded() / 100
 let width = table.map(\.0.count).max() ?? 0
 print("plugvisor benchmark (\(ProcessInfo.processInfo.processorCount) CPUs)")
 for (label, value) in table { print(label.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value) }
 print("")
 print("targets (DESIGN §8)")
 func target(_ label: String, _ value: Double, _ goal: String, _ met: Bool) {
-    print(label.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%8.2f   ", value) + goal + (met ? "   met" : "   NOT MET"))
+    print(
+        label.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%8.2f   ", value) + goal
+            + (met ? "   met" : "   NOT MET"))
 }
 target("no-op p50 / floor p50", results["noop_p50_vs_floor"]!, "≤ 2", results["noop_p50_vs_floor"]! <= 2)
 target("no-op p99 / no-op p50", results["noop_p99_vs_p50"]!, "≤ 10", results["noop_p99_vs_p50"]! <= 10)
-target("2 workers × 8 callers / two ping-pong pairs", results["throughput_2w_vs_floor_2p"]!, "≥ 0.7", results["throughput_2w_vs_floor_2p"]! >= 0.7)
+target(
+    "2 workers × 8 callers / two ping-pong pairs", results["throughput_2w_vs_floor_2p"]!, "≥ 0.7",
+    results["throughput_2w_vs_floor_2p"]! >= 0.7)
 target("cold start, small module (ms)", results["cold_start_ms"]!, "< 10", results["cold_start_ms"]! < 10)
 target("restart to next answered call (ms)", results["restart_ms"]!, "< 20", results["restart_ms"]! < 20)
 target("idle worker RSS (MiB)", results["idle_worker_rss_mib"]!, "< 15", results["idle_worker_rss_mib"]! < 15)

@@ -26,7 +26,8 @@ import Testing
             for index in 0..<10_000 {
                 calls.addTask {
                     do throws(PluginError) {
-                        let answer = try await supervisor.execute(plugin: "noop", context: ["index": .integer(Int64(index))])
+                        let answer = try await supervisor.execute(
+                            plugin: "noop", context: ["index": .integer(Int64(index))])
                         return answer["success"] == true ? "ok" : "not a success: \(answer)"
                     } catch {
                         return error.code.rawValue
@@ -58,14 +59,22 @@ import Testing
         await supervisor.start()
         #expect(supervisor.blockingThreads == 1)
 
-        let spinning = Task { await Self.failure { () async throws(PluginError) in try await supervisor.execute(plugin: "spin", context: [:]) } }
+        let spinning = Task {
+            await Self.failure { () async throws(PluginError) in
+                try await supervisor.execute(plugin: "spin", context: [:])
+            }
+        }
         try await Task.sleep(for: .milliseconds(200))  // the spin call holds the only thread
         let calledAt = ContinuousClock.now
-        let waiting = await Self.failure { () async throws(PluginError) in try await supervisor.execute(plugin: "noop", context: [:]) }
+        let waiting = await Self.failure { () async throws(PluginError) in
+            try await supervisor.execute(plugin: "noop", context: [:])
+        }
         let waited = ContinuousClock.now - calledAt
         let error = try #require(waiting)
         #expect(error.code == .timeout)
-        #expect(error.message.contains("waited all of it for one of the supervisor's 1 blocking threads"), "\(error.message)")
+        #expect(
+            error.message.contains("waited all of it for one of the supervisor's 1 blocking threads"),
+            "\(error.message)")
         #expect(waited < .milliseconds(1500), "answered after \(waited), not at its 300 ms timeout")
 
         #expect(await spinning.value?.code == .timeout)
@@ -124,4 +133,3 @@ final class ThreadCounter: Sendable {
         return peak.load(ordering: .relaxed)
     }
 }
-

@@ -57,8 +57,9 @@ import Testing
         #expect(!slow.isDone)
         kill(broker, SIGKILL)
         let answer = slow.wait()
-        #expect(answer.json?["data"]?["error"]?.stringValue?.hasPrefix("the network broker died") == true,
-                "\(answer.stdout) \(answer.stderr)")
+        #expect(
+            answer.json?["data"]?["error"]?.stringValue?.hasPrefix("the network broker died") == true,
+            "\(answer.stdout) \(answer.stderr)")
         // Reaped by the supervisor: neither running nor a zombie.
         #expect(supervisor.eventually { !FileManager.default.fileExists(atPath: "/proc/\(broker)") })
         #expect(supervisor.process.isRunning)
@@ -92,14 +93,17 @@ import Testing
                 try? FileManager.default.removeItem(at: URL(fileURLWithPath: script).deletingLastPathComponent())
             }
         }
-        let garbage = try RunningSupervisor(manifest: Self.manifest(server), environment: ["PLUGVISOR_BROKER": garbageBroker])
+        let garbage = try RunningSupervisor(
+            manifest: Self.manifest(server), environment: ["PLUGVISOR_BROKER": garbageBroker])
         let refused = garbage.call("fetch", "-p", "url=\(server.url("hello"))")
-        #expect(refused.json?["data"]?["error"]?.stringValue?.contains("was killed for breaking the protocol") == true,
-                "\(refused.stdout) \(refused.stderr) \(garbage.log)")
+        #expect(
+            refused.json?["data"]?["error"]?.stringValue?.contains("was killed for breaking the protocol") == true,
+            "\(refused.stdout) \(refused.stderr) \(garbage.log)")
         #expect(garbage.process.isRunning)
         #expect(garbage.log.contains("the network broker broke the protocol"))
 
-        let stray = try RunningSupervisor(manifest: Self.manifest(server), environment: ["PLUGVISOR_BROKER": strayBroker])
+        let stray = try RunningSupervisor(
+            manifest: Self.manifest(server), environment: ["PLUGVISOR_BROKER": strayBroker])
         let answered = stray.call("fetch", "-p", "url=\(server.url("hello"))")
         #expect(answered.json?["data"]?["status"] == 299, "\(answered.stdout) \(answered.stderr) \(stray.log)")
         withExtendedLifetime(server) {}

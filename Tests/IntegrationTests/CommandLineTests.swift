@@ -10,11 +10,12 @@ import Testing
     }
 
     @Test func exitCodesTellSuccessPluginFailureAndSupervisorError() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: echo, wasm: "{{plugins}}/echo.wasm"}
-              - {name: refuses, wasm: "{{plugins}}/refuses.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+                  - {name: refuses, wasm: "{{plugins}}/refuses.wasm"}
+                """)
         #expect(supervisor.call("echo").status == 0)
         let refused = supervisor.call("refuses")
         #expect(refused.status == 1)
@@ -38,14 +39,14 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let manifest = directory.appendingPathComponent("bad.yaml").path
         try """
-            plugins:
-              - name: echo
-                wasm: missing.wasm
-                timeout: soon
-              - name: echo
-                wasm: \(try Fixtures.plugin("echo"))
-                colour: blue
-            """.write(toFile: manifest, atomically: true, encoding: .utf8)
+        plugins:
+          - name: echo
+            wasm: missing.wasm
+            timeout: soon
+          - name: echo
+            wasm: \(try Fixtures.plugin("echo"))
+            colour: blue
+        """.write(toFile: manifest, atomically: true, encoding: .utf8)
         let output = try plugvisor("validate", manifest)
         #expect(output.status == 1)
         #expect(output.stdout.contains("bad.yaml:3:11: plugins[0].wasm: file not found"))
@@ -66,12 +67,15 @@ import Testing
         let allowed = Set(worker.stdout.split(separator: "\n").map(String.init))
         #expect(allowed.contains("read") && allowed.contains("write"))
         #expect(!allowed.contains("socket") && !allowed.contains("execve") && !allowed.contains("openat"))
-        let withFiles = Set(try plugvisor("sandbox-policy", "--filesystem", "--names-only").stdout.split(separator: "\n").map(String.init))
+        let withFiles = Set(
+            try plugvisor("sandbox-policy", "--filesystem", "--names-only").stdout.split(separator: "\n").map(
+                String.init))
         #expect(withFiles.contains("openat"))
 
         let broker = try plugvisor("sandbox-policy", "--broker")
         #expect(broker.status == 0)
-        let execve = try #require(broker.stdout.split(separator: "\n").first { $0.hasPrefix("execve ") }, "\(broker.stdout)")
+        let execve = try #require(
+            broker.stdout.split(separator: "\n").first { $0.hasPrefix("execve ") }, "\(broker.stdout)")
         #expect(execve.count > "execve ".count + 10, "a reason follows the name: \(execve)")
         #expect(!broker.stdout.contains("\nsocket "), "the broker needs sockets")
         let both = try plugvisor("sandbox-policy", "--broker", "--filesystem")
@@ -117,7 +121,8 @@ import Testing
         let runtime = try RunningSupervisor.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: runtime) }
         let manifest = runtime.appendingPathComponent("m.yaml").path
-        try "plugins: [{name: echo, wasm: \(try Fixtures.plugin("echo"))}]".write(toFile: manifest, atomically: true, encoding: .utf8)
+        try "plugins: [{name: echo, wasm: \(try Fixtures.plugin("echo"))}]".write(
+            toFile: manifest, atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Fixtures.binary("plugvisor"))
         process.arguments = ["start", manifest]
@@ -129,7 +134,10 @@ import Testing
             process.waitUntilExit()
         }
         let socket = runtime.appendingPathComponent("plugvisor/control.sock").path
-        let client = { ProcessRunner.run([try! Fixtures.binary("plugvisor"), "status"], environment: ["XDG_RUNTIME_DIR": runtime.path]) }
+        let client = {
+            ProcessRunner.run(
+                [try! Fixtures.binary("plugvisor"), "status"], environment: ["XDG_RUNTIME_DIR": runtime.path])
+        }
         let deadline = ContinuousClock.now + .seconds(20)
         while client().status != 0 && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
         #expect(client().status == 0)
@@ -140,8 +148,9 @@ import Testing
         #expect(info.st_mode & 0o777 == 0o700)
 
         // A second supervisor on the same socket is refused and leaves the first one alone.
-        let second = ProcessRunner.run([try Fixtures.binary("plugvisor"), "start", manifest],
-                                       environment: ["XDG_RUNTIME_DIR": runtime.path])
+        let second = ProcessRunner.run(
+            [try Fixtures.binary("plugvisor"), "start", manifest],
+            environment: ["XDG_RUNTIME_DIR": runtime.path])
         #expect(second.status == 1)
         #expect(second.stderr.contains("already listening"))
         #expect(client().status == 0)

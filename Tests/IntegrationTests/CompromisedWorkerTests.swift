@@ -23,7 +23,8 @@ import Testing
             for (name, keys) in plugins.sorted(by: { $0.key < $1.key }) {
                 manifest += "  - {name: \(name), wasm: \"{{plugins}}/echo.wasm\"\(keys.isEmpty ? "" : ", " + keys)}\n"
             }
-            supervisor = try RunningSupervisor(manifest: manifest, arguments: arguments, environment: ["PLUGVISOR_WORKER": script])
+            supervisor = try RunningSupervisor(
+                manifest: manifest, arguments: arguments, environment: ["PLUGVISOR_WORKER": script])
         }
 
         deinit { try? FileManager.default.removeItem(at: URL(fileURLWithPath: script).deletingLastPathComponent()) }
@@ -31,7 +32,8 @@ import Testing
         func pids(_ plugin: String) -> [Int32] { (try? supervisor.plugin(plugin).workers.map(\.pid)) ?? [] }
 
         /// A call straight on the control socket, and how long the supervisor took to answer it.
-        func timedCall(_ plugin: String, _ parameters: [String: JSONValue] = [:]) throws -> (ControlResponse, Duration) {
+        func timedCall(_ plugin: String, _ parameters: [String: JSONValue] = [:]) throws -> (ControlResponse, Duration)
+        {
             let started = ContinuousClock.now
             let response = try supervisor.directCall(plugin, parameters)
             return (response, ContinuousClock.now - started)
@@ -46,9 +48,14 @@ import Testing
 
         /// The plugin's worker was replaced: the old pid is gone and a new one serves.
         func expectReplaced(_ plugin: String, was old: [Int32], sourceLocation: SourceLocation = #_sourceLocation) {
-            #expect(supervisor.eventually { old.allSatisfy { !processIsAlive($0) } },
+            #expect(
+                supervisor.eventually { old.allSatisfy { !processIsAlive($0) } },
                 "worker \(old) of \(plugin) still alive", sourceLocation: sourceLocation)
-            #expect(supervisor.eventually { let now = pids(plugin); return !now.isEmpty && Set(now).isDisjoint(with: old) },
+            #expect(
+                supervisor.eventually {
+                    let now = pids(plugin)
+                    return !now.isEmpty && Set(now).isDisjoint(with: old)
+                },
                 "\(plugin) was not given a new worker: \(pids(plugin))", sourceLocation: sourceLocation)
         }
     }
@@ -60,7 +67,8 @@ import Testing
     @Test func aWorkerClaimingMoreMemoryThanItsCapIsKilledAndMetricsStillSum() async throws {
         let harness = try Harness(["huge-memory": "instances: 2"], arguments: ["--http", "127.0.0.1:0"])
         let supervisor = harness.supervisor
-        let address = try #require(supervisor.log.firstMatch(of: /HTTP gateway listening on (http:\/\/[0-9.]+:[0-9]+)/)?.1)
+        let address = try #require(
+            supervisor.log.firstMatch(of: /HTTP gateway listening on (http:\/\/[0-9.]+:[0-9]+)/)?.1)
         let http = HTTPClient(base: String(address))
         let before = harness.pids("huge-memory")
         #expect(before.count == 2)
@@ -68,7 +76,8 @@ import Testing
         for _ in 0..<2 {
             let (response, _) = try harness.timedCall("huge-memory")
             #expect(response.error?.code == .protocolViolation, "\(response)")
-            #expect(response.error?.message.contains("9223372036854775807 bytes of guest memory") == true, "\(response)")
+            #expect(
+                response.error?.message.contains("9223372036854775807 bytes of guest memory") == true, "\(response)")
         }
         _ = try await http.metrics()
         harness.expectReplaced("huge-memory", was: before)
@@ -81,13 +90,17 @@ import Testing
         let before = harness.pids("lying-code")
         let (response, _) = try harness.timedCall("lying-code")
         #expect(response.error?.code == .protocolViolation, "\(response)")
-        #expect(response.error?.message.contains("error code timeout, which only the supervisor gives") == true, "\(response)")
+        #expect(
+            response.error?.message.contains("error code timeout, which only the supervisor gives") == true,
+            "\(response)")
         // Claiming `timeout` once marked the worker dying while nothing killed it: kill then
         // skipped it and it lived on.
         harness.expectReplaced("lying-code", was: before)
         let replacement = harness.pids("lying-code")
         #expect(harness.supervisor.cli(["kill", "lying-code"]).status == 0)
-        #expect(harness.supervisor.eventually { replacement.allSatisfy { !processIsAlive($0) } }, "kill left \(replacement) alive")
+        #expect(
+            harness.supervisor.eventually { replacement.allSatisfy { !processIsAlive($0) } },
+            "kill left \(replacement) alive")
         #expect(try harness.supervisor.plugin("lying-code").state == .stopped)
         harness.expectStillServing()
     }
@@ -96,7 +109,8 @@ import Testing
         let harness = try Harness(["stops-reading": "timeout: 1s"])
         let before = harness.pids("stops-reading")
         // 4 MiB of context: more than the socket buffers hold, so the send itself blocks.
-        let (response, elapsed) = try harness.timedCall("stops-reading", ["big": .string(String(repeating: "x", count: 4 << 20))])
+        let (response, elapsed) = try harness.timedCall(
+            "stops-reading", ["big": .string(String(repeating: "x", count: 4 << 20))])
         #expect(response.error?.code == .timeout, "\(response)")
         // The call's clock starts once the supervisor has the request: the test's encoding and
         // the supervisor's decoding of 4 MiB of JSON (debug builds) come on top.
@@ -120,7 +134,8 @@ import Testing
         let before = harness.pids("closes-channel")
         let (response, elapsed) = try harness.timedCall("closes-channel")
         #expect(response.error?.code == .protocolViolation, "\(response)")
-        #expect(response.error?.message.contains("closed its channel during a call without exiting") == true, "\(response)")
+        #expect(
+            response.error?.message.contains("closed its channel during a call without exiting") == true, "\(response)")
         #expect(elapsed < .seconds(2) + Self.slack, "answered after \(elapsed)")
         harness.expectReplaced("closes-channel", was: before)
         harness.expectStillServing()
@@ -139,14 +154,17 @@ import Testing
         let perWindow = LogBudget.guestCeiling.bytesPerSecond / LogLine.maxMessageBytes
         let windows = Int(took.components.seconds) + 2
         #expect(floodLines.count <= perWindow * windows, "\(floodLines.count) flood lines reached the log in \(took)")
-        #expect(log.utf8.count < LogBudget.guestCeiling.bytesPerSecond * windows + 64 * 1024, "the log grew to \(log.utf8.count) bytes")
+        #expect(
+            log.utf8.count < LogBudget.guestCeiling.bytesPerSecond * windows + 64 * 1024,
+            "the log grew to \(log.utf8.count) bytes")
         #expect(floodLines.allSatisfy { $0.utf8.count < LogLine.maxMessageBytes + 512 })
         #expect(log.contains("guest log lines dropped by the supervisor (rate limit)"))
 
         let before = harness.pids("oversize-log")
         let (oversize, _) = try harness.timedCall("oversize-log")
         #expect(oversize.error?.code == .protocolViolation, "\(oversize)")
-        #expect(oversize.error?.message.contains("over the \(WorkerFrameCeiling.log)-byte ceiling") == true, "\(oversize)")
+        #expect(
+            oversize.error?.message.contains("over the \(WorkerFrameCeiling.log)-byte ceiling") == true, "\(oversize)")
         harness.expectReplaced("oversize-log", was: before)
         harness.expectStillServing()
     }
@@ -158,7 +176,8 @@ import Testing
         // A call's answer may be 8 MiB and its envelope: a 16 MiB frame is refused unread.
         let ceiling = WorkerFrameCeiling.result(maxResultBytes: LoadRequest.defaultMaxResultBytes)
         #expect(response.error?.code == .protocolViolation, "\(response)")
-        #expect(response.error?.message.contains("frame of 16777216 bytes exceeds the \(ceiling)-byte limit") == true,
+        #expect(
+            response.error?.message.contains("frame of 16777216 bytes exceeds the \(ceiling)-byte limit") == true,
             "\(response)")
         #expect(elapsed < .seconds(5))
         harness.expectReplaced("giant-frame", was: before)
@@ -216,7 +235,8 @@ import Testing
         let table = supervisor.cli(["status"])
         #expect(table.status == 0)
         for (what, text) in [("the text log", supervisor.log), ("status", table.stdout)] {
-            #expect(!text.contains("\u{1b}") && !text.contains("\r") && !text.contains("\u{202e}"),
+            #expect(
+                !text.contains("\u{1b}") && !text.contains("\r") && !text.contains("\u{202e}"),
                 "\(what) printed a control character: \(text.debugDescription)")
             let forged = text.split(separator: "\n").filter { $0.hasPrefix("2000-01-01T00:00:00+0000 critical") }
             #expect(forged.isEmpty, "\(what) has a forged line: \(forged)")
@@ -240,20 +260,26 @@ import Testing
 /// A real guest, within the ABI, cannot forge log lines or drive the terminal either.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct GuestTextTests {
     @Test func aGuestsLogLineAndVersionArePrintedAsData() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: forges-logs, wasm: "{{plugins}}/forges-logs.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: forges-logs, wasm: "{{plugins}}/forges-logs.wasm"}
+                """)
         #expect(supervisor.call("forges-logs").json?["data"] == "logged")
         let table = supervisor.cli(["status"])
         #expect(table.status == 0)
         let log = supervisor.log
         for (what, text) in [("the text log", log), ("status", table.stdout)] {
-            #expect(!text.contains("\u{1b}") && !text.contains("\r"), "\(what) printed a control character: \(text.debugDescription)")
+            #expect(
+                !text.contains("\u{1b}") && !text.contains("\r"),
+                "\(what) printed a control character: \(text.debugDescription)")
             let forged = text.split(separator: "\n").filter { $0.hasPrefix("2000-01-01T00:00:00+0000 critical") }
             #expect(forged.isEmpty, "\(what) has a forged line: \(forged)")
         }
-        #expect(log.contains("hello\\n2000-01-01T00:00:00+0000 critical plugvisor.supervisor: plugin=good [Plugvisor] forged line\\u{1b}]0;owned\\u{7}"),
+        #expect(
+            log.contains(
+                "hello\\n2000-01-01T00:00:00+0000 critical plugvisor.supervisor: plugin=good [Plugvisor] forged line\\u{1b}]0;owned\\u{7}"
+            ),
             "\(log)")
         #expect(table.stdout.contains("1.0\\u{1b}]0;owned\\u{7}\\u{1b}[31m\\nforged"), "\(table.stdout)")
         // Machines get the text as it was, in JSON.

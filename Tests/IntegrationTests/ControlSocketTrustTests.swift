@@ -21,7 +21,9 @@ import Testing
             let script = Fixtures.root.appendingPathComponent("Fixtures/fake-control-server.py").path
             if let uid {
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-                process.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/usr/bin/python3", script, socket, record]
+                process.arguments = [
+                    "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/usr/bin/python3", script, socket, record,
+                ]
             } else {
                 process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
                 process.arguments = [script, socket, record]
@@ -55,9 +57,13 @@ import Testing
     /// root (chown needs root), else by us: writable by others either way.
     func squat(_ runtime: URL) throws -> (directory: String, expected: String) {
         let directory = runtime.appendingPathComponent("plugvisor").path
-        guard mkdir(directory, 0o777) == 0, chmod(directory, 0o777) == 0 else { throw FixtureError("mkdir \(directory)") }
+        guard mkdir(directory, 0o777) == 0, chmod(directory, 0o777) == 0 else {
+            throw FixtureError("mkdir \(directory)")
+        }
         if Self.isRoot {
-            guard chown(directory, Self.nobody, gid_t(Self.nobody)) == 0 else { throw FixtureError("chown \(directory)") }
+            guard chown(directory, Self.nobody, gid_t(Self.nobody)) == 0 else {
+                throw FixtureError("chown \(directory)")
+            }
             return (directory, "belongs to uid 65534")
         }
         return (directory, "is writable by other users (mode 0777)")
@@ -92,7 +98,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: runtime) }
         let (directory, expected) = try squat(runtime)
         let manifest = runtime.appendingPathComponent("m.yaml").path
-        try "plugins: [{name: echo, wasm: \(try Fixtures.plugin("echo"))}]".write(toFile: manifest, atomically: true, encoding: .utf8)
+        try "plugins: [{name: echo, wasm: \(try Fixtures.plugin("echo"))}]".write(
+            toFile: manifest, atomically: true, encoding: .utf8)
 
         let start = ProcessRunner.run(
             [try Fixtures.binary("plugvisor"), "start", manifest],
@@ -111,7 +118,8 @@ import Testing
         // given to us, so that only SO_PEERCRED can tell who listens.
         let staging = runtime.appendingPathComponent("staging").path
         let ours = runtime.appendingPathComponent("plugvisor").path
-        guard mkdir(staging, 0o700) == 0, chown(staging, Self.nobody, gid_t(Self.nobody)) == 0, mkdir(ours, 0o700) == 0 else {
+        guard mkdir(staging, 0o700) == 0, chown(staging, Self.nobody, gid_t(Self.nobody)) == 0, mkdir(ours, 0o700) == 0
+        else {
             throw FixtureError("cannot prepare \(runtime.path)")
         }
         let squatter = try Squatter(socket: staging + "/control.sock", record: staging + "/received", uid: Self.nobody)
@@ -120,10 +128,14 @@ import Testing
             throw FixtureError("cannot move the squatter's socket")
         }
 
-        let call = ProcessRunner.run([try Fixtures.binary("plugvisor"), "call", "echo", "-p", "card=4111", "--control", socket])
+        let call = ProcessRunner.run([
+            try Fixtures.binary("plugvisor"), "call", "echo", "-p", "card=4111", "--control", socket,
+        ])
         #expect(call.status == 2, "the forged answer was believed: \(call.stdout)")
         #expect(call.error?.code == .untrustedSocket, "\(call.stderr)")
-        #expect(call.error?.message.contains("the process listening on \(socket) runs as uid 65534") == true, "\(call.stderr)")
+        #expect(
+            call.error?.message.contains("the process listening on \(socket) runs as uid 65534") == true,
+            "\(call.stderr)")
         #expect(squatter.received.isEmpty, "the squatter received \(squatter.received.count) bytes")
     }
 }

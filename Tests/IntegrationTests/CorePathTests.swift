@@ -26,7 +26,10 @@ import Testing
         #expect(echo.json?["data"] == ["request_id": "req-7", "headers": ["x-trace": "1"], "parameters": ["k": "v"]])
 
         let transformed = supervisor.call("json-transformer", "-p", "action=transform", "--request-id", "r1")
-        #expect(transformed.json == ["success": true, "data": ["action": "transform", "_request_id": "r1", "_processed": true]])
+        #expect(
+            transformed.json == [
+                "success": true, "data": ["action": "transform", "_request_id": "r1", "_processed": true],
+            ])
 
         let c = supervisor.call("hello-c", "-p", "name=Ada")
         #expect(c.json?["data"]?["message"] == "Hola, Ada!")

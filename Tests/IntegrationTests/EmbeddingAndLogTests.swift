@@ -6,11 +6,12 @@ import Testing
 /// `--log-format json`, and the embedding example (docs/embedding.md) run as a user would run it.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct EmbeddingAndLogTests {
     @Test func jsonLogsAreOneObjectPerLineTaggedWithPluginPidAndGeneration() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: hello, wasm: "{{plugins}}/hello-c.wasm", config: {greeting: Hej}}
-              - {name: crash, wasm: "{{plugins}}/crash.wasm"}
-            """, arguments: ["--log-format", "json"])
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: hello, wasm: "{{plugins}}/hello-c.wasm", config: {greeting: Hej}}
+                  - {name: crash, wasm: "{{plugins}}/crash.wasm"}
+                """, arguments: ["--log-format", "json"])
         #expect(supervisor.call("hello", "-p", "name=Ada").status == 0)
         #expect(supervisor.call("crash").error?.code == .workerCrashed)
         let helloPID = try #require(supervisor.plugin("hello").workers.first?.pid)
@@ -23,7 +24,9 @@ import Testing
             let entry = try? JSONCoding.decode(JSONValue.self, from: Array(line.utf8)).objectValue
             #expect(entry != nil, "not a JSON object: \(line)")
             if let entry {
-                #expect(entry["time"]?.stringValue?.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil, "\(line)")
+                #expect(
+                    entry["time"]?.stringValue?.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil,
+                    "\(line)")
                 #expect(entry["level"] != nil && entry["message"] != nil && entry["label"] != nil, "\(line)")
                 entries.append(entry)
             }
@@ -35,10 +38,14 @@ import Testing
         #expect(guest["generation"] == "0")
         #expect(guest["message"] == "hello-c is greeting someone")
         // The crashing worker's stderr, tagged with its plugin.
-        let stderr = try #require(entries.first { $0["source"] == "stderr" }, "no worker stderr line in \(supervisor.log)")
+        let stderr = try #require(
+            entries.first { $0["source"] == "stderr" }, "no worker stderr line in \(supervisor.log)")
         #expect(stderr["plugin"] == "crash")
         #expect(stderr["pid"] != nil)
-        #expect(entries.contains { $0["plugin"] == "crash" && $0["message"]?.stringValue?.hasPrefix("worker ended") == true })
+        #expect(
+            entries.contains {
+                $0["plugin"] == "crash" && $0["message"]?.stringValue?.hasPrefix("worker ended") == true
+            })
     }
 
     @Test func theEmbeddingExampleRunsPluginsWithoutTheCLI() throws {

@@ -7,11 +7,12 @@ import Testing
 /// Plugins that misbehave end in a clear typed error while the supervisor and the others go on.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct FailureTests {
     @Test func aCallPastItsTimeoutKillsTheWorkerAndAFreshOneServesTheNextCall() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", timeout: 300ms}
-              - {name: echo, wasm: "{{plugins}}/echo.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", timeout: 300ms}
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+                """)
         let before = try #require(try supervisor.plugin("sleepy").workers.first?.pid)
 
         let started = ContinuousClock.now
@@ -46,12 +47,13 @@ import Testing
     }
 
     @Test func brokenAnswersAreTypedErrorsThatSayWhatIsWrong() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: bad-pointer, wasm: "{{plugins}}/bad-pointer.wasm"}
-              - {name: not-json, wasm: "{{plugins}}/not-json.wasm"}
-              - {name: legacy, wasm: "{{plugins}}/legacy-i32.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: bad-pointer, wasm: "{{plugins}}/bad-pointer.wasm"}
+                  - {name: not-json, wasm: "{{plugins}}/not-json.wasm"}
+                  - {name: legacy, wasm: "{{plugins}}/legacy-i32.wasm"}
+                """)
         let pointer = supervisor.call("bad-pointer")
         #expect(pointer.error?.code == .invalidResult)
         #expect(pointer.error?.message.contains("outside the guest's 65536-byte memory") == true)
@@ -62,11 +64,12 @@ import Testing
     }
 
     @Test func aPluginThatCannotLoadIsFailedWhileTheOthersServe() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: broken, wasm: "{{plugins}}/no-execute.wasm"}
-              - {name: echo, wasm: "{{plugins}}/echo.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: broken, wasm: "{{plugins}}/no-execute.wasm"}
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+                """)
         let broken = try supervisor.plugin("broken")
         #expect(broken.state == .failed)
         #expect(broken.lastError?.contains("missing export: execute") == true)
@@ -79,23 +82,25 @@ import Testing
 
     @Test func strictModeRefusesToRunWithAPluginThatCannotLoad() throws {
         #expect {
-            try RunningSupervisor(manifest: """
-                plugins:
-                  - {name: broken, wasm: "{{plugins}}/no-execute.wasm"}
-                  - {name: echo, wasm: "{{plugins}}/echo.wasm"}
-                """, arguments: ["--strict"])
+            try RunningSupervisor(
+                manifest: """
+                    plugins:
+                      - {name: broken, wasm: "{{plugins}}/no-execute.wasm"}
+                      - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+                    """, arguments: ["--strict"])
         } throws: { error in
             "\(error)".contains("exited with 1") && "\(error)".contains("--strict")
         }
     }
 
     @Test func aShaPinThatDoesNotMatchRefusesTheModule() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - name: pinned
-                wasm: "{{plugins}}/echo.wasm"
-                sha256: "\(String(repeating: "0", count: 64))"
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - name: pinned
+                    wasm: "{{plugins}}/echo.wasm"
+                    sha256: "\(String(repeating: "0", count: 64))"
+                """)
         let pinned = try supervisor.plugin("pinned")
         #expect(pinned.state == .failed)
         #expect(pinned.lastError?.contains("the manifest pins 0000") == true)
@@ -103,7 +108,9 @@ import Testing
 
     @Test func garbageOnTheControlSocketDoesNotHurtTheSupervisor() throws {
         let supervisor = try RunningSupervisor(manifest: "plugins: [{name: echo, wasm: \"{{plugins}}/echo.wasm\"}]")
-        for hostile in [[0xFF, 0xFF, 0xFF, 0xFF], [0, 0, 0, 5] + Array("{{{{{".utf8), [0, 0, 0, 2] + Array("[]".utf8)] as [[UInt8]] {
+        for hostile in [
+            [0xFF, 0xFF, 0xFF, 0xFF], [0, 0, 0, 5] + Array("{{{{{".utf8), [0, 0, 0, 2] + Array("[]".utf8),
+        ] as [[UInt8]] {
             let socket = try PlugvisorPosix.Descriptors.connectUnix(path: supervisor.controlPath)
             let channel = PlugvisorPosix.FrameChannel(descriptor: socket)
             try channel.writeAll(hostile)

@@ -1,41 +1,48 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Glibc
 import PlugvisorProtocol
 import PlugvisorTestSupport
 import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// The HTTP gateway of a real `plugvisor start --http`, through a real HTTP client (URLSession).
 @Suite(.serialized, .timeLimit(.minutes(5))) struct GatewayTests {
     static let token = "t0ken-\(UUID().uuidString)"
 
     /// A supervisor with the gateway on a free port and an admin token.
-    static func start(_ manifest: String, token: String? = GatewayTests.token, arguments: [String] = [])
+    static func start(
+        _ manifest: String, token: String? = GatewayTests.token, arguments: [String] = []
+    )
         throws -> (RunningSupervisor, HTTPClient)
     {
         var extra = ["--http", "127.0.0.1:0"] + arguments
         if let token {
             let directory = try RunningSupervisor.makeTemporaryDirectory()
             let file = directory.appendingPathComponent("token").path
-            FileManager.default.createFile(atPath: file, contents: Data("\(token)\n".utf8), attributes: [.posixPermissions: 0o600])
+            FileManager.default.createFile(
+                atPath: file, contents: Data("\(token)\n".utf8), attributes: [.posixPermissions: 0o600])
             extra += ["--token-file", file]
         }
         let supervisor = try RunningSupervisor(manifest: manifest, arguments: extra)
-        guard let address = supervisor.log.firstMatch(of: /HTTP gateway listening on (http:\/\/[0-9.]+:[0-9]+)/)?.1 else {
+        guard let address = supervisor.log.firstMatch(of: /HTTP gateway listening on (http:\/\/[0-9.]+:[0-9]+)/)?.1
+        else {
             throw FixtureError("no gateway address in the log: \(supervisor.log)")
         }
         return (supervisor, HTTPClient(base: String(address)))
     }
 
     @Test func executeAnswersThePluginsResultWithTheRequestsHeadersAndID() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """)
-        let wrapped = try await http.send("POST", "/v1/plugins/echo/execute", json: #"{"parameters": {"city": "Lyon", "n": 3}}"#,
-                                          headers: ["X-Request-ID": "req-42", "X-Tenant": "acme"])
+        let wrapped = try await http.send(
+            "POST", "/v1/plugins/echo/execute", json: #"{"parameters": {"city": "Lyon", "n": 3}}"#,
+            headers: ["X-Request-ID": "req-42", "X-Tenant": "acme"])
         #expect(wrapped.status == 200)
         #expect(wrapped.header("Content-Type") == "application/json")
         #expect(wrapped.header("X-Request-ID") == "req-42")
@@ -59,14 +66,17 @@ import Testing
     }
 
     @Test func credentialsNeverReachAPlugin() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """)
-        let answer = try await http.send("POST", "/v1/plugins/echo/execute", json: "{}", headers: [
-            "Authorization": "Bearer \(Self.token)", "Proxy-Authorization": "Basic cHJveHk6c2VjcmV0",
-            "Cookie": "session=s3cret", "X-Tenant": "acme",
-        ])
+        let answer = try await http.send(
+            "POST", "/v1/plugins/echo/execute", json: "{}",
+            headers: [
+                "Authorization": "Bearer \(Self.token)", "Proxy-Authorization": "Basic cHJveHk6c2VjcmV0",
+                "Cookie": "session=s3cret", "X-Tenant": "acme",
+            ])
         #expect(answer.status == 200)
         let headers = try #require(answer.json?["data"]?["headers"])
         #expect(headers["authorization"] == nil)
@@ -78,7 +88,8 @@ import Testing
     }
 
     @Test func typedErrorsMapToHTTPStatusesWithTheCLIsErrorBody() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", instances: 1, max_queue: 0, timeout: 1500ms}
               - {name: crash, wasm: "{{plugins}}/crash.wasm", restart: {max: 100, within: 60s, backoff: 10ms..10ms}}
@@ -125,7 +136,8 @@ import Testing
         #expect(failed.error?.plugin == "broken")
 
         // Stopped by name: 503.
-        let killed = try await http.send("POST", "/v1/plugins/echo/kill", headers: ["Authorization": "Bearer \(Self.token)"])
+        let killed = try await http.send(
+            "POST", "/v1/plugins/echo/kill", headers: ["Authorization": "Bearer \(Self.token)"])
         #expect(killed.status == 200)
         let stopped = try await http.send("POST", "/v1/plugins/echo/execute", json: "{}")
         #expect(stopped.status == 503)
@@ -133,7 +145,8 @@ import Testing
     }
 
     @Test func pastItsInFlightLimitTheGatewayAnswers429() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", instances: 1, max_queue: 10, timeout: 1s}
             """, arguments: ["--http-max-in-flight", "1"])
@@ -149,7 +162,8 @@ import Testing
     }
 
     @Test func idleConnectionsAtTheLimitMakeRoomForANewClient() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """, arguments: ["--http-max-connections", "2"])
@@ -173,7 +187,8 @@ import Testing
     /// Slowloris: 300 connections each sending part of a request head hold every connection
     /// the gateway allows (256); a legitimate client is still answered at once.
     @Test func slowClientsHoldingEveryConnectionCannotLockOutALegitimateOne() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """, token: nil)
@@ -194,7 +209,8 @@ import Testing
     }
 
     @Test func aRequestHeadThatDoesNotArriveInTimeClosesTheConnection() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """, token: nil, arguments: ["--http-header-timeout", "1s"])
@@ -203,7 +219,9 @@ import Testing
         let trickling = try connectTCP(port: port)
         defer { [silent, trickling].forEach { Glibc.close($0) } }
         // One header line every 300 ms: before, each line kept the connection from going idle.
-        let lines = ["GET /healthz HTTP/1.1\r\n", "Host: x\r\n", "X-A: 1\r\n", "X-B: 2\r\n", "X-C: 3\r\n", "X-D: 4\r\n"]
+        let lines = [
+            "GET /healthz HTTP/1.1\r\n", "Host: x\r\n", "X-A: 1\r\n", "X-B: 2\r\n", "X-C: 3\r\n", "X-D: 4\r\n",
+        ]
         let started = ContinuousClock.now
         for line in lines {
             _ = line.withCString { send(trickling, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
@@ -218,11 +236,13 @@ import Testing
     }
 
     @Test func malformedAndOversizedBodiesAreRefusedClearly() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """, arguments: ["--http-max-body", "1KiB"])
-        let malformed = try await http.send("POST", "/v1/plugins/echo/execute", json: "{\"city\": \"Lyon\",\n \"n\": x}")
+        let malformed = try await http.send(
+            "POST", "/v1/plugins/echo/execute", json: "{\"city\": \"Lyon\",\n \"n\": x}")
         #expect(malformed.status == 400)
         #expect(malformed.error?.code == .badRequest)
         #expect(malformed.error?.message.contains("not valid JSON") == true)
@@ -234,12 +254,15 @@ import Testing
         let badWrapper = try await http.send("POST", "/v1/plugins/echo/execute", json: #"{"parameters": 7}"#)
         #expect(badWrapper.status == 400)
 
-        let large = try await http.send("POST", "/v1/plugins/echo/execute", json: "{\"pad\": \"\(String(repeating: "x", count: 2048))\"}")
+        let large = try await http.send(
+            "POST", "/v1/plugins/echo/execute", json: "{\"pad\": \"\(String(repeating: "x", count: 2048))\"}")
         #expect(large.status == 413)
         #expect(large.error?.code == .payloadTooLarge)
         #expect(large.error?.message.contains("1024 bytes") == true)
 
-        let badID = try await http.send("POST", "/v1/plugins/echo/execute", json: "{}", headers: ["X-Request-ID": String(repeating: "a", count: 200)])
+        let badID = try await http.send(
+            "POST", "/v1/plugins/echo/execute", json: "{}",
+            headers: ["X-Request-ID": String(repeating: "a", count: 200)])
         #expect(badID.status == 400)
 
         // Refusals cost the plugin nothing: it was never called.
@@ -249,7 +272,8 @@ import Testing
     }
 
     @Test func adminOperationsNeedTheBearerToken() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """)
@@ -258,9 +282,11 @@ import Testing
             #expect(anonymous.status == 401, "\(operation)")
             #expect(anonymous.header("WWW-Authenticate")?.hasPrefix("Bearer") == true)
             #expect(anonymous.error?.code == .unauthorized)
-            let wrong = try await http.send("POST", "/v1/plugins/echo/\(operation)", headers: ["Authorization": "Bearer \(Self.token)x"])
+            let wrong = try await http.send(
+                "POST", "/v1/plugins/echo/\(operation)", headers: ["Authorization": "Bearer \(Self.token)x"])
             #expect(wrong.status == 401, "\(operation)")
-            let basic = try await http.send("POST", "/v1/plugins/echo/\(operation)", headers: ["Authorization": "Basic \(Self.token)"])
+            let basic = try await http.send(
+                "POST", "/v1/plugins/echo/\(operation)", headers: ["Authorization": "Basic \(Self.token)"])
             #expect(basic.status == 401, "\(operation)")
         }
         let manifestReload = try await http.send("POST", "/v1/reload")
@@ -286,7 +312,8 @@ import Testing
     }
 
     @Test func withoutATokenFileAdminOperationsAreOpen() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """, token: nil)
@@ -296,7 +323,8 @@ import Testing
     }
 
     @Test func statusRoutesShowWhatStatusJSONShows() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm", instances: 2}
               - {name: transformer, wasm: "{{plugins}}/json-transformer.wasm"}
@@ -321,11 +349,14 @@ import Testing
         let missing = try await http.send("GET", "/v1/plugins/nosuch")
         #expect(missing.status == 404)
         #expect(missing.error?.code == .unknownPlugin)
-        #expect(missing.error?.message.contains("(known: echo, transformer)") == true, "as the CLI says it: \(missing.text)")
+        #expect(
+            missing.error?.message.contains("(known: echo, transformer)") == true, "as the CLI says it: \(missing.text)"
+        )
     }
 
     @Test func metricsParseAndTheirCountersMoveWithCalls() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
               - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", timeout: 300ms}
@@ -358,7 +389,8 @@ import Testing
     }
 
     @Test func theGatewayStopsWithTheSupervisor() async throws {
-        let (supervisor, http) = try Self.start("""
+        let (supervisor, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """)
@@ -369,7 +401,8 @@ import Testing
     }
 
     @Test func aBusyAddressIsAClearErrorAndNothingRuns() throws {
-        let (first, http) = try Self.start("""
+        let (first, http) = try Self.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm"}
             """)
@@ -401,7 +434,8 @@ import Testing
         let directory = try RunningSupervisor.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let open = directory.appendingPathComponent("open-token").path
-        FileManager.default.createFile(atPath: open, contents: Data("secret\n".utf8), attributes: [.posixPermissions: 0o644])
+        FileManager.default.createFile(
+            atPath: open, contents: Data("secret\n".utf8), attributes: [.posixPermissions: 0o644])
         let readable = ProcessRunner.run([plugvisor, "start", manifest, "--http", "127.0.0.1:0", "--token-file", open])
         #expect(readable.status != 0)
         #expect(readable.stderr.contains("is readable by other users (mode 644); chmod 600 it"))
@@ -429,7 +463,9 @@ func connectTCP(port: Int) throws -> Int32 {
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let result = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard result == 0 else { throw FixtureError("connect to port \(port): errno \(errno)") }
     return descriptor
@@ -491,7 +527,9 @@ final class SlowClients: @unchecked Sendable {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         // Usually connected at once on loopback; if not, the line is lost and the next one counts.
         write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", to: descriptor)
@@ -523,7 +561,9 @@ struct HTTPClient: Sendable {
         }
     }
 
-    func send(_ method: String, _ path: String, json: String? = nil, headers: [String: String] = [:]) async throws -> Answer {
+    func send(
+        _ method: String, _ path: String, json: String? = nil, headers: [String: String] = [:]
+    ) async throws -> Answer {
         var request = URLRequest(url: URL(string: base + path)!)
         request.httpMethod = method
         request.timeoutInterval = timeout

@@ -8,7 +8,9 @@ import Testing
 /// milliseconds, is refused with a clear error, and never fails a plugin (issue 12, finding 2).
 @Suite(.serialized, .timeLimit(.minutes(5))) struct HostileJSONTests {
     /// `[[…]]` nested `depth` levels.
-    static func nested(_ depth: Int) -> String { String(repeating: "[", count: depth) + String(repeating: "]", count: depth) }
+    static func nested(_ depth: Int) -> String {
+        String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+    }
 
     /// A JSON object of about `size` bytes: `{"deep":[E,E,…]}` with each E nested `depth` levels.
     static func repeated(depth: Int, size: Int = 1 << 20) -> String {
@@ -26,7 +28,8 @@ import Testing
     static let openingBrackets = String(repeating: "[", count: (1 << 20) - 1)
 
     @Test func deepBodiesAreRefusedQuicklyWhileTheGatewayServesAndNoPluginFails() async throws {
-        let (supervisor, http) = try GatewayTests.start("""
+        let (supervisor, http) = try GatewayTests.start(
+            """
             plugins:
               - {name: echo, wasm: "{{plugins}}/echo.wasm", instances: 1, timeout: 1s}
             """)
@@ -51,7 +54,9 @@ import Testing
             let answer = try await task.value
             #expect(answer.status == 400, "\(path): \(answer.text.prefix(300))")
             #expect(answer.error?.code == .badRequest)
-            #expect(answer.error?.message.contains("nesting deeper than 128 levels at byte") == true, "\(answer.text.prefix(300))")
+            #expect(
+                answer.error?.message.contains("nesting deeper than 128 levels at byte") == true,
+                "\(answer.text.prefix(300))")
         }
         let took = ContinuousClock.now - started
         #expect(took < .seconds(10), "four 1 MiB bodies took \(took)")
@@ -69,23 +74,29 @@ import Testing
     }
 
     @Test func aDeepControlFrameGetsAClearErrorAndTheSupervisorLives() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: echo, wasm: "{{plugins}}/echo.wasm", instances: 1, timeout: 1s}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm", instances: 1, timeout: 1s}
+                """)
         let before = try supervisor.plugin("echo")
         // One level past a message's limit (the context sits inside the request), far past it, and
         // nothing but opening brackets.
-        let contexts = [Self.repeated(depth: JSONCoding.maxMessageDepth - 2), Self.repeated(depth: 400), Self.openingBrackets]
+        let contexts = [
+            Self.repeated(depth: JSONCoding.maxMessageDepth - 2), Self.repeated(depth: 400), Self.openingBrackets,
+        ]
         for context in contexts {
-            let channel = FrameChannel(descriptor: try Descriptors.connectUnix(path: supervisor.controlPath), maxFrameLength: 64 << 20)
+            let channel = FrameChannel(
+                descriptor: try Descriptors.connectUnix(path: supervisor.controlPath), maxFrameLength: 64 << 20)
             try channel.sendFrame(Array((#"{"op":"call","plugin":"echo","context":"# + context + "}").utf8))
             let started = ContinuousClock.now
             let response = try channel.receive(ControlResponse.self, deadline: .now + .seconds(5))
             #expect(ContinuousClock.now - started < .seconds(2))
             #expect(response.error?.code == .badRequest)
-            #expect(response.error?.message.contains("nesting deeper than \(JSONCoding.maxMessageDepth) levels at byte") == true,
-                    "\(String(describing: response.error))")
+            #expect(
+                response.error?.message.contains("nesting deeper than \(JSONCoding.maxMessageDepth) levels at byte")
+                    == true,
+                "\(String(describing: response.error))")
         }
         let after = try supervisor.plugin("echo")
         #expect(after.state == .ready)

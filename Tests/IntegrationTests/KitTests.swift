@@ -9,10 +9,11 @@ import Testing
     /// its standard library only) behave alike.
     @Test(arguments: ["greeter-c", "greeter-swift", "greeter-rust"])
     func aKitsExampleReadsItsContextConfigAndLogs(plugin: String) throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: greeter, wasm: "{{plugins}}/\(plugin).wasm", config: {greeting: Salut}}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: greeter, wasm: "{{plugins}}/\(plugin).wasm", config: {greeting: Salut}}
+                """)
         let hello = supervisor.call("greeter", "-p", "name=Grace \"Amazing\" Hopper", "--request-id", "r-9")
         #expect(hello.status == 0, "\(hello.stderr)")
         #expect(hello.json?["data"] == ["message": "Salut, Grace \"Amazing\" Hopper!", "request_id": "r-9"])
@@ -26,10 +27,11 @@ import Testing
     /// what it carries raw (é, an emoji) reach each kit's example and come back as they were sent.
     @Test(arguments: ["greeter-c", "greeter-swift", "greeter-rust"])
     func aKitsExampleGreetsANameExactlyAsSent(plugin: String) throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: greeter, wasm: "{{plugins}}/\(plugin).wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: greeter, wasm: "{{plugins}}/\(plugin).wasm"}
+                """)
         let name = "Ada\nLovelace\tCountess \u{1} \"é\" \\ 😀"
         let hello = supervisor.call("greeter", "-p", "name=\(name)", "--request-id", "r-1")
         #expect(hello.status == 0, "\(hello.stderr)")
@@ -39,10 +41,11 @@ import Testing
     /// Each kit's example declares its name and version in one line, and `status` shows the version.
     @Test(arguments: ["greeter-c", "greeter-swift", "greeter-rust", "greeter-wat"])
     func aKitsExampleReportsItsVersion(plugin: String) throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: greeter, wasm: "{{plugins}}/\(plugin).wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: greeter, wasm: "{{plugins}}/\(plugin).wasm"}
+                """)
         #expect(try supervisor.plugin("greeter").version == "1.0.0")
     }
 
@@ -59,21 +62,28 @@ import Testing
         let supervisor = try RunningSupervisor(manifest: Self.cProbeManifest)
         let text = "line\nnext\ttab é 😀 \u{1} \"quoted\" back\\slash /"
         let context: JSONValue = [
-            "parameters": ["text": .string(text), "count": 42.5, "flag": true, "off": false, "none": nil,
-                           "list": [1, "]"], "object": ["text": "not this one"]],
+            "parameters": [
+                "text": .string(text), "count": 42.5, "flag": true, "off": false, "none": nil,
+                "list": [1, "]"], "object": ["text": "not this one"],
+            ],
             "headers": ["x-note": "a\nb"],
         ]
         let file = supervisor.directory.appendingPathComponent("context.json")
         try Data(try JSONCoding.encode(context)).write(to: file)
         let answer = supervisor.call("probe", "--json", file.path)
         #expect(answer.status == 0, "\(answer.stderr)")
-        #expect(answer.json?["data"] == [
-            "text": .string(text), "prefix": "line\n", "text_length": .integer(Int64(text.utf8.count)), "note": "a\nb",
-            "count": 42.5, "flag": true, "count_is_bool": 0,
-            "types": ["text": "string", "count": "number", "flag": "bool", "off": "bool", "none": "null",
-                      "list": "array", "object": "object", "missing": "absent"],
-        ], "\(answer.stdout)")
-        let integer = supervisor.cli(["call", "probe", "--json", "-"], stdin: #"{"parameters": {"count": -7, "flag": false}}"#)
+        #expect(
+            answer.json?["data"] == [
+                "text": .string(text), "prefix": "line\n", "text_length": .integer(Int64(text.utf8.count)),
+                "note": "a\nb",
+                "count": 42.5, "flag": true, "count_is_bool": 0,
+                "types": [
+                    "text": "string", "count": "number", "flag": "bool", "off": "bool", "none": "null",
+                    "list": "array", "object": "object", "missing": "absent",
+                ],
+            ], "\(answer.stdout)")
+        let integer = supervisor.cli(
+            ["call", "probe", "--json", "-"], stdin: #"{"parameters": {"count": -7, "flag": false}}"#)
         #expect(integer.json?["data"]?["count"] == -7, "\(integer.stdout) \(integer.stderr)")
         #expect(integer.json?["data"]?["flag"] == false)
         // Absent and of another type: null, and pv_param_type says which.
@@ -89,7 +99,8 @@ import Testing
     /// key), handed to the kit verbatim; malformed strings are refused, and the log says which.
     @Test func theCKitDecodesEveryJSONEscapeAndRefusesMalformedOnes() throws {
         let supervisor = try RunningSupervisor(manifest: Self.cProbeManifest)
-        let inner = #"{"headers": {"x-note": "\u00e9\ud83d\ude00"}, "parameters": {"t\u0065xt": "Chlo\u00e9 \ud83d\ude00 \/\b\f\r!", "count": 1e3}}"#
+        let inner =
+            #"{"headers": {"x-note": "\u00e9\ud83d\ude00"}, "parameters": {"t\u0065xt": "Chlo\u00e9 \ud83d\ude00 \/\b\f\r!", "count": 1e3}}"#
         let decoded = try probe(supervisor, ["context": .string(inner)])
         #expect(decoded["data"]?["text"] == "Chloé 😀 /\u{8}\u{c}\r!", "\(decoded)")
         #expect(decoded["data"]?["prefix"] == "Chlo", "é does not fit in the one byte left: no half character")
@@ -100,29 +111,35 @@ import Testing
             #expect(refused["data"]?["text"] == "" && refused["data"]?["text_length"] == 0, "\(malformed): \(refused)")
             #expect(refused["data"]?["types"]?["text"] == "string")
         }
-        #expect(supervisor.eventually { supervisor.log.contains("parameters.text is not a valid JSON string (at byte 1 of it): refused") },
-                "\(supervisor.log)")
+        #expect(
+            supervisor.eventually {
+                supervisor.log.contains("parameters.text is not a valid JSON string (at byte 1 of it): refused")
+            },
+            "\(supervisor.log)")
         #expect(try supervisor.plugin("probe").version == "0.2.0")
     }
 
     /// The WAT example needs no kit: it copies the name as the context spells it, escapes and all.
     @Test func theWATExampleGreetsWithTheNameAsSpelled() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: greeter, wasm: "{{plugins}}/greeter-wat.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: greeter, wasm: "{{plugins}}/greeter-wat.wasm"}
+                """)
         let hello = supervisor.call("greeter", "-p", "name=Grace \"Amazing\" Hopper", "-H", "name=not this one")
-        #expect(hello.json?["data"] == ["message": "Hello, Grace \"Amazing\" Hopper!"], "\(hello.stdout) \(hello.stderr)")
+        #expect(
+            hello.json?["data"] == ["message": "Hello, Grace \"Amazing\" Hopper!"], "\(hello.stdout) \(hello.stderr)")
         #expect(supervisor.log.contains(#"Hello, Grace \"Amazing\" Hopper!"#))
         let nameless = supervisor.call("greeter", "-p", "other=x")
         #expect(nameless.json == ["success": false, "error": "pass a \"name\" parameter"])
     }
 
     @Test func theSwiftKitsExampleReportsItsVersionAndDefaultGreeting() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: greeter, wasm: "{{plugins}}/greeter-swift.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: greeter, wasm: "{{plugins}}/greeter-swift.wasm"}
+                """)
         let hello = supervisor.call("greeter", "-p", "name=Ada")
         #expect(hello.json?["data"]?["message"] == "Hello, Ada!", "\(hello.stdout) \(hello.stderr)")
         #expect(try supervisor.plugin("greeter").version == "1.0.0")
@@ -132,7 +149,9 @@ import Testing
 
     func probe(_ supervisor: RunningSupervisor, _ parameters: [String: JSONValue]) throws -> JSONValue {
         let response = try supervisor.directCall("probe", parameters)
-        guard let result = response.result else { throw FixtureError("no result: \(String(describing: response.error))") }
+        guard let result = response.result else {
+            throw FixtureError("no result: \(String(describing: response.error))")
+        }
         return result
     }
 
@@ -159,7 +178,9 @@ import Testing
             #expect(answer["data"]?["value"].map(numeric) == numeric(expected), "\(document)")
             // What the kit wrote is JSON that Foundation reads back as the same value.
             let written = try #require(answer["data"]?["text"]?.stringValue, "\(answer)")
-            #expect(numeric(try JSONCoding.decode(JSONValue.self, from: Array(written.utf8))) == numeric(expected), "\(written)")
+            #expect(
+                numeric(try JSONCoding.decode(JSONValue.self, from: Array(written.utf8))) == numeric(expected),
+                "\(written)")
         }
         // Duplicate keys: the host refuses them in every JSON it reads, a guest's answer
         // included (two readers of the same bytes must never disagree), so the probe, which
@@ -170,13 +191,18 @@ import Testing
         let supervisor = try RunningSupervisor(manifest: Self.probeManifest)
         var generator = SystemRandomNumberGenerator()
         let numbers = (0..<300).map { _ in
-            let digits = String((0..<Int.random(in: 1...20, using: &generator)).map { _ in "0123456789".randomElement(using: &generator)! })
+            let digits = String(
+                (0..<Int.random(in: 1...20, using: &generator)).map { _ in
+                    "0123456789".randomElement(using: &generator)!
+                })
             // At most 21 digits, so an exponent up to 287 stays below Double's 1.8e308: no infinity,
             // which JSON cannot carry.
-            return "\(Bool.random(using: &generator) ? "-" : "")1\(digits)e\(Int.random(in: -330...287, using: &generator))"
+            return
+                "\(Bool.random(using: &generator) ? "-" : "")1\(digits)e\(Int.random(in: -330...287, using: &generator))"
         }
         let answer = try probe(supervisor, ["json": .string("[" + numbers.joined(separator: ",") + "]")])
-        let values = try #require(answer["data"]?["value"].flatMap { if case let .array(items) = $0 { items } else { nil } }, "\(answer)")
+        let values = try #require(
+            answer["data"]?["value"].flatMap { if case let .array(items) = $0 { items } else { nil } }, "\(answer)")
         #expect(values.count == numbers.count)
         for (text, value) in zip(numbers, values) {
             #expect(numeric(value) == .double(Double(text)!), "\(text)")
@@ -218,18 +244,22 @@ import Testing
     @Test func theSwiftKitReadsHeadersInAnyCase() throws {
         let supervisor = try RunningSupervisor(manifest: Self.probeManifest)
         let answer = supervisor.call("probe", "-H", "X-Probe=yes", "-p", "kind=header")
-        #expect(answer.json?["data"] == ["header": "yes", "parameters": ["kind": "header"]], "\(answer.stdout) \(answer.stderr)")
+        #expect(
+            answer.json?["data"] == ["header": "yes", "parameters": ["kind": "header"]],
+            "\(answer.stdout) \(answer.stderr)")
     }
 
     @Test func theSwiftKitFetchesThroughTheSupervisorAndReportsRefusals() throws {
         let server = try NetworkTests.LoopbackServer()
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: probe, wasm: "{{plugins}}/kit-swift-probe.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 3s}
-              - {name: offline, wasm: "{{plugins}}/kit-swift-probe.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: probe, wasm: "{{plugins}}/kit-swift-probe.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 3s}
+                  - {name: offline, wasm: "{{plugins}}/kit-swift-probe.wasm"}
+                """)
         let hello = supervisor.call("probe", "-p", "url=\(server.url("hello"))")
-        #expect(hello.json?["data"] == ["status": 200, "body": "hello from the host"], "\(hello.stdout) \(hello.stderr)")
+        #expect(
+            hello.json?["data"] == ["status": 200, "body": "hello from the host"], "\(hello.stdout) \(hello.stderr)")
         let refused = supervisor.call("offline", "-p", "url=\(server.url("hello"))")
         #expect(refused.status == 1)
         #expect(refused.json == ["success": false, "error": "network access is not granted to this plugin"])

@@ -19,10 +19,13 @@ import Testing
             process.standardOutput = output
             try process.run()
             var line = Data()
-            while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
+            while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8)
+            {
                 line.append(byte)
             }
-            guard let port = Int(String(decoding: line, as: UTF8.self)) else { throw FixtureError("http-server.py gave no port") }
+            guard let port = Int(String(decoding: line, as: UTF8.self)) else {
+                throw FixtureError("http-server.py gave no port")
+            }
             self.port = port
         }
 
@@ -39,12 +42,13 @@ import Testing
 
     @Test func anAllowedHostIsFetchedAndEverythingElseIsRefused() throws {
         let server = try LoopbackServer()
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 3s}
-              - {name: elsewhere, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["*.example.com"]}}
-              - {name: offline, wasm: "{{plugins}}/fetch.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 3s}
+                  - {name: elsewhere, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["*.example.com"]}}
+                  - {name: offline, wasm: "{{plugins}}/fetch.wasm"}
+                """)
         let hello = supervisor.call("fetch", "-p", "url=\(server.url("hello"))")
         #expect(hello.status == 0, "\(hello.stderr)")
         #expect(hello.json?["data"]?["status"] == 200)
@@ -63,12 +67,13 @@ import Testing
     /// parsers read differently (percent-encoding, user info) are refused.
     @Test func allowedHostsAreCheckedOnExactlyTheHostAndPortConnectedTo() throws {
         let server = try LoopbackServer()
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: listed, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["LocalHost.:\(server.port)", "127.0.0.1:\(server.port)"]}, timeout: 3s}
-              - {name: noport, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: [127.0.0.1, localhost]}, timeout: 3s}
-              - {name: wildcard, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["*.localhost", "*.localhost:\(server.port)"]}, timeout: 3s}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: listed, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["LocalHost.:\(server.port)", "127.0.0.1:\(server.port)"]}, timeout: 3s}
+                  - {name: noport, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: [127.0.0.1, localhost]}, timeout: 3s}
+                  - {name: wildcard, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["*.localhost", "*.localhost:\(server.port)"]}, timeout: 3s}
+                """)
         func fetch(_ plugin: String, _ url: String) -> JSONValue? {
             supervisor.call(plugin, "-p", "url=\(url)").json?["data"]
         }
@@ -78,47 +83,58 @@ import Testing
         #expect(fetch("listed", "http://127.0.0.1.:\(port)/hello")?["status"] == 200)
         #expect(fetch("listed", "http://LOCALHOST:\(port)/hello")?["status"] == 200)
         // Another port of a listed host is refused, and says how to allow it.
-        let otherPort = fetch("listed", "http://127.0.0.1:\(port == 65535 ? 1 : port + 1)/hello")?["error"]?.stringValue ?? ""
+        let otherPort =
+            fetch("listed", "http://127.0.0.1:\(port == 65535 ? 1 : port + 1)/hello")?["error"]?.stringValue ?? ""
         #expect(otherPort.contains("is not in this plugin's allowed_hosts"), "\(otherPort)")
         // Without a port, only the scheme's default: the server's port is refused...
         let refused = fetch("noport", "http://127.0.0.1:\(port)/hello")?["error"]?.stringValue ?? ""
-        #expect(refused == "port \(port) of 127.0.0.1 is not in this plugin's allowed_hosts (an entry without ':port' allows only http's default port; add '127.0.0.1:\(port)')")
+        #expect(
+            refused
+                == "port \(port) of 127.0.0.1 is not in this plugin's allowed_hosts (an entry without ':port' allows only http's default port; add '127.0.0.1:\(port)')"
+        )
         // ...and port 80 passes the check (then finds nothing listening, or something that answers).
         for url in ["http://127.0.0.1/", "http://127.0.0.1:80/", "http://localhost/"] {
             let answer = fetch("noport", url)
-            #expect(answer?["error"]?.stringValue?.contains("allowed_hosts") != true, "\(url): \(String(describing: answer))")
+            #expect(
+                answer?["error"]?.stringValue?.contains("allowed_hosts") != true,
+                "\(url): \(String(describing: answer))")
         }
         // Percent-encoding, NUL, user info and non-ASCII never reach libcurl.
         for url in [
             "http://127.0.0.2%00.localhost:\(port)/hello", "http://127.0.0.1%2e.localhost:\(port)/hello",
-            "http://a%2elocalhost:\(port)/hello", "http://x:y@a.localhost:\(port)/hello", "http://a.localhost@127.0.0.1:\(port)/hello",
+            "http://a%2elocalhost:\(port)/hello", "http://x:y@a.localhost:\(port)/hello",
+            "http://a.localhost@127.0.0.1:\(port)/hello",
             "http://b\u{fc}cher.localhost:\(port)/hello",
         ] {
             let error = fetch("wildcard", url)?["error"]?.stringValue ?? ""
-            #expect(!error.isEmpty && !error.hasPrefix("cannot connect") && !error.hasPrefix("request failed"),
-                    "\(url) was not refused before libcurl: \(error)")
+            #expect(
+                !error.isEmpty && !error.hasPrefix("cannot connect") && !error.hasPrefix("request failed"),
+                "\(url) was not refused before libcurl: \(error)")
         }
         withExtendedLifetime(server) {}
     }
 
     @Test func responsesAreBoundedInSizeTimeAndRedirects() throws {
         let server = try LoopbackServer()
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 4s}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 4s}
+                """)
         let big = supervisor.call("fetch", "-p", "url=\(server.url("big"))")
         #expect(big.json?["data"]?["error"] == "the response is larger than 1048576 bytes")
         let redirect = supervisor.call("fetch", "-p", "url=\(server.url("redirect"))")
-        #expect(redirect.json?["data"]?["error"]?.stringValue?.contains("redirect to not-allowed.invalid refused") == true,
-                "\(redirect.stdout) \(redirect.stderr) \(supervisor.log)")
+        #expect(
+            redirect.json?["data"]?["error"]?.stringValue?.contains("redirect to not-allowed.invalid refused") == true,
+            "\(redirect.stdout) \(redirect.stderr) \(supervisor.log)")
 
         let started = ContinuousClock.now
         let slow = supervisor.call("fetch", "-p", "url=\(server.url("slow"))")
         #expect(ContinuousClock.now - started < .seconds(8))
         // Either the broker gives up inside the call's 4 s, or the call itself times out.
-        #expect(slow.json?["data"]?["error"] == "the request timed out" || slow.error?.code == .timeout,
-                "\(slow.stdout) \(slow.stderr)")
+        #expect(
+            slow.json?["data"]?["error"] == "the request timed out" || slow.error?.code == .timeout,
+            "\(slow.stdout) \(slow.stderr)")
         let hello = supervisor.call("fetch", "-p", "url=\(server.url("hello"))")
         #expect(hello.json?["data"]?["status"] == 200, "\(hello.stdout) \(hello.stderr) \(supervisor.log)")
         withExtendedLifetime(server) {}
@@ -129,10 +145,11 @@ import Testing
     /// left of a 1 s call into 0 and failed the request at once.
     @Test func aRequestInASubSecondCallGetsTheTimeLeft() throws {
         let server = try LoopbackServer()
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 1s}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 1s}
+                """)
         let answers = (0..<8).map { _ in supervisor.call("fetch", "-p", "url=\(server.url("hello"))") }
         let fetched = answers.filter { $0.json?["data"]?["status"] == 200 }.count
         #expect(fetched == 8, "\(fetched) of 8 fetched: \(answers.map(\.stdout))")

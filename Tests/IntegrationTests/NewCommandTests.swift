@@ -22,8 +22,11 @@ import Testing
         let created = try plugvisor("new", name, "--lang", language, "--directory", folder.path)
         #expect(created.status == 0, "\(created.stderr)")
         if let kit = Self.kits[language] {
-            let carried = try Data(contentsOf: folder.appendingPathComponent(URL(fileURLWithPath: kit).lastPathComponent))
-            #expect(carried == (try Data(contentsOf: Fixtures.root.appendingPathComponent(kit))), "\(kit) as in the repository")
+            let carried = try Data(
+                contentsOf: folder.appendingPathComponent(URL(fileURLWithPath: kit).lastPathComponent))
+            #expect(
+                carried == (try Data(contentsOf: Fixtures.root.appendingPathComponent(kit))),
+                "\(kit) as in the repository")
         }
 
         let build = ProcessRunner.run([folder.appendingPathComponent("build.sh").path])
@@ -38,8 +41,12 @@ import Testing
         #expect(nameless.json == ["success": false, "error": "pass a \"name\" parameter"])
         // The template declares its name and version in one line; status shows the version.
         #expect(try supervisor.plugin(name).version == "1.0.0")
-        let source = try String(contentsOf: folder.appendingPathComponent("plugin.\(language == "rust" ? "rs" : language)"), encoding: .utf8)
-        #expect(source.contains(#""\#(name)""#) || source.contains(#"\"\#(name)\""#), "the meta carries the plugin's own name")
+        let source = try String(
+            contentsOf: folder.appendingPathComponent("plugin.\(language == "rust" ? "rs" : language)"), encoding: .utf8
+        )
+        #expect(
+            source.contains(#""\#(name)""#) || source.contains(#"\"\#(name)\""#),
+            "the meta carries the plugin's own name")
         #expect(!source.contains("greeter"), "\(source)")
     }
 
@@ -73,7 +80,8 @@ import Testing
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: false)
         let intoEmpty = try plugvisor("new", "hello", "--lang", "wat", "--directory", empty.path)
         #expect(intoEmpty.status == 0, "an empty folder is fine: \(intoEmpty.stderr)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: empty.path).sorted()
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: empty.path).sorted()
                 == ["README.md", "build.sh", "plugin.wat", "plugin.yaml"])
     }
 }

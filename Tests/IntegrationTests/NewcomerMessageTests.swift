@@ -38,16 +38,19 @@ import Testing
             .write(toFile: manifest, atomically: true, encoding: .utf8)
         let checked = try plugvisor("validate", manifest)
         #expect(checked.status == 1)
-        #expect(checked.stdout.contains("plugin noexec:") && checked.stdout.contains("missing export: execute"), "\(checked.stdout)")
+        #expect(
+            checked.stdout.contains("plugin noexec:") && checked.stdout.contains("missing export: execute"),
+            "\(checked.stdout)")
         let manifestOnly = try plugvisor("validate", "--no-modules", manifest)
         #expect(manifestOnly.status == 0, "\(manifestOnly.stdout)")
     }
 
     @Test func outOfFuelNamesTheBudgetAndTheKey() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: spin, wasm: "{{plugins}}/spin.wasm", fuel: 1_000_000, timeout: 30s}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: spin, wasm: "{{plugins}}/spin.wasm", fuel: 1_000_000, timeout: 30s}
+                """)
         let output = supervisor.call("spin")
         #expect(output.status == 2)
         #expect(output.stderr.contains("fuel budget of 1000000 (the plugin's `fuel` key"), "\(output.stderr)")

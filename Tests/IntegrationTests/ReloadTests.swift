@@ -53,10 +53,11 @@ import Testing
 
     @Test func replacingTheFileTwentyTimesUnderLoadFailsNoCall() throws {
         let directory = try PluginDirectory(initial: "versioned-1")
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: versioned, wasm: "\(directory.module)", instances: 2}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: versioned, wasm: "\(directory.module)", instances: 2}
+                """)
         let tally = Tally()
         let callers = (0..<4).map { _ in
             Thread {
@@ -72,13 +73,20 @@ import Testing
             if round == 11 {
                 // A broken build lands in between: reported, never served.
                 try directory.renameOver(with: "no-execute")
-                #expect(supervisor.eventually { (try? supervisor.plugin("versioned").lastReload)?.hasPrefix("failed") == true })
+                #expect(
+                    supervisor.eventually {
+                        (try? supervisor.plugin("versioned").lastReload)?.hasPrefix("failed") == true
+                    })
                 #expect(answer(supervisor) == expected)
                 continue
             }
             expected = expected == "v1" ? "v2" : "v1"
             let fixture = expected == "v1" ? "versioned-1" : "versioned-2"
-            if round % 3 == 0 { try directory.writeInPlace(with: fixture) } else { try directory.renameOver(with: fixture) }
+            if round % 3 == 0 {
+                try directory.writeInPlace(with: fixture)
+            } else {
+                try directory.renameOver(with: fixture)
+            }
             if supervisor.eventually(timeout: .seconds(10), { answer(supervisor) == expected }) { switched += 1 }
         }
         tally.stop()
@@ -119,8 +127,9 @@ import Testing
     /// the command says so (exit 2) rather than reporting success.
     @Test func aFailedPluginThatStillFailsIsReportedAsFailedByReloadAndRestart() throws {
         let directory = try PluginDirectory(initial: "no-execute")
-        let supervisor = try RunningSupervisor(manifest: "plugins: [{name: versioned, wasm: \"\(directory.module)\"}]",
-                                               arguments: [])
+        let supervisor = try RunningSupervisor(
+            manifest: "plugins: [{name: versioned, wasm: \"\(directory.module)\"}]",
+            arguments: [])
         #expect(try supervisor.plugin("versioned").state == .failed)
         let reload = supervisor.cli(["reload", "versioned"])
         #expect(reload.status == 2, "\(reload.stdout) \(reload.stderr)")
@@ -151,8 +160,9 @@ import Testing
 
     @Test func anExplicitReloadAnswersHowItWent() throws {
         let directory = try PluginDirectory(initial: "versioned-1")
-        let supervisor = try RunningSupervisor(manifest: "plugins: [{name: versioned, wasm: \"\(directory.module)\"}]",
-                                               arguments: [])
+        let supervisor = try RunningSupervisor(
+            manifest: "plugins: [{name: versioned, wasm: \"\(directory.module)\"}]",
+            arguments: [])
         let reload = supervisor.cli(["reload", "versioned"])
         #expect(reload.status == 0, "\(reload.stderr)")
         #expect(reload.stdout.hasPrefix("versioned: generation 1, sha256 "))
@@ -172,18 +182,21 @@ import Testing
     @Test func aModulePathThatIsNotARegularFileIsRefusedAtOnce() throws {
         let fifo = try PluginDirectory(initial: "versioned-1")
         let other = try PluginDirectory(initial: "versioned-1")
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: versioned, wasm: "\(fifo.module)"}
-              - {name: other, wasm: "\(other.module)"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: versioned, wasm: "\(fifo.module)"}
+                  - {name: other, wasm: "\(other.module)"}
+                """)
         guard unlink(fifo.module) == 0, mkfifo(fifo.module, 0o600) == 0 else { throw FixtureError("mkfifo failed") }
 
         let started = ContinuousClock.now
         let refused = try supervisor.request(ControlRequest(op: .reload, plugin: "versioned"), timeout: .seconds(5))
         #expect(ContinuousClock.now - started < .seconds(2))
         #expect(refused.error?.code == .reloadFailed)
-        #expect(refused.error?.message.contains("\(fifo.module) is a FIFO, not a regular file") == true, "\(String(describing: refused.error))")
+        #expect(
+            refused.error?.message.contains("\(fifo.module) is a FIFO, not a regular file") == true,
+            "\(String(describing: refused.error))")
         #expect(answer(supervisor) == "v1", "the old version goes on serving")
         // The watcher saw the FIFO appear too, and its reload left nothing stuck behind it.
         try other.renameOver(with: "versioned-2")
@@ -200,11 +213,12 @@ import Testing
     @Test func aFIFOModuleAtStartFailsOnlyThatPluginAndStartGoesOn() throws {
         let fifo = try PluginDirectory(initial: "versioned-1")
         guard unlink(fifo.module) == 0, mkfifo(fifo.module, 0o600) == 0 else { throw FixtureError("mkfifo failed") }
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: versioned, wasm: "\(fifo.module)"}
-              - {name: echo, wasm: "{{plugins}}/echo.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: versioned, wasm: "\(fifo.module)"}
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+                """)
         let failed = try supervisor.plugin("versioned")
         #expect(failed.state == .failed)
         #expect(failed.lastError?.contains("is a FIFO, not a regular file") == true, "\(failed.lastError ?? "")")
@@ -216,13 +230,16 @@ import Testing
     @Test func onePluginsSlowReloadDoesNotHoldUpAnothers() throws {
         let slow = try PluginDirectory(initial: "versioned-1")
         let quick = try PluginDirectory(initial: "versioned-1")
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: slow, wasm: "\(slow.module)", timeout: 8s}
-              - {name: quick, wasm: "\(quick.module)"}
-            """, arguments: [])
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: slow, wasm: "\(slow.module)", timeout: 8s}
+                  - {name: quick, wasm: "\(quick.module)"}
+                """, arguments: [])
         try slow.renameOver(with: "runaway-start")
-        let slowReload = Background { try? supervisor.request(ControlRequest(op: .reload, plugin: "slow"), timeout: .seconds(30)) }
+        let slowReload = Background {
+            try? supervisor.request(ControlRequest(op: .reload, plugin: "slow"), timeout: .seconds(30))
+        }
         Thread.sleep(forTimeInterval: 0.5)
         #expect(!slowReload.isDone)
         let started = ContinuousClock.now
@@ -237,12 +254,16 @@ import Testing
     @Test func aShaPinRefusesANewFile() throws {
         let directory = try PluginDirectory(initial: "versioned-1")
         let pin = try supervisorSHA(of: directory.module)
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: versioned, wasm: "\(directory.module)", sha256: "\(pin)"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: versioned, wasm: "\(directory.module)", sha256: "\(pin)"}
+                """)
         try directory.renameOver(with: "versioned-2")
-        #expect(supervisor.eventually { (try? supervisor.plugin("versioned").lastReload)?.contains("the manifest pins") == true })
+        #expect(
+            supervisor.eventually {
+                (try? supervisor.plugin("versioned").lastReload)?.contains("the manifest pins") == true
+            })
         #expect(answer(supervisor) == "v1")
     }
 
@@ -253,17 +274,18 @@ import Testing
     }
 
     @Test func sighupAddsAndRemovesPluginsAndABadManifestChangesNothing() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: echo, wasm: "{{plugins}}/echo.wasm"}
-              - {name: trap, wasm: "{{plugins}}/trap.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+                  - {name: trap, wasm: "{{plugins}}/trap.wasm"}
+                """)
         let trapPID = try #require(try supervisor.plugin("trap").workers.first?.pid)
         try """
-            plugins:
-              - {name: echo, wasm: "\(Fixtures.pluginsDirectory.path)/echo.wasm"}
-              - {name: transformer, wasm: "\(Fixtures.pluginsDirectory.path)/json-transformer.wasm"}
-            """.write(toFile: supervisor.manifestPath, atomically: true, encoding: .utf8)
+        plugins:
+          - {name: echo, wasm: "\(Fixtures.pluginsDirectory.path)/echo.wasm"}
+          - {name: transformer, wasm: "\(Fixtures.pluginsDirectory.path)/json-transformer.wasm"}
+        """.write(toFile: supervisor.manifestPath, atomically: true, encoding: .utf8)
         kill(supervisor.process.processIdentifier, SIGHUP)
         #expect(supervisor.eventually { (try? supervisor.status().plugins.map(\.name)) == ["echo", "transformer"] })
         #expect(supervisor.eventually { (try? supervisor.plugin("transformer").state) == .ready })
@@ -273,9 +295,9 @@ import Testing
 
         // A manifest with problems: `plugvisor reload` reports them all and nothing changes.
         try """
-            plugins:
-              - {name: echo, wasm: nowhere.wasm, timeout: soon}
-            """.write(toFile: supervisor.manifestPath, atomically: true, encoding: .utf8)
+        plugins:
+          - {name: echo, wasm: nowhere.wasm, timeout: soon}
+        """.write(toFile: supervisor.manifestPath, atomically: true, encoding: .utf8)
         let refused = supervisor.cli(["reload"])
         #expect(refused.status == 2)
         #expect(refused.error?.code == .invalidManifest)

@@ -28,7 +28,9 @@ final class RunningSupervisor: @unchecked Sendable {
 
     /// Starts a supervisor on an existing manifest file, with its control socket and log in
     /// `directory` (a new temporary one by default), which goes when this does.
-    init(manifestFile: String, directory: URL? = nil, arguments: [String] = [], environment: [String: String] = [:]) throws {
+    init(
+        manifestFile: String, directory: URL? = nil, arguments: [String] = [], environment: [String: String] = [:]
+    ) throws {
         self.directory = try directory ?? Self.makeTemporaryDirectory()
         controlPath = self.directory.appendingPathComponent("control.sock").path
         manifestPath = manifestFile

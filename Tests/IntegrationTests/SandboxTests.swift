@@ -9,13 +9,14 @@ import Testing
 /// named, /proc shows the filter and the limits, grants are exactly what the manifest says.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct SandboxTests {
     @Test func forbiddenSyscallsKillTheWorkerAndTheSupervisorNamesThem() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - name: drill
-                wasm: "{{plugins}}/sandbox-drill.wasm"
-                restart: {max: 100, within: 60s, backoff: 1ms..1ms}
-              - {name: echo, wasm: "{{plugins}}/echo.wasm"}
-            """, arguments: ["--sandbox-drill"])
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - name: drill
+                    wasm: "{{plugins}}/sandbox-drill.wasm"
+                    restart: {max: 100, within: 60s, backoff: 1ms..1ms}
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+                """, arguments: ["--sandbox-drill"])
         // What an escaped guest would try, natively, after lockdown: processes, programs, files,
         // other processes' signals (fcntl F_SETOWN/F_SETSIG/O_ASYNC make the kernel signal any
         // pid of this uid when a frame arrives; leases and notifications signal too), and
@@ -44,14 +45,15 @@ import Testing
         let granted = try RunningSupervisor.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: granted) }
         chmod(granted.path, 0o777)
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - name: bare
-                wasm: "{{plugins}}/sandbox-drill.wasm"
-              - name: granted
-                wasm: "{{plugins}}/sandbox-drill.wasm"
-                filesystem: [{host: "\(granted.path)", guest: /data, mode: rw}]
-            """, arguments: ["--sandbox-drill"])
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - name: bare
+                    wasm: "{{plugins}}/sandbox-drill.wasm"
+                  - name: granted
+                    wasm: "{{plugins}}/sandbox-drill.wasm"
+                    filesystem: [{host: "\(granted.path)", guest: /data, mode: rw}]
+                """, arguments: ["--sandbox-drill"])
         for plugin in ["bare", "granted"] {
             let stat = supervisor.call(plugin, "--request-id", "15")
             #expect(stat.json?["data"] == "refused", "\(plugin): stat /etc/shadow: \(stat.stdout) \(stat.stderr)")
@@ -63,11 +65,12 @@ import Testing
     /// Each worker has its own user, mount, network, IPC and UTS namespaces and no capability in
     /// them; under root each plugin has a uid of its own, none of them root or the supervisor's.
     @Test func workersHaveNamespacesNoCapabilitiesAndUnderRootAUidPerPlugin() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: one, wasm: "{{plugins}}/echo.wasm"}
-              - {name: two, wasm: "{{plugins}}/echo.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: one, wasm: "{{plugins}}/echo.wasm"}
+                  - {name: two, wasm: "{{plugins}}/echo.wasm"}
+                """)
         var uids: [String: String] = [:]
         for plugin in ["one", "two"] {
             let pid = try #require(try supervisor.plugin(plugin).workers.first?.pid)
@@ -80,8 +83,10 @@ import Testing
             if geteuid() == 0 {
                 let supervisorPID = supervisor.process.processIdentifier
                 for namespace in ["user", "mnt", "net", "ipc", "uts"] {
-                    let worker = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(namespace)")
-                    let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(supervisorPID)/ns/\(namespace)")
+                    let worker = try FileManager.default.destinationOfSymbolicLink(
+                        atPath: "/proc/\(pid)/ns/\(namespace)")
+                    let host = try FileManager.default.destinationOfSymbolicLink(
+                        atPath: "/proc/\(supervisorPID)/ns/\(namespace)")
                     #expect(worker != host, "\(plugin) shares the supervisor's \(namespace) namespace")
                 }
                 // Its root is an empty tmpfs: nothing of the host's tree.
@@ -106,7 +111,8 @@ import Testing
         let path = directory.appendingPathComponent("many-exports.wasm").path
         try Data(Self.moduleWithExports(20_000)).write(to: URL(fileURLWithPath: path))
         let channel = try Descriptors.socketPair()
-        let module = try Descriptors.sealedMemoryFile(name: "inspect-test", contents: try Array(Data(contentsOf: URL(fileURLWithPath: path))))
+        let module = try Descriptors.sealedMemoryFile(
+            name: "inspect-test", contents: try Array(Data(contentsOf: URL(fileURLWithPath: path))))
         let process = try ChildProcess.spawn(
             executable: try Fixtures.binary("plugvisor-worker"), arguments: ["inspect"],
             environment: ["SWIFT_BACKTRACE": "enable=no"], channel: channel.1, extra: module)
@@ -147,7 +153,8 @@ import Testing
     /// A module with one function exported `count` times (f0, f1, …).
     static func moduleWithExports(_ count: Int) -> [UInt8] {
         func leb(_ value: Int) -> [UInt8] {
-            var value = value, bytes: [UInt8] = []
+            var value = value
+            var bytes: [UInt8] = []
             repeat {
                 var byte = UInt8(value & 0x7f)
                 value >>= 7
@@ -170,10 +177,11 @@ import Testing
     }
 
     @Test func aLiveWorkerRunsUnderSeccompNoNewPrivsAndItsLimits() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: echo, wasm: "{{plugins}}/echo.wasm", memory: 32MiB}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm", memory: 32MiB}
+                """)
         let pid = try #require(try supervisor.plugin("echo").workers.first?.pid)
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         #expect(status.contains("Seccomp:\t2"))
@@ -207,22 +215,24 @@ import Testing
         let readWrite = host.appendingPathComponent("rw")
         for directory in [readOnly, readWrite] {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
-            try "hello from the host\n".write(to: directory.appendingPathComponent("hello.txt"), atomically: true, encoding: .utf8)
+            try "hello from the host\n".write(
+                to: directory.appendingPathComponent("hello.txt"), atomically: true, encoding: .utf8)
         }
         // Both directories are writable by anyone (workers run as nobody when the tests run as
         // root): only the sandbox can make "ro" read-only.
         chmod(host.path, 0o755)
         chmod(readOnly.path, 0o777)
         chmod(readWrite.path, 0o777)
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - name: ro
-                wasm: "{{plugins}}/escape-fs.wasm"
-                filesystem: [{host: "\(readOnly.path)", guest: /data, mode: ro}]
-              - name: rw
-                wasm: "{{plugins}}/escape-fs.wasm"
-                filesystem: [{host: "\(readWrite.path)", guest: /data, mode: rw}]
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - name: ro
+                    wasm: "{{plugins}}/escape-fs.wasm"
+                    filesystem: [{host: "\(readOnly.path)", guest: /data, mode: ro}]
+                  - name: rw
+                    wasm: "{{plugins}}/escape-fs.wasm"
+                    filesystem: [{host: "\(readWrite.path)", guest: /data, mode: rw}]
+                """)
         let ro = try #require(supervisor.call("ro").json?["data"])
         #expect(ro["inside"] == "read: hello from the host")
         for escape in ["dotdot", "absolute", "symlink"] {
@@ -242,13 +252,17 @@ import Testing
     }
 
     @Test func aGuestSeesExactlyTheEnvironmentItWasGranted() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: env, wasm: "{{plugins}}/list-env.wasm", env: {MODE: prod, GREETING: "hi there"}}
-              - {name: bare, wasm: "{{plugins}}/list-env.wasm"}
-            """, environment: ["PLUGVISOR_TEST_SECRET": "must-not-leak"])
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: env, wasm: "{{plugins}}/list-env.wasm", env: {MODE: prod, GREETING: "hi there"}}
+                  - {name: bare, wasm: "{{plugins}}/list-env.wasm"}
+                """, environment: ["PLUGVISOR_TEST_SECRET": "must-not-leak"])
         let seen = supervisor.call("env").json?["data"]
-        guard case let .array(entries)? = seen else { Issue.record("no list: \(String(describing: seen))"); return }
+        guard case let .array(entries)? = seen else {
+            Issue.record("no list: \(String(describing: seen))")
+            return
+        }
         #expect(entries.compactMap(\.stringValue).sorted() == ["GREETING=hi there", "MODE=prod"])
         #expect(supervisor.call("bare").json?["data"] == [])
     }
@@ -314,7 +328,8 @@ import Testing
         // 300,000 lines were logged; at most 100 a second get through, however long the call
         // took on a busy machine.
         let seconds = Int((ContinuousClock.now - floodStarted).components.seconds) + 2
-        #expect(floodLines > 0 && floodLines <= 100 * seconds, "\(floodLines) flood lines reached the log in \(seconds) s")
+        #expect(
+            floodLines > 0 && floodLines <= 100 * seconds, "\(floodLines) flood lines reached the log in \(seconds) s")
         #expect(lines.contains { $0.contains("guest log lines dropped (rate limit)") })
         // An honest worker keeps under the supervisor's ceiling, its own summaries included.
         #expect(!lines.contains { $0.contains("dropped by the supervisor") })
@@ -325,19 +340,23 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let echo = try Fixtures.pluginBytes("echo")
         try Data(echo.prefix(echo.count / 2)).write(to: directory.appendingPathComponent("truncated.wasm"))
-        try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: directory.appendingPathComponent("garbage.wasm"))
+        try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(
+            to: directory.appendingPathComponent("garbage.wasm"))
         try Data().write(to: directory.appendingPathComponent("empty.wasm"))
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: truncated, wasm: "\(directory.path)/truncated.wasm"}
-              - {name: garbage, wasm: "\(directory.path)/garbage.wasm"}
-              - {name: empty, wasm: "\(directory.path)/empty.wasm"}
-              - {name: echo, wasm: "{{plugins}}/echo.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: truncated, wasm: "\(directory.path)/truncated.wasm"}
+                  - {name: garbage, wasm: "\(directory.path)/garbage.wasm"}
+                  - {name: empty, wasm: "\(directory.path)/empty.wasm"}
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+                """)
         for name in ["truncated", "garbage", "empty"] {
             let plugin = try supervisor.plugin(name)
             #expect(plugin.state == .failed)
-            #expect(plugin.lastError?.contains("not a valid WebAssembly module") == true, "\(name): \(plugin.lastError ?? "")")
+            #expect(
+                plugin.lastError?.contains("not a valid WebAssembly module") == true,
+                "\(name): \(plugin.lastError ?? "")")
         }
         #expect(supervisor.call("echo").status == 0)
     }

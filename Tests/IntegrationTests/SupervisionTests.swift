@@ -8,11 +8,12 @@ import Testing
 /// breaker, bounded queues, the supervisor's own death, and chaos under load.
 @Suite(.serialized) struct SupervisionTests {
     @Test func killByNameAnswersCallsInFlightAndKeepsThePluginDownUntilRestart() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", timeout: 20s}
-              - {name: echo, wasm: "{{plugins}}/echo.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", timeout: 20s}
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+                """)
         let pid = try #require(try supervisor.plugin("sleepy").workers.first?.pid)
         let inFlight = Background { supervisor.call("sleepy", "-p", "mode=spin") }
         #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == .busy })
@@ -39,10 +40,11 @@ import Testing
     }
 
     @Test func aWorkerKilledFromOutsideIsReplacedAndItsCallIsAnsweredCrashed() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", timeout: 20s}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", timeout: 20s}
+                """)
         let pid = try #require(try supervisor.plugin("sleepy").workers.first?.pid)
         let inFlight = Background { supervisor.call("sleepy", "-p", "mode=spin") }
         #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == .busy })
@@ -51,7 +53,8 @@ import Testing
         #expect(answered.error?.code == .workerCrashed)
         #expect(answered.error?.message.contains("killed by SIGKILL") == true, "\(answered.stderr)")
 
-        #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.pid).map { $0 != pid } ?? false })
+        #expect(
+            supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.pid).map { $0 != pid } ?? false })
         for _ in 0..<3 { #expect(supervisor.call("sleepy").status == 0) }
         let status = try supervisor.plugin("sleepy")
         #expect(status.restarts == 1)
@@ -59,13 +62,14 @@ import Testing
     }
 
     @Test func aCrashLoopEndsInFailedWithTheReason() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - name: crash
-                wasm: "{{plugins}}/crash.wasm"
-                restart: {max: 2, within: 60s, backoff: 10ms..50ms}
-              - {name: echo, wasm: "{{plugins}}/echo.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - name: crash
+                    wasm: "{{plugins}}/crash.wasm"
+                    restart: {max: 2, within: 60s, backoff: 10ms..50ms}
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm"}
+                """)
         var codes: [PluginError.Code] = []
         for _ in 0..<6 {
             if let code = supervisor.call("crash").error?.code { codes.append(code) }
@@ -89,10 +93,11 @@ import Testing
     }
 
     @Test func theCircuitOpensAfterConsecutiveFailuresAndClosesOnSuccess() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: trap, wasm: "{{plugins}}/trap.wasm", circuit: {failures: 2, reset: 1s}}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: trap, wasm: "{{plugins}}/trap.wasm", circuit: {failures: 2, reset: 1s}}
+                """)
         #expect(supervisor.call("trap").error?.code == .trap)
         #expect(supervisor.call("trap").error?.code == .trap)
         let open = supervisor.call("trap", "-p", "x=ok")
@@ -105,10 +110,11 @@ import Testing
     }
 
     @Test func aFullQueueIsAnsweredOverloadedAndQueuedCallsAreServedLater() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", instances: 1, max_queue: 1, timeout: 3s}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", instances: 1, max_queue: 1, timeout: 3s}
+                """)
         let spinning = Background { try? supervisor.directCall("sleepy", ["mode": "spin"]) }
         #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == .busy })
         let queued = Background { try? supervisor.directCall("sleepy", ["mode": "fast"]) }
@@ -126,11 +132,12 @@ import Testing
     }
 
     @Test func workersDieWithinASecondWhenTheSupervisorIsKilled() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: echo, wasm: "{{plugins}}/echo.wasm", instances: 2}
-              - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", timeout: 60s}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm", instances: 2}
+                  - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", timeout: 60s}
+                """)
         let pids = try supervisor.status().plugins.flatMap { $0.workers.map(\.pid) }
         #expect(pids.count == 3)
         // One of them is busy in a guest loop: it cannot notice EOF, only PDEATHSIG stops it.
@@ -139,17 +146,20 @@ import Testing
         kill(supervisor.process.processIdentifier, SIGKILL)
         supervisor.waitForExit()
         let deadline = ContinuousClock.now + .seconds(1)
-        while pids.contains(where: processIsAlive) && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        while pids.contains(where: processIsAlive) && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
         #expect(!pids.contains(where: processIsAlive), "still alive: \(pids.filter(processIsAlive))")
     }
 
     @Test func chaosEveryCallIsAnsweredWhileWorkersAreKilledAtRandom() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: echo, wasm: "{{plugins}}/echo.wasm", instances: 2, restart: {max: 1000, within: 60s, backoff: 1ms..20ms}}
-              - {name: json-transformer, wasm: "{{plugins}}/json-transformer.wasm", restart: {max: 1000, within: 60s, backoff: 1ms..20ms}}
-              - {name: hello-c, wasm: "{{plugins}}/hello-c.wasm", restart: {max: 1000, within: 60s, backoff: 1ms..20ms}}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: echo, wasm: "{{plugins}}/echo.wasm", instances: 2, restart: {max: 1000, within: 60s, backoff: 1ms..20ms}}
+                  - {name: json-transformer, wasm: "{{plugins}}/json-transformer.wasm", restart: {max: 1000, within: 60s, backoff: 1ms..20ms}}
+                  - {name: hello-c, wasm: "{{plugins}}/hello-c.wasm", restart: {max: 1000, within: 60s, backoff: 1ms..20ms}}
+                """)
         let supervisorPID = supervisor.process.processIdentifier
         let descriptorsBefore = try openDescriptors(supervisorPID)
 
@@ -160,7 +170,9 @@ import Testing
             Background { () -> [String] in
                 (0..<callsPerCaller).map { n in
                     let plugin = plugins[(caller + n) % plugins.count]
-                    guard let response = try? supervisor.directCall(plugin, ["n": .integer(Int64(n))]) else { return "unanswered" }
+                    guard let response = try? supervisor.directCall(plugin, ["n": .integer(Int64(n))]) else {
+                        return "unanswered"
+                    }
                     if let error = response.error { return error.code.rawValue }
                     return response.result?["success"] == true ? "ok" : "bad result"
                 }
@@ -170,7 +182,9 @@ import Testing
             var kills = 0
             var random = SystemRandomNumberGenerator()
             while !load.allSatisfy(\.isDone) {
-                if let pids = try? supervisor.status().plugins.flatMap({ $0.workers.map(\.pid) }), let victim = pids.randomElement(using: &random) {
+                if let pids = try? supervisor.status().plugins.flatMap({ $0.workers.map(\.pid) }),
+                    let victim = pids.randomElement(using: &random)
+                {
                     if kill(victim, SIGKILL) == 0 { kills += 1 }
                 }
                 Thread.sleep(forTimeInterval: 0.05)
@@ -190,13 +204,18 @@ import Testing
         print("chaos: \(outcomes.count) calls, \(kills) workers killed: \(tally)")
 
         // Once the dust settles: every plugin serving again, no descriptor leaked, no zombie.
-        #expect(supervisor.eventually(timeout: .seconds(15)) {
-            guard let status = try? supervisor.status() else { return false }
-            return status.plugins.allSatisfy { $0.state == .ready && $0.workers.count == ($0.name == "echo" ? 2 : 1)
-                && $0.workers.allSatisfy { $0.state == .idle } }
-        }, "\(String(describing: try? supervisor.status()))")
-        #expect(supervisor.eventually { (try? openDescriptors(supervisorPID)) == descriptorsBefore },
-                "descriptors before: \(descriptorsBefore), after: \(String(describing: try? openDescriptors(supervisorPID)))")
+        #expect(
+            supervisor.eventually(timeout: .seconds(15)) {
+                guard let status = try? supervisor.status() else { return false }
+                return status.plugins.allSatisfy {
+                    $0.state == .ready && $0.workers.count == ($0.name == "echo" ? 2 : 1)
+                        && $0.workers.allSatisfy { $0.state == .idle }
+                }
+            }, "\(String(describing: try? supervisor.status()))")
+        #expect(
+            supervisor.eventually { (try? openDescriptors(supervisorPID)) == descriptorsBefore },
+            "descriptors before: \(descriptorsBefore), after: \(String(describing: try? openDescriptors(supervisorPID)))"
+        )
         #expect(zombieChildren(of: supervisorPID).isEmpty)
 
         let pids = try supervisor.status().plugins.flatMap { $0.workers.map(\.pid) }
@@ -209,7 +228,8 @@ import Testing
     /// its first timer (a restart's backoff, a pool call's deadline), and keeps it.
     func openDescriptors(_ pid: Int32) throws -> Int {
         try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").filter {
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) != "anon_inode:[timerfd]"
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)"))
+                != "anon_inode:[timerfd]"
         }.count
     }
 
@@ -217,7 +237,8 @@ import Testing
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(Int32.init).filter { pid in
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")") else { return false }
+                let close = stat.lastIndex(of: ")")
+            else { return false }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             return fields.count > 1 && fields[0] == "Z" && Int32(fields[1]) == parent
         }

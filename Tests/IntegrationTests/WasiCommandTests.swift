@@ -6,15 +6,16 @@ import Testing
 /// `abi: wasi-command`: ordinary WASI programs as plugins, under the same sandbox.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct WasiCommandTests {
     @Test func aWasiCommandReadsTheContextOnStdinAndAnswersOnStdout() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - name: wc
-                wasm: "{{plugins}}/word-count.wasm"
-                abi: wasi-command
-                args: [wc, --fast]
-                env: {MODE: prod}
-              - {name: plain, wasm: "{{plugins}}/word-count.wasm", abi: wasi-command}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - name: wc
+                    wasm: "{{plugins}}/word-count.wasm"
+                    abi: wasi-command
+                    args: [wc, --fast]
+                    env: {MODE: prod}
+                  - {name: plain, wasm: "{{plugins}}/word-count.wasm", abi: wasi-command}
+                """)
         let context = #"{"request_id":"r","headers":{},"parameters":{"text":"one two three"}}"#
         let output = supervisor.cli(["call", "wc", "--json", "-"], stdin: context)
         #expect(output.status == 0, "\(output.stderr)")
@@ -35,13 +36,14 @@ import Testing
     }
 
     @Test func aCommandThatExitsNonZeroOrPrintsNonJSONGetsAClearError() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: exit3, wasm: "{{plugins}}/exit-code.wasm", abi: wasi-command}
-              - {name: text, wasm: "{{plugins}}/prints-text.wasm", abi: wasi-command}
-              - {name: not-a-command, wasm: "{{plugins}}/echo.wasm", abi: wasi-command}
-              - {name: flood, wasm: "{{plugins}}/floods-stdout.wasm", abi: wasi-command, timeout: 30s}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: exit3, wasm: "{{plugins}}/exit-code.wasm", abi: wasi-command}
+                  - {name: text, wasm: "{{plugins}}/prints-text.wasm", abi: wasi-command}
+                  - {name: not-a-command, wasm: "{{plugins}}/echo.wasm", abi: wasi-command}
+                  - {name: flood, wasm: "{{plugins}}/floods-stdout.wasm", abi: wasi-command, timeout: 30s}
+                """)
         let exit3 = supervisor.call("exit3")
         #expect(exit3.status == 1)
         #expect(exit3.json == ["success": false, "error": "the program exited with code 3", "data": ["partial": true]])
@@ -59,10 +61,11 @@ import Testing
     }
 
     @Test func aCommandRunsSandboxed() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: wc, wasm: "{{plugins}}/word-count.wasm", abi: wasi-command}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: wc, wasm: "{{plugins}}/word-count.wasm", abi: wasi-command}
+                """)
         let pid = try #require(try supervisor.plugin("wc").workers.first?.pid)
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         #expect(status.contains("Seccomp:\t2"))
@@ -73,11 +76,12 @@ import Testing
 /// `unknown_imports: trap`: imports nothing grants are linked as traps instead of refused.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct UnknownImportsTests {
     @Test func anUnknownImportTrapsWhenCalledInsteadOfRefusingTheModule() throws {
-        let supervisor = try RunningSupervisor(manifest: """
-            plugins:
-              - {name: lenient, wasm: "{{plugins}}/forbidden-import.wasm", unknown_imports: trap}
-              - {name: strict, wasm: "{{plugins}}/forbidden-import.wasm"}
-            """)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: lenient, wasm: "{{plugins}}/forbidden-import.wasm", unknown_imports: trap}
+                  - {name: strict, wasm: "{{plugins}}/forbidden-import.wasm"}
+                """)
         #expect(try supervisor.plugin("lenient").state == .ready)
         let call = supervisor.call("lenient")
         #expect(call.error?.code == .trap)

@@ -53,9 +53,15 @@ import Testing
         #expect(throws: (any Error).self) { try Start.parse(["plugins.yaml", "--http-max-in-flight", "many"]) }
         // The gateway's own checks run at parse time too.
         #expect(throws: (any Error).self) { try Start.parse(["plugins.yaml", "--token-file", "/etc/token"]) }
-        #expect(throws: (any Error).self) { try Start.parse(["plugins.yaml", "--http", "127.0.0.1:1", "--http-max-body", "big"]) }
-        #expect(throws: (any Error).self) { try Start.parse(["plugins.yaml", "--http", "127.0.0.1:1", "--http-max-in-flight", "0"]) }
-        #expect(throws: (any Error).self) { try Start.parse(["plugins.yaml", "--http", "127.0.0.1:1", "--http-header-timeout", "soon"]) }
+        #expect(throws: (any Error).self) {
+            try Start.parse(["plugins.yaml", "--http", "127.0.0.1:1", "--http-max-body", "big"])
+        }
+        #expect(throws: (any Error).self) {
+            try Start.parse(["plugins.yaml", "--http", "127.0.0.1:1", "--http-max-in-flight", "0"])
+        }
+        #expect(throws: (any Error).self) {
+            try Start.parse(["plugins.yaml", "--http", "127.0.0.1:1", "--http-header-timeout", "soon"])
+        }
     }
 
     @Test func callBuildsTheContextFromItsFlags() throws {

@@ -23,7 +23,9 @@ final class ManifestDirectory {
 
     /// Creates a file (and its parent directories) at `relative`, returning its absolute path.
     @discardableResult
-    func file(_ relative: String, contents: Data = Data([0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00])) throws -> String {
+    func file(
+        _ relative: String, contents: Data = Data([0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00])
+    ) throws -> String {
         let path = directory + "/" + relative
         try FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -54,7 +56,8 @@ final class ManifestDirectory {
     func problems(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> [ManifestProblem] {
         do {
             let manifest = try parse(text)
-            Issue.record("expected the manifest to be rejected, but it parsed: \(manifest)", sourceLocation: sourceLocation)
+            Issue.record(
+                "expected the manifest to be rejected, but it parsed: \(manifest)", sourceLocation: sourceLocation)
             return []
         } catch {
             return error.problems

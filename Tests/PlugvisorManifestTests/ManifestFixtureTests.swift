@@ -3,7 +3,9 @@ import PlugvisorManifest
 import Testing
 
 /// The committed manifests in `Fixtures/manifests`, loaded from disk as `plugvisor` would.
-@Suite(.enabled(if: FixtureManifests.modulesAreBuilt, "Fixtures/plugins/*.wasm are missing: run scripts/build-fixtures.sh"))
+@Suite(
+    .enabled(if: FixtureManifests.modulesAreBuilt, "Fixtures/plugins/*.wasm are missing: run scripts/build-fixtures.sh")
+)
 struct ManifestFixtureTests {
     let plugins = FixtureManifests.plugins
 
@@ -34,36 +36,41 @@ struct ManifestFixtureTests {
         #expect(plugin.timeout == .milliseconds(250))
         #expect(plugin.fuel == 50_000_000)
         #expect(plugin.memory == 33_554_432)
-        #expect(plugin.filesystem == [
-            .init(host: plugins, guest: "/modules", mode: .readOnly),
-            .init(host: FixtureManifests.directory, guest: "/manifests", mode: .readWrite),
-        ])
+        #expect(
+            plugin.filesystem == [
+                .init(host: plugins, guest: "/modules", mode: .readOnly),
+                .init(host: FixtureManifests.directory, guest: "/manifests", mode: .readWrite),
+            ])
         #expect(plugin.allowedHosts == ["api.example.com", "*.cdn.example.net"])
         #expect(plugin.env == ["LOG_LEVEL": "debug", "RETRIES": "3"])
         #expect(plugin.config == ["greeting": "Bonjour", "version": "1.10"])
-        #expect(plugin.restart == .init(max: 3, within: .seconds(120), backoffMin: .milliseconds(200), backoffMax: .seconds(10)))
+        #expect(
+            plugin.restart
+                == .init(max: 3, within: .seconds(120), backoffMin: .milliseconds(200), backoffMax: .seconds(10)))
         #expect(plugin.circuit == .init(failures: 7, reset: .milliseconds(1500)))
     }
 
     @Test func aDuplicateNameIsReportedOnLine9PointingBackToLine3() throws {
         let problems = FixtureManifests.problems("duplicate-name.invalid.yaml")
-        #expect(problems.map(\.description) == [
-            FixtureManifests.path("duplicate-name.invalid.yaml")
-                + ":9:11: plugins[2].name: duplicate plugin name 'echo' (first used on line 3)"
-        ])
+        #expect(
+            problems.map(\.description) == [
+                FixtureManifests.path("duplicate-name.invalid.yaml")
+                    + ":9:11: plugins[2].name: duplicate plugin name 'echo' (first used on line 3)"
+            ])
     }
 
     @Test func unknownKeysAreReportedAtEveryLevel() throws {
         let problems = FixtureManifests.problems("unknown-field.invalid.yaml")
         #expect(problems.map(\.line) == [2, 6, 8, 11, 13, 17])
-        #expect(problems.map(\.keyPath) == [
-            "version",
-            "plugins[0].timout",
-            "plugins[0].restart.retries",
-            "plugins[0].circuit.cooldown",
-            "plugins[0].network.allowed_host",
-            "plugins[0].filesystem[0].readonly",
-        ])
+        #expect(
+            problems.map(\.keyPath) == [
+                "version",
+                "plugins[0].timout",
+                "plugins[0].restart.retries",
+                "plugins[0].circuit.cooldown",
+                "plugins[0].network.allowed_host",
+                "plugins[0].filesystem[0].readonly",
+            ])
         #expect(problems.allSatisfy { $0.message.hasPrefix("unknown key") })
     }
 
@@ -80,7 +87,10 @@ struct ManifestFixtureTests {
             (11, "plugins[0].memory", "'32 megabytes' is not a memory size between 64KiB and 4GiB"),
             (14, "plugins[0].filesystem[0].guest", "must be an absolute path without '..'"),
             (15, "plugins[0].filesystem[0].mode", "'rwx' is not a mode (ro, rw)"),
-            (17, "plugins[0].network.allowed_hosts[0]", "'https://example.com' is not a host name or '*.suffix' pattern"),
+            (
+                17, "plugins[0].network.allowed_hosts[0]",
+                "'https://example.com' is not a host name or '*.suffix' pattern"
+            ),
             (19, "plugins[0].env.log-level", "'log-level' is not an environment variable name"),
             (21, "plugins[0].restart.backoff", "'10s..1s' is not a range MIN..MAX of durations"),
             (23, "plugins[0].circuit.reset", "'never' is not a duration"),
@@ -94,10 +104,11 @@ struct ManifestFixtureTests {
 
     @Test func aMissingModuleIsReportedWithItsAbsolutePath() throws {
         let problems = FixtureManifests.problems("missing-file.invalid.yaml")
-        #expect(problems.map(\.description) == [
-            FixtureManifests.path("missing-file.invalid.yaml")
-                + ":4:11: plugins[0].wasm: file not found: \(plugins)/ghost.wasm"
-        ])
+        #expect(
+            problems.map(\.description) == [
+                FixtureManifests.path("missing-file.invalid.yaml")
+                    + ":4:11: plugins[0].wasm: file not found: \(plugins)/ghost.wasm"
+            ])
     }
 
     @Test func aSyntaxErrorIsReportedOnTheMisindentedLine() throws {
@@ -112,7 +123,9 @@ struct ManifestFixtureTests {
         let names = FixtureManifests.all
         try #require(!names.isEmpty, "no fixtures in \(FixtureManifests.directory)")
         for name in names {
-            #expect(name.wholeMatch(of: /[a-z0-9]+(-[a-z0-9]+)*(\.invalid)?\.(yaml|json)/) != nil, "\(name) is not kebab-case .yaml/.json")
+            #expect(
+                name.wholeMatch(of: /[a-z0-9]+(-[a-z0-9]+)*(\.invalid)?\.(yaml|json)/) != nil,
+                "\(name) is not kebab-case .yaml/.json")
             do {
                 let manifest = try FixtureManifests.load(name)
                 #expect(!name.contains(".invalid."), "\(name) loaded: \(manifest)")
@@ -120,7 +133,8 @@ struct ManifestFixtureTests {
             } catch {
                 #expect(name.contains(".invalid."), "\(name): \(error)")
                 #expect(!error.problems.isEmpty)
-                #expect(error.problems.allSatisfy { $0.line != nil && $0.file == FixtureManifests.path(name) }, "\(error)")
+                #expect(
+                    error.problems.allSatisfy { $0.line != nil && $0.file == FixtureManifests.path(name) }, "\(error)")
             }
         }
     }

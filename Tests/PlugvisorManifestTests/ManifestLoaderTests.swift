@@ -9,7 +9,8 @@ import Testing
         let module = try folder.file("modules/resizer.wasm")
         let data = try folder.directory("data")
         let cache = try folder.directory("elsewhere/cache")
-        let plugin = try folder.plugin("""
+        let plugin = try folder.plugin(
+            """
             plugins:
               - name: image-resizer_2
                 wasm: modules/resizer.wasm
@@ -60,7 +61,8 @@ import Testing
         expected.allowedHosts = ["api.example.com", "*.cdn.example.net", "10.0.0.1"]
         expected.env = ["LOG_LEVEL": "debug", "RETRIES": "3", "_private": "yes"]
         expected.config = ["greeting": "Bonjour tout le monde", "version": "1.10", "empty-ish": "0"]
-        expected.restart = .init(max: 3, within: .seconds(120), backoffMin: .milliseconds(200), backoffMax: .seconds(10))
+        expected.restart = .init(
+            max: 3, within: .seconds(120), backoffMin: .milliseconds(200), backoffMax: .seconds(10))
         expected.circuit = .init(failures: 7, reset: .milliseconds(1500))
         #expect(plugin == expected)
         #expect(plugin.filesystem.allSatisfy { $0.host.hasPrefix("/") })
@@ -88,14 +90,18 @@ import Testing
     }
 
     @Test func theDefaultRestartPolicyAllowsFiveRestartsAMinuteBackingOffFrom100msTo5s() {
-        #expect(PluginSpec.RestartPolicy.default == .init(
-            max: 5, within: .seconds(60), backoffMin: .milliseconds(100), backoffMax: .seconds(5)))
+        #expect(
+            PluginSpec.RestartPolicy.default
+                == .init(
+                    max: 5, within: .seconds(60), backoffMin: .milliseconds(100), backoffMax: .seconds(5)))
     }
 
     @Test func aPartialRestartPolicyKeepsTheDefaultsItDoesNotMention() throws {
         let folder = try ManifestDirectory()
         let plugin = try folder.plugin(ManifestDirectory.plugin("    restart: {max: 2}"))
-        #expect(plugin.restart == .init(max: 2, within: .seconds(60), backoffMin: .milliseconds(100), backoffMax: .seconds(5)))
+        #expect(
+            plugin.restart
+                == .init(max: 2, within: .seconds(60), backoffMin: .milliseconds(100), backoffMax: .seconds(5)))
         let other = try folder.plugin(ManifestDirectory.plugin("    restart: {backoff: 1s..1m}"))
         #expect(other.restart == .init(max: 5, within: .seconds(60), backoffMin: .seconds(1), backoffMax: .seconds(60)))
     }
@@ -110,12 +116,14 @@ import Testing
 
     @Test func emptyCapabilitySectionsGrantNothing() throws {
         let folder = try ManifestDirectory()
-        let plugin = try folder.plugin(ManifestDirectory.plugin("""
-                filesystem: []
-                network: {}
-                env: {}
-                config: {}
-            """))
+        let plugin = try folder.plugin(
+            ManifestDirectory.plugin(
+                """
+                    filesystem: []
+                    network: {}
+                    env: {}
+                    config: {}
+                """))
         #expect(plugin.filesystem.isEmpty)
         #expect(plugin.allowedHosts.isEmpty)
         #expect(plugin.env.isEmpty)
@@ -127,17 +135,20 @@ import Testing
     @Test func aFilesystemGrantIsReadOnlyUnlessItSaysRw() throws {
         let folder = try ManifestDirectory()
         let data = try folder.directory("data")
-        let plugin = try folder.plugin(ManifestDirectory.plugin("""
-                filesystem:
-                  - {host: data, guest: /a}
-                  - {host: data, guest: /b, mode: ro}
-                  - {host: data, guest: /c, mode: rw}
-            """))
-        #expect(plugin.filesystem == [
-            .init(host: data, guest: "/a", mode: .readOnly),
-            .init(host: data, guest: "/b", mode: .readOnly),
-            .init(host: data, guest: "/c", mode: .readWrite),
-        ])
+        let plugin = try folder.plugin(
+            ManifestDirectory.plugin(
+                """
+                    filesystem:
+                      - {host: data, guest: /a}
+                      - {host: data, guest: /b, mode: ro}
+                      - {host: data, guest: /c, mode: rw}
+                """))
+        #expect(
+            plugin.filesystem == [
+                .init(host: data, guest: "/a", mode: .readOnly),
+                .init(host: data, guest: "/b", mode: .readOnly),
+                .init(host: data, guest: "/c", mode: .readWrite),
+            ])
     }
 
     @Test(arguments: [
@@ -164,13 +175,17 @@ import Testing
 
     @Test func integersAtTheEdgesOfTheirRangesAreAccepted() throws {
         let folder = try ManifestDirectory()
-        let low = try folder.plugin(ManifestDirectory.plugin("    instances: 1\n    max_queue: 0\n    restart: {max: 0}\n    circuit: {failures: 1}"))
+        let low = try folder.plugin(
+            ManifestDirectory.plugin(
+                "    instances: 1\n    max_queue: 0\n    restart: {max: 0}\n    circuit: {failures: 1}"))
         #expect(low.instances == 1)
         #expect(low.maxQueue == 0)
         #expect(low.restart.max == 0)
         #expect(low.circuit?.failures == 1)
-        let high = try folder.plugin(ManifestDirectory.plugin(
-            "    instances: 64\n    max_queue: 100_000\n    restart: {max: 10000}\n    circuit: {failures: 100000}"))
+        let high = try folder.plugin(
+            ManifestDirectory.plugin(
+                "    instances: 64\n    max_queue: 100_000\n    restart: {max: 10000}\n    circuit: {failures: 100000}")
+        )
         #expect(high.instances == 64)
         #expect(high.maxQueue == 100_000)
         #expect(high.restart.max == 10_000)
@@ -185,47 +200,56 @@ import Testing
 
     @Test func allowedHostsAreNormalisedAndMayBeWildcardSuffixesWithPorts() throws {
         let folder = try ManifestDirectory()
-        let plugin = try folder.plugin(ManifestDirectory.plugin("""
-                network:
-                  allowed_hosts:
-                    - Example.COM
-                    - "*.Internal.Example.com"
-                    - localhost
-                    - 10.0.0.1
-                    - a-b.c-d.example
-                    - xn--bcher-kva.example
-                    - API.Example.com.:8443
-                    - "*.Internal.Example:8443"
-                    - "[::1]:8080"
-                    - "[FE80::1]"
-                    - 127.0.0.1:80
-            """))
-        #expect(plugin.allowedHosts == [
-            "example.com", "*.internal.example.com", "localhost", "10.0.0.1", "a-b.c-d.example", "xn--bcher-kva.example",
-            "api.example.com:8443", "*.internal.example:8443", "[::1]:8080", "[fe80::1]", "127.0.0.1:80",
-        ])
+        let plugin = try folder.plugin(
+            ManifestDirectory.plugin(
+                """
+                    network:
+                      allowed_hosts:
+                        - Example.COM
+                        - "*.Internal.Example.com"
+                        - localhost
+                        - 10.0.0.1
+                        - a-b.c-d.example
+                        - xn--bcher-kva.example
+                        - API.Example.com.:8443
+                        - "*.Internal.Example:8443"
+                        - "[::1]:8080"
+                        - "[FE80::1]"
+                        - 127.0.0.1:80
+                """))
+        #expect(
+            plugin.allowedHosts == [
+                "example.com", "*.internal.example.com", "localhost", "10.0.0.1", "a-b.c-d.example",
+                "xn--bcher-kva.example",
+                "api.example.com:8443", "*.internal.example:8443", "[::1]:8080", "[fe80::1]", "127.0.0.1:80",
+            ])
     }
 
     @Test func envAndConfigValuesKeepTheirTextExactlyAsWritten() throws {
         let folder = try ManifestDirectory()
-        let plugin = try folder.plugin(ManifestDirectory.plugin("""
-                env:
-                  COUNT: 007
-                  ENABLED: yes
-                  RATIO: 1.10
-                  HEX: 0x1F
-                  QUOTED: "  padded  "
-                config:
-                  version: 1.10
-                  flag: true
-                  url: https://example.com/a?b=c
-                  multi word key: value
-                  42: answer
-            """))
-        #expect(plugin.env == ["COUNT": "007", "ENABLED": "yes", "RATIO": "1.10", "HEX": "0x1F", "QUOTED": "  padded  "])
-        #expect(plugin.config == [
-            "version": "1.10", "flag": "true", "url": "https://example.com/a?b=c", "multi word key": "value", "42": "answer",
-        ])
+        let plugin = try folder.plugin(
+            ManifestDirectory.plugin(
+                """
+                    env:
+                      COUNT: 007
+                      ENABLED: yes
+                      RATIO: 1.10
+                      HEX: 0x1F
+                      QUOTED: "  padded  "
+                    config:
+                      version: 1.10
+                      flag: true
+                      url: https://example.com/a?b=c
+                      multi word key: value
+                      42: answer
+                """))
+        #expect(
+            plugin.env == ["COUNT": "007", "ENABLED": "yes", "RATIO": "1.10", "HEX": "0x1F", "QUOTED": "  padded  "])
+        #expect(
+            plugin.config == [
+                "version": "1.10", "flag": "true", "url": "https://example.com/a?b=c", "multi word key": "value",
+                "42": "answer",
+            ])
     }
 
     @Test(arguments: ["a", "0day", "echo", "echo-2_b", String(repeating: "x", count: 64)])
@@ -236,7 +260,8 @@ import Testing
 
     @Test func pluginsKeepTheOrderOfTheManifest() throws {
         let folder = try ManifestDirectory()
-        let manifest = try folder.parse("""
+        let manifest = try folder.parse(
+            """
             plugins:
               - {name: zulu, wasm: echo.wasm}
               - {name: alpha, wasm: echo.wasm}
@@ -286,7 +311,8 @@ import Testing
         let shared = try folder.directory("shared")
         let manifestPath = try folder.directory("manifests") + "/plugins.yaml"
         try folder.file("manifests/echo.wasm")
-        let manifest = try Manifest.parse("""
+        let manifest = try Manifest.parse(
+            """
             plugins:
               - name: echo
                 wasm: echo.wasm
@@ -294,10 +320,11 @@ import Testing
                   - {host: ../shared, guest: /shared}
                   - {host: ., guest: /here}
             """, path: manifestPath)
-        #expect(manifest.plugins.first?.filesystem == [
-            .init(host: shared, guest: "/shared", mode: .readOnly),
-            .init(host: folder.directory + "/manifests", guest: "/here", mode: .readOnly),
-        ])
+        #expect(
+            manifest.plugins.first?.filesystem == [
+                .init(host: shared, guest: "/shared", mode: .readOnly),
+                .init(host: folder.directory + "/manifests", guest: "/here", mode: .readOnly),
+            ])
     }
 
     // MARK: JSON and file loading
@@ -305,7 +332,8 @@ import Testing
     @Test func aJSONManifestIsAccepted() throws {
         let folder = try ManifestDirectory()
         let data = try folder.directory("data")
-        let manifest = try folder.parse("""
+        let manifest = try folder.parse(
+            """
             {
               "plugins": [
                 {
@@ -342,7 +370,8 @@ import Testing
 
     @Test func aJSONManifestIndentedWithTabsIsAccepted() throws {
         let folder = try ManifestDirectory()
-        let manifest = try folder.parse("{\n\t\"plugins\": [\n\t\t{\"name\": \"echo\", \"wasm\": \"echo.wasm\"}\n\t]\n}\n")
+        let manifest = try folder.parse(
+            "{\n\t\"plugins\": [\n\t\t{\"name\": \"echo\", \"wasm\": \"echo.wasm\"}\n\t]\n}\n")
         #expect(manifest.plugins.map(\.name) == ["echo"])
     }
 

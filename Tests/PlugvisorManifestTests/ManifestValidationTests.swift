@@ -36,7 +36,8 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test func severalProblemsInOneFileAreAllReportedEachOnItsLine() throws {
         let folder = try ManifestDirectory()
-        let problems = folder.problems("""
+        let problems = folder.problems(
+            """
             plugins:
               - name: alpha
                 wasm: echo.wasm
@@ -60,59 +61,63 @@ struct BadField: Sendable, CustomTestStringConvertible {
     @Test func everyBadFieldOfOnePluginIsReportedNotJustTheFirst() throws {
         let folder = try ManifestDirectory()
         try folder.directory("data")
-        let problems = folder.problems(ManifestDirectory.plugin("""
-                timeout: 0s
-                fuel: 0
-                instances: 65
-                memory: 1KiB
-                restart: {backoff: 5s..1s, max: -1, within: 1x, what: 2}
-                circuit: {failures: 0, reset: 2d, extra: 1}
-                network: {allowed_hosts: ['*', 'a..b', 'Ok.Example.COM'], other: 1}
-                filesystem:
-                  - {host: data, guest: rel, mode: rx, x: 1}
-                  - {host: nope, guest: /a/../b}
-                  - {guest: /c}
-                  - 5
-                env: {1BAD: x, GOOD: [1]}
-                config: {'': x}
-                sha256: xyz
-                abi: wasm
-            """))
+        let problems = folder.problems(
+            ManifestDirectory.plugin(
+                """
+                    timeout: 0s
+                    fuel: 0
+                    instances: 65
+                    memory: 1KiB
+                    restart: {backoff: 5s..1s, max: -1, within: 1x, what: 2}
+                    circuit: {failures: 0, reset: 2d, extra: 1}
+                    network: {allowed_hosts: ['*', 'a..b', 'Ok.Example.COM'], other: 1}
+                    filesystem:
+                      - {host: data, guest: rel, mode: rx, x: 1}
+                      - {host: nope, guest: /a/../b}
+                      - {guest: /c}
+                      - 5
+                    env: {1BAD: x, GOOD: [1]}
+                    config: {'': x}
+                    sha256: xyz
+                    abi: wasm
+                """))
         let found = problems.map { "\($0.line ?? 0) \($0.keyPath ?? "-")" }
-        #expect(found == [
-            "4 plugins[0].timeout",
-            "5 plugins[0].fuel",
-            "6 plugins[0].instances",
-            "7 plugins[0].memory",
-            "8 plugins[0].restart.backoff",
-            "8 plugins[0].restart.max",
-            "8 plugins[0].restart.within",
-            "8 plugins[0].restart.what",
-            "9 plugins[0].circuit.failures",
-            "9 plugins[0].circuit.reset",
-            "9 plugins[0].circuit.extra",
-            "10 plugins[0].network.allowed_hosts[0]",
-            "10 plugins[0].network.allowed_hosts[1]",
-            "10 plugins[0].network.other",
-            "12 plugins[0].filesystem[0].guest",
-            "12 plugins[0].filesystem[0].mode",
-            "12 plugins[0].filesystem[0].x",
-            "13 plugins[0].filesystem[1].host",
-            "13 plugins[0].filesystem[1].guest",
-            "14 plugins[0].filesystem[2]",
-            "15 plugins[0].filesystem[3]",
-            "16 plugins[0].env.1BAD",
-            "16 plugins[0].env.GOOD",
-            "17 plugins[0].config.",
-            "18 plugins[0].sha256",
-            "19 plugins[0].abi",
-        ])
+        #expect(
+            found == [
+                "4 plugins[0].timeout",
+                "5 plugins[0].fuel",
+                "6 plugins[0].instances",
+                "7 plugins[0].memory",
+                "8 plugins[0].restart.backoff",
+                "8 plugins[0].restart.max",
+                "8 plugins[0].restart.within",
+                "8 plugins[0].restart.what",
+                "9 plugins[0].circuit.failures",
+                "9 plugins[0].circuit.reset",
+                "9 plugins[0].circuit.extra",
+                "10 plugins[0].network.allowed_hosts[0]",
+                "10 plugins[0].network.allowed_hosts[1]",
+                "10 plugins[0].network.other",
+                "12 plugins[0].filesystem[0].guest",
+                "12 plugins[0].filesystem[0].mode",
+                "12 plugins[0].filesystem[0].x",
+                "13 plugins[0].filesystem[1].host",
+                "13 plugins[0].filesystem[1].guest",
+                "14 plugins[0].filesystem[2]",
+                "15 plugins[0].filesystem[3]",
+                "16 plugins[0].env.1BAD",
+                "16 plugins[0].env.GOOD",
+                "17 plugins[0].config.",
+                "18 plugins[0].sha256",
+                "19 plugins[0].abi",
+            ])
     }
 
     @Test func aBrokenPluginDoesNotHideTheProblemsOfTheOthers() throws {
         let folder = try ManifestDirectory()
         try folder.directory("modules")
-        let problems = folder.problems("""
+        let problems = folder.problems(
+            """
             plugins:
               - name: first
                 wasm: modules
@@ -122,24 +127,27 @@ struct BadField: Sendable, CustomTestStringConvertible {
               - {}
             """)
         #expect(problems.map(\.line) == [3, 4, 5, 6, 7, 7])
-        #expect(problems.map(\.keyPath) == [
-            "plugins[0].wasm", "plugins[1].name", "plugins[1].wasm", "plugins[2]", "plugins[3]", "plugins[3]",
-        ])
-        #expect(problems.map(\.message) == [
-            "is a directory, not a .wasm file: \(folder.directory)/modules",
-            "'Second' is not a valid name: lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 64 characters",
-            "file not found: \(folder.directory)/missing.wasm",
-            "must be a mapping with at least 'name' and 'wasm'",
-            "missing required key 'name'",
-            "missing required key 'wasm'",
-        ])
+        #expect(
+            problems.map(\.keyPath) == [
+                "plugins[0].wasm", "plugins[1].name", "plugins[1].wasm", "plugins[2]", "plugins[3]", "plugins[3]",
+            ])
+        #expect(
+            problems.map(\.message) == [
+                "is a directory, not a .wasm file: \(folder.directory)/modules",
+                "'Second' is not a valid name: lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 64 characters",
+                "file not found: \(folder.directory)/missing.wasm",
+                "must be a mapping with at least 'name' and 'wasm'",
+                "missing required key 'name'",
+                "missing required key 'wasm'",
+            ])
     }
 
     // MARK: Duplicate names
 
     @Test func aDuplicatePluginNameIsReportedWhereItIsReusedAndNamesTheFirstLine() throws {
         let folder = try ManifestDirectory()
-        let problem = try folder.problem("""
+        let problem = try folder.problem(
+            """
             plugins:
               - name: echo
                 wasm: echo.wasm
@@ -158,7 +166,8 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test func everyReuseOfANamePointsBackToItsFirstUse() throws {
         let folder = try ManifestDirectory()
-        let problems = folder.problems("""
+        let problems = folder.problems(
+            """
             plugins:
               - {name: echo, wasm: echo.wasm}
               - {name: echo, wasm: echo.wasm}
@@ -173,7 +182,8 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test func anUnknownTopLevelKeyIsReportedOnItsLine() throws {
         let folder = try ManifestDirectory()
-        let problems = folder.problems("""
+        let problems = folder.problems(
+            """
             version: 2
             plugins: [{name: echo, wasm: echo.wasm}]
             plugin: []
@@ -184,16 +194,23 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: [
-        BadField("    timout: 5s", "plugins[0].timout",
-                 "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, timeout, unknown_imports, wasm); did you mean 'timeout'?"),
+        BadField(
+            "    timout: 5s", "plugins[0].timout",
+            "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, timeout, unknown_imports, wasm); did you mean 'timeout'?"
+        ),
         BadField("    Name: other", "plugins[0].Name", "; did you mean 'name'?"),
-        BadField("    restart:\n      max: 1\n      retries: 3", line: 6, "plugins[0].restart.retries",
-                 "unknown key (known: backoff, max, within)"),
-        BadField("    circuit: {failures: 1, cooldown: 5s}", "plugins[0].circuit.cooldown", "unknown key (known: failures, reset)"),
-        BadField("    network:\n      allowed_host: [example.com]", line: 5, "plugins[0].network.allowed_host",
-                 "unknown key (known: allowed_hosts); did you mean 'allowed_hosts'?"),
-        BadField("    filesystem:\n      - host: data\n        guest: /data\n        readonly: true", line: 7,
-                 "plugins[0].filesystem[0].readonly", "unknown key (known: guest, host, mode)"),
+        BadField(
+            "    restart:\n      max: 1\n      retries: 3", line: 6, "plugins[0].restart.retries",
+            "unknown key (known: backoff, max, within)"),
+        BadField(
+            "    circuit: {failures: 1, cooldown: 5s}", "plugins[0].circuit.cooldown",
+            "unknown key (known: failures, reset)"),
+        BadField(
+            "    network:\n      allowed_host: [example.com]", line: 5, "plugins[0].network.allowed_host",
+            "unknown key (known: allowed_hosts); did you mean 'allowed_hosts'?"),
+        BadField(
+            "    filesystem:\n      - host: data\n        guest: /data\n        readonly: true", line: 7,
+            "plugins[0].filesystem[0].readonly", "unknown key (known: guest, host, mode)"),
     ])
     func anUnknownKeyInAPluginOrInsideOneOfItsSectionsIsReported(_ bad: BadField) throws {
         try bad.check()
@@ -245,7 +262,9 @@ struct BadField: Sendable, CustomTestStringConvertible {
         #expect(problem.message == "must be a list of plugins")
     }
 
-    @Test(arguments: ["", "# only a comment\n", "just some text\n", "42\n", "[]\n", "- name: echo\n  wasm: echo.wasm\n"])
+    @Test(arguments: [
+        "", "# only a comment\n", "just some text\n", "42\n", "[]\n", "- name: echo\n  wasm: echo.wasm\n",
+    ])
     func aTopLevelThatIsNotAMappingIsRejected(text: String) throws {
         let problem = try ManifestDirectory().problem(text)
         #expect(problem.keyPath == nil)
@@ -255,18 +274,26 @@ struct BadField: Sendable, CustomTestStringConvertible {
     @Test(arguments: [
         BadField("    timeout: [5s]", "plugins[0].timeout", "must be a single value, not a list or mapping"),
         BadField("    abi: {kind: plugvisor}", "plugins[0].abi", "must be a single value, not a list or mapping"),
-        BadField("    fuel:\n      - 1000", line: 5, "plugins[0].fuel", "must be a single value, not a list or mapping"),
+        BadField(
+            "    fuel:\n      - 1000", line: 5, "plugins[0].fuel", "must be a single value, not a list or mapping"),
         BadField("    env: {LOG: [a, b]}", "plugins[0].env.LOG", "must be a single value, not a list or mapping"),
-        BadField("    config:\n      nested:\n        deep: 1", line: 6, "plugins[0].config.nested",
-                 "must be a single value, not a list or mapping"),
-        BadField("    restart: {backoff: [1s, 5s]}", "plugins[0].restart.backoff", "must be a single value, not a list or mapping"),
-        BadField("    circuit: {reset: [1s]}", "plugins[0].circuit.reset", "must be a single value, not a list or mapping"),
-        BadField("    network: {allowed_hosts: [[example.com]]}", "plugins[0].network.allowed_hosts[0]",
-                 "must be a single value, not a list or mapping"),
-        BadField("    filesystem: [{host: [data], guest: /data}]", "plugins[0].filesystem[0].host",
-                 "must be a single value, not a list or mapping"),
-        BadField("    filesystem: [{host: data, guest: {path: /data}}]", "plugins[0].filesystem[0].guest",
-                 "must be a single value, not a list or mapping"),
+        BadField(
+            "    config:\n      nested:\n        deep: 1", line: 6, "plugins[0].config.nested",
+            "must be a single value, not a list or mapping"),
+        BadField(
+            "    restart: {backoff: [1s, 5s]}", "plugins[0].restart.backoff",
+            "must be a single value, not a list or mapping"),
+        BadField(
+            "    circuit: {reset: [1s]}", "plugins[0].circuit.reset", "must be a single value, not a list or mapping"),
+        BadField(
+            "    network: {allowed_hosts: [[example.com]]}", "plugins[0].network.allowed_hosts[0]",
+            "must be a single value, not a list or mapping"),
+        BadField(
+            "    filesystem: [{host: [data], guest: /data}]", "plugins[0].filesystem[0].host",
+            "must be a single value, not a list or mapping"),
+        BadField(
+            "    filesystem: [{host: data, guest: {path: /data}}]", "plugins[0].filesystem[0].guest",
+            "must be a single value, not a list or mapping"),
     ])
     func aListOrMappingWhereASingleValueBelongsIsRejected(_ bad: BadField) throws {
         try bad.check()
@@ -280,10 +307,14 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test(arguments: [
-        BadField("    filesystem: {host: data, guest: /data}", "plugins[0].filesystem", "must be a list of {host, guest, mode}"),
+        BadField(
+            "    filesystem: {host: data, guest: /data}", "plugins[0].filesystem",
+            "must be a list of {host, guest, mode}"),
         BadField("    filesystem: [/data]", "plugins[0].filesystem[0]", "must be a mapping {host, guest, mode}"),
         BadField("    network: [example.com]", "plugins[0].network", "must be a mapping {allowed_hosts: [...]}"),
-        BadField("    network: {allowed_hosts: example.com}", "plugins[0].network.allowed_hosts", "must be a list of host names"),
+        BadField(
+            "    network: {allowed_hosts: example.com}", "plugins[0].network.allowed_hosts",
+            "must be a list of host names"),
         BadField("    env: [LOG=debug]", "plugins[0].env", "must be a mapping of names to values"),
         BadField("    config: greeting", "plugins[0].config", "must be a mapping of names to values"),
         BadField("    restart: 3", "plugins[0].restart", "must be a mapping {max, within, backoff}"),
@@ -313,7 +344,10 @@ struct BadField: Sendable, CustomTestStringConvertible {
         let problem = try ManifestDirectory().problem("plugins:\n  - name: \"\(name)\"\n    wasm: echo.wasm\n")
         #expect(problem.line == 2)
         #expect(problem.keyPath == "plugins[0].name")
-        #expect(problem.message == "'\(name)' is not a valid name: lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 64 characters")
+        #expect(
+            problem.message
+                == "'\(name)' is not a valid name: lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 64 characters"
+        )
     }
 
     // MARK: Module
@@ -339,11 +373,18 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: [
         BadField("    sha256: abc123", "plugins[0].sha256", "must be 64 hexadecimal digits"),
-        BadField("    sha256: \(String(repeating: "a", count: 63))", "plugins[0].sha256", "must be 64 hexadecimal digits"),
-        BadField("    sha256: \(String(repeating: "a", count: 65))", "plugins[0].sha256", "must be 64 hexadecimal digits"),
-        BadField("    sha256: \(String(repeating: "a", count: 63))g", "plugins[0].sha256", "must be 64 hexadecimal digits"),
-        BadField("    sha256: \"sha256:\(String(repeating: "a", count: 64))\"", "plugins[0].sha256", "must be 64 hexadecimal digits"),
-        BadField("    sha256: \" \(String(repeating: "a", count: 63))\"", "plugins[0].sha256", "must be 64 hexadecimal digits"),
+        BadField(
+            "    sha256: \(String(repeating: "a", count: 63))", "plugins[0].sha256", "must be 64 hexadecimal digits"),
+        BadField(
+            "    sha256: \(String(repeating: "a", count: 65))", "plugins[0].sha256", "must be 64 hexadecimal digits"),
+        BadField(
+            "    sha256: \(String(repeating: "a", count: 63))g", "plugins[0].sha256", "must be 64 hexadecimal digits"),
+        BadField(
+            "    sha256: \"sha256:\(String(repeating: "a", count: 64))\"", "plugins[0].sha256",
+            "must be 64 hexadecimal digits"),
+        BadField(
+            "    sha256: \" \(String(repeating: "a", count: 63))\"", "plugins[0].sha256",
+            "must be 64 hexadecimal digits"),
     ])
     func aSha256ThatIsNot64HexDigitsIsRejected(_ bad: BadField) throws {
         try bad.check()
@@ -368,20 +409,29 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: ["soon", "5", "5 s", "-1s", "5sec", "5S", "1_000ms", "1d", "PT5S"])
     func aTimeoutThatIsNotADurationIsRejected(text: String) throws {
-        try BadField("    timeout: \(text)", "plugins[0].timeout", "'\(text)' is not a duration (e.g. 250ms, 5s, 2m)").check()
+        try BadField("    timeout: \(text)", "plugins[0].timeout", "'\(text)' is not a duration (e.g. 250ms, 5s, 2m)")
+            .check()
     }
 
     @Test(arguments: ["0s", "0ms", "999us", "3601s", "2h", "61m"])
     func aTimeoutOutsideAMillisecondToAnHourIsRejected(text: String) throws {
-        try BadField("    timeout: \(text)", "plugins[0].timeout",
-                     "'\(text)' is out of range (0.001 seconds to 3600.0 seconds)").check()
+        try BadField(
+            "    timeout: \(text)", "plugins[0].timeout",
+            "'\(text)' is out of range (0.001 seconds to 3600.0 seconds)"
+        ).check()
     }
 
     @Test(arguments: [
-        BadField("    restart: {within: 2d}", "plugins[0].restart.within", "'2d' is not a duration (e.g. 250ms, 5s, 2m)"),
-        BadField("    restart: {within: 25h}", "plugins[0].restart.within", "'25h' is out of range (0.001 seconds to 86400.0 seconds)"),
-        BadField("    circuit: {reset: never}", "plugins[0].circuit.reset", "'never' is not a duration (e.g. 250ms, 5s, 2m)"),
-        BadField("    circuit: {reset: 0ms}", "plugins[0].circuit.reset", "'0ms' is out of range (0.001 seconds to 86400.0 seconds)"),
+        BadField(
+            "    restart: {within: 2d}", "plugins[0].restart.within", "'2d' is not a duration (e.g. 250ms, 5s, 2m)"),
+        BadField(
+            "    restart: {within: 25h}", "plugins[0].restart.within",
+            "'25h' is out of range (0.001 seconds to 86400.0 seconds)"),
+        BadField(
+            "    circuit: {reset: never}", "plugins[0].circuit.reset", "'never' is not a duration (e.g. 250ms, 5s, 2m)"),
+        BadField(
+            "    circuit: {reset: 0ms}", "plugins[0].circuit.reset",
+            "'0ms' is out of range (0.001 seconds to 86400.0 seconds)"),
     ])
     func aBadRestartWindowOrCircuitResetIsRejected(_ bad: BadField) throws {
         try bad.check()
@@ -389,8 +439,10 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: ["32mb", "32 MiB", "1.5MiB", "lots", "-1MiB", "1TiB", "65535", "63KiB", "4097MiB", "5GiB"])
     func aMemorySizeThatIsNotASizeOrOutside64KiBTo4GiBIsRejected(text: String) throws {
-        try BadField("    memory: \(text)", "plugins[0].memory",
-                     "'\(text)' is not a memory size between 64KiB and 4GiB (e.g. 32MiB)").check()
+        try BadField(
+            "    memory: \(text)", "plugins[0].memory",
+            "'\(text)' is not a memory size between 64KiB and 4GiB (e.g. 32MiB)"
+        ).check()
     }
 
     @Test(arguments: [
@@ -399,15 +451,19 @@ struct BadField: Sendable, CustomTestStringConvertible {
         BadField("    instances: -1", "plugins[0].instances", "'-1' is not a whole number between 1 and 64"),
         BadField("    instances: two", "plugins[0].instances", "'two' is not a whole number between 1 and 64"),
         BadField("    instances: 2.0", "plugins[0].instances", "'2.0' is not a whole number between 1 and 64"),
-        BadField("    max_queue: 100001", "plugins[0].max_queue", "'100001' is not a whole number between 0 and 100000"),
+        BadField(
+            "    max_queue: 100001", "plugins[0].max_queue", "'100001' is not a whole number between 0 and 100000"),
         BadField("    max_queue: -1", "plugins[0].max_queue", "'-1' is not a whole number between 0 and 100000"),
         BadField("    fuel: 0", "plugins[0].fuel", "'0' is not a whole number of at least 1"),
         BadField("    fuel: 9223372036854775808", "plugins[0].fuel", "'9223372036854775808' is not a whole number"),
         BadField("    fuel: 1e9", "plugins[0].fuel", "'1e9' is not a whole number"),
         BadField("    fuel: 1_000_", "plugins[0].fuel", "'1_000_' is not a whole number"),
         BadField("    fuel: _1000", "plugins[0].fuel", "'_1000' is not a whole number"),
-        BadField("    restart: {max: 10001}", "plugins[0].restart.max", "'10001' is not a whole number between 0 and 10000"),
-        BadField("    circuit: {failures: 0}", "plugins[0].circuit.failures", "'0' is not a whole number between 1 and 100000"),
+        BadField(
+            "    restart: {max: 10001}", "plugins[0].restart.max", "'10001' is not a whole number between 0 and 10000"),
+        BadField(
+            "    circuit: {failures: 0}", "plugins[0].circuit.failures",
+            "'0' is not a whole number between 1 and 100000"),
     ])
     func anIntegerThatIsNotANumberOrOutOfRangeIsRejected(_ bad: BadField) throws {
         try bad.check()
@@ -415,8 +471,10 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: ["5s..1s", "5s", "1s..", "..5s", "fast..slow", "100ms-5s", "100ms..5s..10s"])
     func aBackoffThatIsNotAnIncreasingRangeIsRejected(text: String) throws {
-        try BadField("    restart:\n      backoff: \(text)", line: 5, "plugins[0].restart.backoff",
-                     "'\(text)' is not a range MIN..MAX of durations (e.g. 100ms..5s)").check()
+        try BadField(
+            "    restart:\n      backoff: \(text)", line: 5, "plugins[0].restart.backoff",
+            "'\(text)' is not a range MIN..MAX of durations (e.g. 100ms..5s)"
+        ).check()
     }
 
     @Test func aBackoffWithThreeDotsIsRejected() throws {
@@ -447,30 +505,40 @@ struct BadField: Sendable, CustomTestStringConvertible {
     @Test(arguments: ["data", "./data", "data/", "/data/../etc", "/..", "/data/..", "..", ""])
     func aGuestPathMustBeAbsoluteWithoutDotDot(guest: String) throws {
         let expected = guest.isEmpty ? "must not be empty" : "must be an absolute path without '..'"
-        try BadField("    filesystem:\n      - host: data\n        guest: \"\(guest)\"", line: 6,
-                     "plugins[0].filesystem[0].guest", expected).check()
+        try BadField(
+            "    filesystem:\n      - host: data\n        guest: \"\(guest)\"", line: 6,
+            "plugins[0].filesystem[0].guest", expected
+        ).check()
     }
 
     @Test func aGuestPathWithDotsInANameIsAccepted() throws {
         let folder = try ManifestDirectory()
         try folder.directory("data")
-        let plugin = try folder.plugin(ManifestDirectory.plugin("    filesystem: [{host: data, guest: /data/..hidden/a..b}]"))
+        let plugin = try folder.plugin(
+            ManifestDirectory.plugin("    filesystem: [{host: data, guest: /data/..hidden/a..b}]"))
         #expect(plugin.filesystem.map(\.guest) == ["/data/..hidden/a..b"])
     }
 
     @Test func theSameGuestPathMountedTwiceIsRejectedAtTheSecond() throws {
-        try BadField("""
+        try BadField(
+            """
                 filesystem:
                   - {host: data, guest: /data}
                   - {host: ., guest: /data, mode: rw}
-            """, line: 6, "plugins[0].filesystem[1].guest", "guest path '/data' is mounted twice").check()
+            """, line: 6, "plugins[0].filesystem[1].guest", "guest path '/data' is mounted twice"
+        ).check()
     }
 
     @Test(arguments: [
-        BadField("    filesystem: [{host: data, guest: /data, mode: rwx}]", "plugins[0].filesystem[0].mode", "'rwx' is not a mode (ro, rw)"),
-        BadField("    filesystem: [{host: data, guest: /data, mode: RW}]", "plugins[0].filesystem[0].mode", "'RW' is not a mode (ro, rw)"),
-        BadField("    filesystem: [{host: data, guest: /data, mode: read-only}]", "plugins[0].filesystem[0].mode",
-                 "'read-only' is not a mode (ro, rw)"),
+        BadField(
+            "    filesystem: [{host: data, guest: /data, mode: rwx}]", "plugins[0].filesystem[0].mode",
+            "'rwx' is not a mode (ro, rw)"),
+        BadField(
+            "    filesystem: [{host: data, guest: /data, mode: RW}]", "plugins[0].filesystem[0].mode",
+            "'RW' is not a mode (ro, rw)"),
+        BadField(
+            "    filesystem: [{host: data, guest: /data, mode: read-only}]", "plugins[0].filesystem[0].mode",
+            "'read-only' is not a mode (ro, rw)"),
         BadField("    filesystem: [{guest: /data}]", "plugins[0].filesystem[0]", "missing required key 'host'"),
         BadField("    filesystem: [{host: data}]", "plugins[0].filesystem[0]", "missing required key 'guest'"),
     ])
@@ -483,46 +551,58 @@ struct BadField: Sendable, CustomTestStringConvertible {
     @Test(arguments: [
         "*", "*.", "**.example.com", "*.*.example.com", "example.*", "ex*ample.com", "a..b", ".example.com",
         "example.com..", "-example.com", "example-.com", "https://example.com", "exa mple.com",
-        "under_score.example", "bücher.example", "10.0.0.0/8", "::1", "[::1", "[zz::1]", "[fe80::1%eth0]", "[example.com]",
-        "exa%2emple.com", "127.0.0.2%00.localhost", "example.com:0", "example.com:65536", "example.com:", "example.com:http",
+        "under_score.example", "bücher.example", "10.0.0.0/8", "::1", "[::1", "[zz::1]", "[fe80::1%eth0]",
+        "[example.com]",
+        "exa%2emple.com", "127.0.0.2%00.localhost", "example.com:0", "example.com:65536", "example.com:",
+        "example.com:http",
         "example.com:8443:1", "*.[::1]", "*.example.com:-1",
         String(repeating: "a", count: 64) + ".example",
-        [String](repeating: String(repeating: "a", count: 63), count: 3).joined(separator: ".") + "." + String(repeating: "b", count: 62),
+        [String](repeating: String(repeating: "a", count: 63), count: 3).joined(separator: ".") + "."
+            + String(repeating: "b", count: 62),
     ])
     func anInvalidHostPatternIsRejected(pattern: String) throws {
-        try BadField("    network: {allowed_hosts: [\"\(pattern)\"]}", "plugins[0].network.allowed_hosts[0]",
-                     "'\(pattern)' is not a host name or '*.suffix' pattern").check()
+        try BadField(
+            "    network: {allowed_hosts: [\"\(pattern)\"]}", "plugins[0].network.allowed_hosts[0]",
+            "'\(pattern)' is not a host name or '*.suffix' pattern"
+        ).check()
     }
 
     @Test func aHostNameMayHave253CharactersAndLabelsOf63() throws {
-        let longest = [String](repeating: String(repeating: "a", count: 63), count: 3).joined(separator: ".")
+        let longest =
+            [String](repeating: String(repeating: "a", count: 63), count: 3).joined(separator: ".")
             + "." + String(repeating: "b", count: 61)
         #expect(longest.count == 253)
         let folder = try ManifestDirectory()
-        let plugin = try folder.plugin(ManifestDirectory.plugin("    network: {allowed_hosts: [\(longest), \"*.\(longest)\"]}"))
+        let plugin = try folder.plugin(
+            ManifestDirectory.plugin("    network: {allowed_hosts: [\(longest), \"*.\(longest)\"]}"))
         #expect(plugin.allowedHosts == [longest, "*." + longest])
     }
 
     @Test func everyBadHostIsReportedAtItsOwnIndex() throws {
         let folder = try ManifestDirectory()
-        let problems = folder.problems(ManifestDirectory.plugin("""
-                network:
-                  allowed_hosts:
-                    - good.example
-                    - bad..example
-                    - also.good
-                    - "*"
-            """))
+        let problems = folder.problems(
+            ManifestDirectory.plugin(
+                """
+                    network:
+                      allowed_hosts:
+                        - good.example
+                        - bad..example
+                        - also.good
+                        - "*"
+                """))
         #expect(problems.map(\.line) == [7, 9])
-        #expect(problems.map(\.keyPath) == ["plugins[0].network.allowed_hosts[1]", "plugins[0].network.allowed_hosts[3]"])
+        #expect(
+            problems.map(\.keyPath) == ["plugins[0].network.allowed_hosts[1]", "plugins[0].network.allowed_hosts[3]"])
     }
 
     // MARK: Environment and config
 
     @Test(arguments: ["1BAD", "LOG-LEVEL", "with space", "ÉTÉ", "A.B"])
     func anInvalidEnvironmentVariableNameIsRejected(name: String) throws {
-        try BadField("    env:\n      \"\(name)\": x", line: 5, "plugins[0].env.\(name)",
-                     "'\(name)' is not an environment variable name").check()
+        try BadField(
+            "    env:\n      \"\(name)\": x", line: 5, "plugins[0].env.\(name)",
+            "'\(name)' is not an environment variable name"
+        ).check()
     }
 
     @Test func anEmptyConfigKeyIsRejected() throws {
@@ -548,14 +628,16 @@ struct BadField: Sendable, CustomTestStringConvertible {
     }
 
     @Test func aJSONSyntaxErrorHasALine() throws {
-        let problem = try ManifestDirectory().problem("{\n  \"plugins\": [\n    {\"name\": \"echo\" \"wasm\": \"echo.wasm\"}\n  ]\n}\n")
+        let problem = try ManifestDirectory().problem(
+            "{\n  \"plugins\": [\n    {\"name\": \"echo\" \"wasm\": \"echo.wasm\"}\n  ]\n}\n")
         #expect(problem.line == 3)
         #expect(problem.message.hasPrefix("YAML syntax: "))
     }
 
     @Test func aJSONManifestReportsProblemsOnTheirLines() throws {
         let folder = try ManifestDirectory()
-        let problems = folder.problems("""
+        let problems = folder.problems(
+            """
             {
               "plugins": [
                 {
@@ -608,27 +690,32 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test func aManifestThatIsNotUTF8IsRejected() throws {
         let folder = try ManifestDirectory()
-        let path = try folder.file("latin1.yaml", contents: Data([0x70, 0x6C, 0x75, 0x67, 0x3A, 0x20, 0xE9, 0xFF, 0x0A]))
+        let path = try folder.file(
+            "latin1.yaml", contents: Data([0x70, 0x6C, 0x75, 0x67, 0x3A, 0x20, 0xE9, 0xFF, 0x0A]))
         let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: path) }
-        #expect(error.problems == [
-            ManifestProblem(file: path, line: nil, column: nil, keyPath: nil, message: "manifest is not UTF-8 text")
-        ])
+        #expect(
+            error.problems == [
+                ManifestProblem(file: path, line: nil, column: nil, keyPath: nil, message: "manifest is not UTF-8 text")
+            ])
     }
 
     @Test func loadReportsProblemsWithThePathItWasGiven() throws {
         let folder = try ManifestDirectory()
-        try folder.file("plugins.yaml", contents: Data("plugins:\n  - name: echo\n    wasm: echo.wasm\n    fuel: lots\n".utf8))
+        try folder.file(
+            "plugins.yaml", contents: Data("plugins:\n  - name: echo\n    wasm: echo.wasm\n    fuel: lots\n".utf8))
         let error = try #require(throws: ManifestErrors.self) { try Manifest.load(path: folder.manifestPath) }
-        #expect(error.problems.map(\.description) == [
-            "\(folder.manifestPath):4:11: plugins[0].fuel: 'lots' is not a whole number of at least 1"
-        ])
+        #expect(
+            error.problems.map(\.description) == [
+                "\(folder.manifestPath):4:11: plugins[0].fuel: 'lots' is not a whole number of at least 1"
+            ])
     }
 }
 
 @Suite struct WasiCommandManifestTests {
     @Test func argsAreReadInOrder() throws {
         let folder = try ManifestDirectory()
-        let spec = try folder.plugin("""
+        let spec = try folder.plugin(
+            """
             plugins:
               - name: wc
                 wasm: echo.wasm
@@ -641,7 +728,8 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test func argsThatAreNotAListAreReportedWithTheirLine() throws {
         let folder = try ManifestDirectory()
-        let problems = folder.problems("""
+        let problems = folder.problems(
+            """
             plugins:
               - name: wc
                 wasm: echo.wasm

@@ -170,12 +170,15 @@ import Testing
         echo.start()
         for sender in 0..<senders {
             let thread = Thread {
-                for _ in 0..<framesEach { try? shared.sendFrame([UInt8](repeating: UInt8(sender + 1), count: frameBytes)) }
+                for _ in 0..<framesEach {
+                    try? shared.sendFrame([UInt8](repeating: UInt8(sender + 1), count: frameBytes))
+                }
             }
             thread.start()
         }
         var answers: [UInt8] = []
-        while answers.count < senders * framesEach, let answer = try? shared.receiveFrame(deadline: .now + .seconds(30)) {
+        while answers.count < senders * framesEach, let answer = try? shared.receiveFrame(deadline: .now + .seconds(30))
+        {
             answers += answer
         }
         #expect(answers.count == senders * framesEach)

@@ -12,7 +12,9 @@ import Testing
         #expect(try HostPattern.parse(entry).get().description == canonical)
     }
 
-    @Test(arguments: ["*", "::1", "[::1", "a%2eb", "bücher.example", "a:0", "a:65536", "a:", "*.[::1]", "[a.b]", "ex*ample.com"])
+    @Test(arguments: [
+        "*", "::1", "[::1", "a%2eb", "bücher.example", "a:0", "a:65536", "a:", "*.[::1]", "[a.b]", "ex*ample.com",
+    ])
     func malformedEntriesAreRefused(entry: String) {
         #expect(throws: HostProblem.self) { try HostPattern.parse(entry).get() }
     }

@@ -82,13 +82,18 @@ import Testing
         (bytes(#"{"a":1,"b":2,"a":3}"#), .duplicateKey("a"), 13),
     ]
 
-    @Test(arguments: invalid) func anInvalidDocumentIsRefusedSayingWhatAndWhere(_ input: [UInt8], _ reason: Reason, _ offset: Int) {
+    @Test(arguments: invalid) func anInvalidDocumentIsRefusedSayingWhatAndWhere(
+        _ input: [UInt8], _ reason: Reason, _ offset: Int
+    ) {
         #expect(throws: JSONParseError(reason, at: offset)) { try JSONValue(parsing: input) }
     }
 
     @Test func errorsReadWell() {
         func message(_ text: String) -> String {
-            do { _ = try JSONValue(parsing: Array(text.utf8)); return "parsed" } catch { return "\(error)" }
+            do {
+                _ = try JSONValue(parsing: Array(text.utf8))
+                return "parsed"
+            } catch { return "\(error)" }
         }
         #expect(message("{\"city\": \"Lyon\",\n \"n\": x}") == "unexpected 'x' at byte 23, expected a value")
         #expect(message("[1,") == "unexpected end of input at byte 3, expected a value")
@@ -108,8 +113,14 @@ import Testing
         var node = value
         while true {
             switch node {
-            case let .array(elements): depth += 1; guard let first = elements.first else { return depth }; node = first
-            case let .object(members): depth += 1; guard let first = members.values.first else { return depth }; node = first
+            case let .array(elements):
+                depth += 1
+                guard let first = elements.first else { return depth }
+                node = first
+            case let .object(members):
+                depth += 1
+                guard let first = members.values.first else { return depth }
+                node = first
             default: return depth
             }
         }
@@ -138,7 +149,9 @@ import Testing
     }
 
     @Test func theLimitCanBeLowered() {
-        #expect(throws: JSONParseError(.tooDeep(limit: 2), at: 2)) { try JSONValue(parsing: Self.nested(3), maxDepth: 2) }
+        #expect(throws: JSONParseError(.tooDeep(limit: 2), at: 2)) {
+            try JSONValue(parsing: Self.nested(3), maxDepth: 2)
+        }
         #expect(throws: Never.self) { try JSONValue(parsing: Array("1".utf8), maxDepth: 0) }
     }
 
@@ -152,7 +165,10 @@ import Testing
             bytes += element
         }
         bytes.append(UInt8(ascii: "]"))
-        guard case let .array(elements) = try JSONValue(parsing: bytes) else { Issue.record("not an array"); return }
+        guard case let .array(elements) = try JSONValue(parsing: bytes) else {
+            Issue.record("not an array")
+            return
+        }
         #expect(elements.count == 1000)
     }
 
@@ -195,7 +211,9 @@ private func ascii(_ character: Unicode.Scalar) -> UInt8 { UInt8(ascii: characte
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    static func ours<T: Encodable>(_ value: T) throws -> String { String(decoding: try JSONCoding.encode(value), as: UTF8.self) }
+    static func ours<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try JSONCoding.encode(value), as: UTF8.self)
+    }
 
     static let values: [JSONValue] = [
         nil, true, false, 0, -1, .integer(.max), .integer(.min),
@@ -203,7 +221,10 @@ private func ascii(_ character: Unicode.Scalar) -> UInt8 { UInt8(ascii: characte
         .double(.greatestFiniteMagnitude), 100.0, 12345.678, -2.5e-7,
         "", "plain", "a\u{0}\u{1}\u{1F}\u{7F}\u{80}\u{2028}é😀\"\\/\n\r\t\u{8}\u{C}",
         [], [:], [1, [2, [3, []]], ["k": nil]],
-        ["b": 1, "a": 2, "B": 3, "é": 4, "aa": 5, "a\u{0}": 6, "_": 7, "Z": 8, "~": 9, "😀": 10, "ß": 11, "e": 12, "f": 13],
+        [
+            "b": 1, "a": 2, "B": 3, "é": 4, "aa": 5, "a\u{0}": 6, "_": 7, "Z": 8, "~": 9, "😀": 10, "ß": 11, "e": 12,
+            "f": 13,
+        ],
     ]
 
     @Test(arguments: values) func aValueIsWrittenAsJSONEncoderWroteIt(_ value: JSONValue) throws {
@@ -215,27 +236,39 @@ private func ascii(_ character: Unicode.Scalar) -> UInt8 { UInt8(ascii: characte
             .hello(Hello(pid: 1)),
             .ready(ReadyInfo(meta: ["name": "x"], memoryBytes: 65536)),
             .loadFailed(reason: "missing export: execute"),
-            .result(CallResult(id: 7, payload: ["success": true, "data": [1, 2.5, "three", nil]],
-                               stats: CallStats(micros: 12, fuelUsed: 99, memoryBytes: 65536))),
+            .result(
+                CallResult(
+                    id: 7, payload: ["success": true, "data": [1, 2.5, "three", nil]],
+                    stats: CallStats(micros: 12, fuelUsed: 99, memoryBytes: 65536))),
             .result(CallResult(id: 8, error: PluginError(.trap, plugin: "p", "unreachable"))),
             .log(LogLine(level: "info", message: "hi/there")),
         ]
         for message in worker { #expect(try Self.ours(message) == Self.foundation(message)) }
         let supervisor: [SupervisorMessage] = [
-            .load(LoadRequest(plugin: "p", memoryLimit: 1 << 20, fuel: 1000, env: ["A": "b"], config: ["k": "v"],
-                              preopens: [Preopen(host: "/tmp", guest: "/data", readOnly: true)])),
-            .call(CallRequest(id: 1, fn: .execute, payload: PluginContext(requestID: "r", parameters: ["x": [1]]).json)),
+            .load(
+                LoadRequest(
+                    plugin: "p", memoryLimit: 1 << 20, fuel: 1000, env: ["A": "b"], config: ["k": "v"],
+                    preopens: [Preopen(host: "/tmp", guest: "/data", readOnly: true)])),
+            .call(
+                CallRequest(id: 1, fn: .execute, payload: PluginContext(requestID: "r", parameters: ["x": [1]]).json)),
             .inspect(InspectRequest(workerUser: WorkerUser(uid: 61184, gid: 61184))),
         ]
         for message in supervisor { #expect(try Self.ours(message) == Self.foundation(message)) }
-        let status = ControlResponse(status: StatusReport(plugins: [PluginStatus(
-            name: "echo", version: nil, state: .ready,
-            workers: [WorkerStatus(pid: 3, state: .idle, uptimeSeconds: 2.0, rssBytes: nil, memoryBytes: 65536)],
-            calls: 1, errors: 0, errorsByCode: ["trap": 1], p50Micros: nil, p99Micros: 5, restarts: 0, lastError: nil,
-            sha256: nil, circuit: nil, queued: 0, generation: 0, lastReloadAt: nil, lastReload: nil)]))
+        let status = ControlResponse(
+            status: StatusReport(plugins: [
+                PluginStatus(
+                    name: "echo", version: nil, state: .ready,
+                    workers: [
+                        WorkerStatus(pid: 3, state: .idle, uptimeSeconds: 2.0, rssBytes: nil, memoryBytes: 65536)
+                    ],
+                    calls: 1, errors: 0, errorsByCode: ["trap": 1], p50Micros: nil, p99Micros: 5, restarts: 0,
+                    lastError: nil,
+                    sha256: nil, circuit: nil, queued: 0, generation: 0, lastReloadAt: nil, lastReload: nil)
+            ]))
         #expect(try Self.ours(status) == Self.foundation(status))
-        #expect(try Self.ours(ControlRequest(op: .call, plugin: "echo", context: ["parameters": [:]]))
-            == Self.foundation(ControlRequest(op: .call, plugin: "echo", context: ["parameters": [:]])))
+        #expect(
+            try Self.ours(ControlRequest(op: .call, plugin: "echo", context: ["parameters": [:]]))
+                == Self.foundation(ControlRequest(op: .call, plugin: "echo", context: ["parameters": [:]])))
     }
 
     @Test func aNonFiniteDoubleIsAnError() {

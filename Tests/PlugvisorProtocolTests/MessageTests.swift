@@ -10,7 +10,8 @@ import Testing
 
     /// Earlier workers also sent the module's exports and imports in `ready`: still accepted.
     @Test func anOlderWorkersReadyStillDecodes() throws {
-        let golden = #"{"type":"ready","meta":{"name":"x"},"exports":[{"name":"execute","kind":"func"}],"imports":[],"memoryBytes":65536}"#
+        let golden =
+            #"{"type":"ready","meta":{"name":"x"},"exports":[{"name":"execute","kind":"func"}],"imports":[],"memoryBytes":65536}"#
         let message = try JSONCoding.decode(WorkerMessage.self, from: Array(golden.utf8))
         #expect(message == .ready(ReadyInfo(meta: ["name": "x"], memoryBytes: 65536)))
     }
@@ -20,8 +21,10 @@ import Testing
             .hello(Hello(pid: 1)),
             .ready(ReadyInfo(meta: ["name": "x", "version": "1.0.0"], memoryBytes: 65536)),
             .loadFailed(reason: "missing export: execute"),
-            .result(CallResult(id: 7, payload: ["success": true, "data": [1, 2.5, "three", nil]],
-                               stats: CallStats(micros: 12, fuelUsed: 99, memoryBytes: 65536))),
+            .result(
+                CallResult(
+                    id: 7, payload: ["success": true, "data": [1, 2.5, "three", nil]],
+                    stats: CallStats(micros: 12, fuelUsed: 99, memoryBytes: 65536))),
             .result(CallResult(id: 8, error: PluginError(.trap, plugin: "p", "unreachable"))),
             .log(LogLine(level: "info", message: "hi")),
         ]
@@ -33,8 +36,10 @@ import Testing
 
     @Test func supervisorMessagesSurviveARoundTrip() throws {
         let messages: [SupervisorMessage] = [
-            .load(LoadRequest(plugin: "p", memoryLimit: 1 << 20, fuel: 1000, env: ["A": "b"], config: ["k": "v"],
-                              preopens: [Preopen(host: "/tmp", guest: "/data", readOnly: true)])),
+            .load(
+                LoadRequest(
+                    plugin: "p", memoryLimit: 1 << 20, fuel: 1000, env: ["A": "b"], config: ["k": "v"],
+                    preopens: [Preopen(host: "/tmp", guest: "/data", readOnly: true)])),
             .call(CallRequest(id: 1, fn: .execute, payload: ["parameters": [:]])),
             .inspect(InspectRequest()),
             .inspect(InspectRequest(workerUser: WorkerUser(uid: 61184, gid: 61184))),
@@ -69,7 +74,8 @@ import Testing
     /// The typed states keep the strings `status --json`, the gateway and older CLIs read.
     @Test func statusStatesKeepTheirWireStrings() throws {
         #expect(PluginStatus.State.allCases.map(\.rawValue) == ["starting", "ready", "reloading", "stopped", "failed"])
-        #expect(WorkerStatus.State.allCases.map(\.rawValue) == ["starting", "idle", "busy", "draining", "dying", "gone"])
+        #expect(
+            WorkerStatus.State.allCases.map(\.rawValue) == ["starting", "idle", "busy", "draining", "dying", "gone"])
         #expect(CircuitState.allCases.map(\.rawValue) == ["closed", "open", "half-open"])
         let status = PluginStatus(
             name: "echo", version: nil, state: .reloading,
@@ -79,7 +85,10 @@ import Testing
         let json = try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(status))
         #expect(json["state"] == "reloading")
         #expect(json["circuit"] == "half-open")
-        guard case let .array(workers)? = json["workers"] else { Issue.record("no workers array"); return }
+        guard case let .array(workers)? = json["workers"] else {
+            Issue.record("no workers array")
+            return
+        }
         #expect(workers.first?["state"] == "draining")
         #expect(try JSONCoding.decode(PluginStatus.self, from: JSONCoding.encode(status)) == status)
         #expect("\(CircuitState.halfOpen)" == "half-open")

@@ -11,7 +11,9 @@ import Testing
     }
 
     @Test func aParameterGivenTwiceIsRefusedByName() throws {
-        let twice = PluginContext.parameters(from: [(name: "a", value: "1"), (name: "b", value: 2), (name: "a", value: "2")])
+        let twice = PluginContext.parameters(from: [
+            (name: "a", value: "1"), (name: "b", value: 2), (name: "a", value: "2"),
+        ])
         #expect(throws: PluginError(.badRequest, #"parameter "a" is given twice"#)) { try twice.get() }
         let once = PluginContext.parameters(from: [(name: "a", value: "1"), (name: "A", value: "2")])
         #expect(try once.get() == ["a": "1", "A": "2"], "parameter names keep their case")

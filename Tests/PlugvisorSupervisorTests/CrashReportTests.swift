@@ -1,8 +1,9 @@
-@testable import Plugvisor
 import Glibc
 import PlugvisorPosix
 import PlugvisorProtocol
 import Testing
+
+@testable import Plugvisor
 
 /// What a caller is told when its call dies with a worker, from what the monitor collected.
 @Suite struct CrashReportTests {
@@ -24,7 +25,8 @@ import Testing
         let tail = ["loading", "seccomp refused syscall socket (41)", "after"]
         let report = CrashReport(exit: .signalled(SIGSYS), killReason: nil, stderrTail: tail)
         #expect(report.refusedSyscall == "socket (41)")
-        #expect("\(report)" == "killed by SIGSYS: the sandbox refused syscall socket (41); last stderr: loading | after")
+        #expect(
+            "\(report)" == "killed by SIGSYS: the sandbox refused syscall socket (41); last stderr: loading | after")
     }
 
     @Test func theMarkerCountsOnlyForASIGSYSDeath() {
@@ -53,7 +55,8 @@ import Testing
 
     @Test func theTailKeepsTheErrorAndDropsTheFrames() {
         var tail = StderrTail()
-        for line in ["Fatal error: boom", "Current stack trace:", "0 libswiftCore.so 0x0000 f + 1", "1 w 0x0001 g + 2"] {
+        for line in ["Fatal error: boom", "Current stack trace:", "0 libswiftCore.so 0x0000 f + 1", "1 w 0x0001 g + 2"]
+        {
             tail.record(line)
         }
         #expect(tail.lines == ["Fatal error: boom"])

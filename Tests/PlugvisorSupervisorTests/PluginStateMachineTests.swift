@@ -1,7 +1,8 @@
-@testable import Plugvisor
 import PlugvisorManifest
 import PlugvisorProtocol
 import Testing
+
+@testable import Plugvisor
 
 /// The ids of the workers `actions` spawn.
 func spawned(_ actions: [PluginStateMachine.Action]) -> [Int] {
@@ -9,11 +10,16 @@ func spawned(_ actions: [PluginStateMachine.Action]) -> [Int] {
 }
 
 /// The outcomes `actions` settle, by generation.
-func settled(_ actions: [PluginStateMachine.Action]) -> [PluginStateMachine.Generation: PluginStateMachine.ReloadOutcome] {
-    Dictionary(uniqueKeysWithValues: actions.compactMap { if case let .settle(g, outcome) = $0 { (g, outcome) } else { nil } })
+func settled(
+    _ actions: [PluginStateMachine.Action]
+) -> [PluginStateMachine.Generation: PluginStateMachine.ReloadOutcome] {
+    Dictionary(
+        uniqueKeysWithValues: actions.compactMap { if case let .settle(g, outcome) = $0 { (g, outcome) } else { nil } })
 }
 
-func testSpec(instances: Int = 1, maxQueue: Int = 2, restartMax: Int = 3, circuit: PluginSpec.CircuitPolicy? = nil) -> PluginSpec {
+func testSpec(
+    instances: Int = 1, maxQueue: Int = 2, restartMax: Int = 3, circuit: PluginSpec.CircuitPolicy? = nil
+) -> PluginSpec {
     var spec = PluginSpec(name: "p", wasm: "/p.wasm")
     spec.instances = instances
     spec.maxQueue = maxQueue
@@ -107,7 +113,10 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         var delays: [Duration] = []
         for round in 0..<3 {
             let actions = machine.workerExited(current, now: t0 + .seconds(round), description: "exited with code 1")
-            guard case let .spawn(next, after)? = actions.first else { Issue.record("no restart in round \(round)"); return }
+            guard case let .spawn(next, after)? = actions.first else {
+                Issue.record("no restart in round \(round)")
+                return
+            }
             delays.append(after)
             #expect(machine.workerSpawning(next, now: t0 + .seconds(round)).wanted)
             #expect(machine.workerReady(next, now: t0 + .seconds(round)).wanted)
@@ -116,7 +125,10 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         #expect(delays == [.zero, .milliseconds(100), .milliseconds(200)])
         #expect(machine.restarts.total == 3)
         #expect(machine.workerExited(current, now: t0 + .seconds(4), description: "exited with code 1") == [])
-        guard case let .failed(code, reason) = machine.state else { Issue.record("not failed"); return }
+        guard case let .failed(code, reason) = machine.state else {
+            Issue.record("not failed")
+            return
+        }
         #expect(code == .restartLimit)
         #expect(reason.contains("restarted 3 times within 60.0 seconds; last: exited with code 1"))
         guard case .reject(.restartLimit, _) = machine.admit(1, now: t0) else {
@@ -131,7 +143,8 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         #expect(machine.workerSpawning(next, now: t0).wanted)
         #expect(machine.workerReady(next, now: t0).wanted)
         // It ran for longer than `within`: its death is the first of a new count.
-        #expect(spawned(machine.workerExited(next, now: t0 + .seconds(61), description: "crash")).count == 1,
+        #expect(
+            spawned(machine.workerExited(next, now: t0 + .seconds(61), description: "crash")).count == 1,
             "a worker that ran stably was not restarted")
         #expect(machine.state == .serving)
     }
@@ -181,7 +194,8 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
     }
 
     @Test func aWorkerFoundUnusableEndsAHalfOpenTrial() throws {
-        var (machine, ids) = try readyMachine(testSpec(instances: 1, circuit: .init(failures: 1, reset: .seconds(1))), at: t0)
+        var (machine, ids) = try readyMachine(
+            testSpec(instances: 1, circuit: .init(failures: 1, reset: .seconds(1))), at: t0)
         #expect(machine.admit(1, now: t0) == .run(ids[0]))
         _ = machine.finish(ids[0], failure: .trap, workerLost: false, now: t0)
         #expect(machine.admit(2, now: t0 + .seconds(2)) == .run(ids[0]))  // the trial
@@ -190,7 +204,8 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
     }
 
     @Test func aWorkerGivenBackUnusedGoesToTheNextInLineAndCountsNothing() throws {
-        var (machine, ids) = try readyMachine(testSpec(instances: 1, circuit: .init(failures: 1, reset: .seconds(1))), at: t0)
+        var (machine, ids) = try readyMachine(
+            testSpec(instances: 1, circuit: .init(failures: 1, reset: .seconds(1))), at: t0)
         #expect(machine.admit(1, now: t0) == .run(ids[0]))
         #expect(machine.admit(2, now: t0) == .wait)
         #expect(machine.admit(3, now: t0) == .wait)
@@ -212,14 +227,25 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
     @Test func aWorkerThatDiesWhileLoadingIsRetriedLikeACrashAndTheStartWaitsForIt() throws {
         var machine = PluginStateMachine(spec: testSpec(restartMax: 1))
         let first = try #require(spawned(machine.begin(now: t0)).first)
-        let retry = machine.workerFailedToStart(first, code: .workerCrashed, reason: "worker died while loading: killed by SIGKILL", now: t0)
-        guard case let .spawn(second, after)? = retry.first else { Issue.record("no retry: \(retry)"); return }
+        let retry = machine.workerFailedToStart(
+            first, code: .workerCrashed, reason: "worker died while loading: killed by SIGKILL", now: t0)
+        guard case let .spawn(second, after)? = retry.first else {
+            Issue.record("no retry: \(retry)")
+            return
+        }
         #expect(after == .zero)
         #expect(settled(retry).isEmpty, "the start waits for the retry")
         #expect(machine.state == .starting)
-        let giveUp = machine.workerFailedToStart(second, code: .workerCrashed, reason: "worker died while loading: killed by SIGKILL", now: t0)
-        guard case .failed(.restartLimit, _) = machine.state else { Issue.record("not failed: \(machine.state)"); return }
-        guard case .failed? = settled(giveUp)[0] else { Issue.record("the start did not settle: \(giveUp)"); return }
+        let giveUp = machine.workerFailedToStart(
+            second, code: .workerCrashed, reason: "worker died while loading: killed by SIGKILL", now: t0)
+        guard case .failed(.restartLimit, _) = machine.state else {
+            Issue.record("not failed: \(machine.state)")
+            return
+        }
+        guard case .failed? = settled(giveUp)[0] else {
+            Issue.record("the start did not settle: \(giveUp)")
+            return
+        }
     }
 
     @Test func aWorkerReadyAfterTheKillIsNotWanted() throws {
@@ -288,7 +314,8 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
     }
 
     @Test func queuedCallersAreRefusedWhenTheCircuitOpens() throws {
-        var (machine, ids) = try readyMachine(testSpec(maxQueue: 4, circuit: .init(failures: 1, reset: .seconds(30))), at: t0)
+        var (machine, ids) = try readyMachine(
+            testSpec(maxQueue: 4, circuit: .init(failures: 1, reset: .seconds(30))), at: t0)
         #expect(machine.admit(1, now: t0) == .run(ids[0]))
         #expect(machine.admit(2, now: t0) == .wait)
         let finished = machine.finish(ids[0], failure: .trap, workerLost: false, now: t0)
@@ -366,8 +393,13 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         let (generation, started) = machine.beginReload(spec: machine.spec, now: t0)
         let fresh = spawned(started)
         _ = machine.workerReady(fresh[0], now: t0)
-        let dropped = machine.workerFailedToStart(fresh[1], code: .loadFailed, reason: "missing export: execute", now: t0)
-        #expect(dropped == [.kill(fresh[0], because: .stopped), .settle(try #require(generation), .failed(reason: "missing export: execute"))])
+        let dropped = machine.workerFailedToStart(
+            fresh[1], code: .loadFailed, reason: "missing export: execute", now: t0)
+        #expect(
+            dropped == [
+                .kill(fresh[0], because: .stopped),
+                .settle(try #require(generation), .failed(reason: "missing export: execute")),
+            ])
         #expect(machine.state == .serving)
         #expect(machine.generation == 0)
         #expect(machine.lastReload == .failed(reason: "missing export: execute"))
@@ -400,7 +432,10 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         #expect(fresh.count == 1)
         #expect(machine.state == .starting)
         #expect(machine.lastReload == nil, "no outcome before the new generation settles")
-        #expect(settled(machine.workerReady(fresh[0], now: t0).actions) == [try #require(generation): .succeeded(version: 1)])
+        #expect(
+            settled(machine.workerReady(fresh[0], now: t0).actions) == [
+                try #require(generation): .succeeded(version: 1)
+            ])
         #expect(machine.state == .serving)
         #expect(machine.lastReload == .succeeded(version: 1))
     }
@@ -413,7 +448,8 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         let (generation, started) = machine.beginReload(spec: machine.spec, now: t0)
         #expect(machine.lastReload == nil)
         let fresh = spawned(started)
-        let failed = machine.workerFailedToStart(fresh[0], code: .loadFailed, reason: "missing export: execute", now: t0)
+        let failed = machine.workerFailedToStart(
+            fresh[0], code: .loadFailed, reason: "missing export: execute", now: t0)
         #expect(settled(failed) == [try #require(generation): .failed(reason: "missing export: execute")])
         #expect(machine.lastReload == .failed(reason: "missing export: execute"))
         #expect(machine.state == .failed(code: .loadFailed, reason: "missing export: execute"))
@@ -428,7 +464,10 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         let firstReplacement = try #require(spawned(machine.workerExited(ids[0], now: t0, description: "crash")).first)
         _ = machine.workerReady(firstReplacement, now: t0)
         let delayed = machine.workerExited(ids[1], now: t0, description: "crash")
-        guard case let .spawn(_, after)? = delayed.first, after > .zero else { Issue.record("no delayed restart: \(delayed)"); return }
+        guard case let .spawn(_, after)? = delayed.first, after > .zero else {
+            Issue.record("no delayed restart: \(delayed)")
+            return
+        }
         let (generation, started) = machine.beginReload(spec: machine.spec, now: t0)
         let fresh = spawned(started)
         _ = machine.workerReady(fresh[0], now: t0)

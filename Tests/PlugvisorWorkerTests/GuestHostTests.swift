@@ -1,17 +1,21 @@
 import PlugvisorProtocol
 import PlugvisorTestSupport
-@testable import PlugvisorWorker
 import Testing
+
+@testable import PlugvisorWorker
 
 /// The guest ABI run in-process (no worker process, no sandbox) against real fixture modules.
 @Suite struct GuestHostTests {
     let context: JSONValue = ["request_id": "r-1", "headers": ["h": "v"], "parameters": ["name": "Ada", "n": "2"]]
 
-    func host(_ fixture: String, _ request: LoadRequest? = nil, log: @escaping (LogLine) -> Void = { _ in })
+    func host(
+        _ fixture: String, _ request: LoadRequest? = nil, log: @escaping (LogLine) -> Void = { _ in }
+    )
         throws -> GuestHost
     {
-        try GuestHost(moduleBytes: try Fixtures.pluginBytes(fixture),
-                      request: request ?? LoadRequest(plugin: fixture), log: log)
+        try GuestHost(
+            moduleBytes: try Fixtures.pluginBytes(fixture),
+            request: request ?? LoadRequest(plugin: fixture), log: log)
     }
 
     @Test func echoAnswersWithTheContextItWasGiven() throws {
