@@ -65,7 +65,7 @@ def log(message):
     return {"type": "log", "level": "info", "message": message}
 
 
-send({"type": "hello", "plugvisor": 1, "pid": os.getpid()})
+send({"type": "hello", "plugvisor": 2, "pid": os.getpid()})
 receive()  # load
 version = "1.0" + ESCAPES + "\n" + FORGED if mode == "escape-text" else "1.0"
 send({"type": "ready", "meta": {"name": plugin, "version": version}, "exports": [], "imports": [], "memoryBytes": 65536})

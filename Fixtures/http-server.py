@@ -5,6 +5,7 @@
 /big       200 with 2 MiB of body (over the broker's 1 MiB limit)
 /redirect  302 to a host no manifest allows
 /slow      answers after 10 s
+/pause     200 "after a pause", after 0.5 s
 """
 import http.server
 import sys
@@ -22,6 +23,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", "http://not-allowed.invalid/")
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif self.path == "/pause":
+            time.sleep(0.5)
+            self.answer(200, b"after a pause")
         elif self.path == "/slow":
             time.sleep(10)
             self.answer(200, b"late")

@@ -3,6 +3,7 @@ import Logging
 import PlugvisorManifest
 import PlugvisorPosix
 import PlugvisorProtocol
+import Synchronization
 
 /// The single owner of one plugin's lifecycle: the only code that touches its
 /// `PluginStateMachine`, its worker handles and its modules. Every lifecycle event (spawned,
@@ -33,6 +34,7 @@ final class PluginController: @unchecked Sendable {
     /// Callers queued in the machine, each woken alone when its turn comes.
     private var waiters: [PluginStateMachine.WaiterID: CallWaiter] = [:]
     private var nextWaiterID = 1
+    private let callIDs = Atomic<UInt64>(0)
     /// Whoever waits for a generation's start or reload to settle.
     private var settleWaiters: [Generation: SettleWaiter] = [:]
 
@@ -398,52 +400,91 @@ final class PluginController: @unchecked Sendable {
 
     // MARK: Calls
 
-    /// Runs `execute` with `context` on an idle worker, waiting in the bounded queue if needed.
-    /// Every call returns: a guest result or a typed error; none waits past the plugin's timeout.
+    /// Runs `execute` with `context` on a worker (idle, or behind the call it runs), waiting in
+    /// the bounded queue if needed. Every call returns: a guest result or a typed error; none
+    /// waits past the plugin's timeout.
     /// - Parameter calledAt: when the caller called (it may have waited for a thread since):
     ///   the timeout counts from then.
     func execute(context: JSONValue, calledAt: ContinuousClock.Instant = .now) -> Result<JSONValue, PluginError> {
         let started = calledAt
         let timeout = spec.timeout
         let deadline = started + timeout
-        let result: Result<JSONValue, PluginError>
-        switch checkout(deadline: deadline, timeout: timeout) {
-        case let .failure(error):
-            result = .failure(error)
-        case let .success((id, worker, spec, othersWaiting)):
-            // Spinning for the answer pays when a core is free; with callers queued, every core
-            // is busy and the spin would only take CPU from the worker.
-            worker.channel.spin = othersWaiting ? .zero : Self.answerSpin
-            result = WorkerConnection(worker: worker, plugin: name).call(
-                context, spec: spec, deadline: deadline, hostService: serve)
-            worker.reportDroppedGuestLines()
-            // Lost means gone or going: what the worker's answer says cannot decide that.
-            let lost = worker.killedReason() != nil || worker.hasExited
-            perform(
-                lock.withLock { deliver(machine.finish(id, failure: result.failureCode, workerLost: lost, now: .now)) })
-        }
+        let result = run(context: context, deadline: deadline, timeout: timeout)
         let elapsed = ContinuousClock.now - started
         lock.withLock { stats.record(failure: result.failureCode, micros: Int(elapsed.microseconds)) }
         metrics.recordCall(nanoseconds: elapsed.nanoseconds, error: result.failureCode)
         return result
     }
 
+    /// How long a caller polls for its answer before sleeping (`FrameChannel.spin`).
     static let answerSpin: Duration = .microseconds(50)
 
-    /// An idle worker for one call, waiting in the machine's queue (first come, first served)
-    /// if needed; also says whether other callers are waiting.
+    /// Calls up to this size may be sent behind another worker's call: they fit in a socket's
+    /// buffer, so their send never waits for a worker that is busy.
+    static let pipelinedFrameLimit = 64 << 10
+
+    private func run(
+        context: JSONValue, deadline: ContinuousClock.Instant, timeout: Duration
+    ) -> Result<JSONValue, PluginError> {
+        let call: WorkerConnection.EncodedCall
+        do throws(ChannelError) {
+            call = try WorkerConnection.EncodedCall(id: callIDs.add(1, ordering: .relaxed).newValue, context: context)
+        } catch {
+            return .failure(PluginError(.internalError, plugin: name, "\(error)"))
+        }
+        let terms = PluginStateMachine.CallTerms(
+            deadline: deadline, mayPipeline: call.frame.count <= Self.pipelinedFrameLimit)
+        var returning = false
+        while true {
+            let id: WorkerID
+            let worker: WorkerHandle
+            let spec: PluginSpec
+            switch checkout(terms, timeout: timeout, returning: returning) {
+            case let .failure(error):
+                return .failure(error)
+            case let .success(checkedOut):
+                (id, worker, spec) = checkedOut
+            }
+            switch WorkerConnection(worker: worker, plugin: name).call(
+                call, spec: spec, deadline: deadline, hostService: serve)
+            {
+            case .notRun:
+                // Its worker was lost before reaching it: it goes first to whichever serves next.
+                perform(lock.withLock { deliver(machine.returnUnused(id, now: .now)) })
+                returning = true
+            case let .unusable(input):
+                lock.withLock { discard(worker, id, because: input) }
+                returning = true
+            case let .answered(result):
+                worker.reportDroppedGuestLines()
+                // Lost means gone or going: what the worker's answer says cannot decide that.
+                let lost = worker.killedReason() != nil || worker.hasExited
+                perform(
+                    lock.withLock {
+                        deliver(machine.finish(id, failure: result.failureCode, workerLost: lost, now: .now))
+                    })
+                return result
+            }
+        }
+    }
+
+    /// A worker for one call, waiting in the machine's queue (first come, first served) if
+    /// needed.
+    /// - Parameter returning: the caller's call was not run on the worker it had: it keeps its
+    ///   place at the head of the queue.
     private func checkout(
-        deadline: ContinuousClock.Instant, timeout: Duration
-    )
-        -> Result<(WorkerID, WorkerHandle, PluginSpec, Bool), PluginError>
-    {
-        lock.withLock {
-            let waiterID = nextWaiterID
-            nextWaiterID += 1
-            var returning = false
+        _ terms: PluginStateMachine.CallTerms, timeout: Duration, returning: Bool
+    ) -> Result<(WorkerID, WorkerHandle, PluginSpec), PluginError> {
+        let deadline = terms.deadline ?? .now
+        var work: [Action] = []
+        defer { perform(work) }
+        return lock.withLock { () -> Result<(WorkerID, WorkerHandle, PluginSpec), PluginError> in
+            var returning = returning
             while true {
+                let waiterID = nextWaiterID
+                nextWaiterID += 1
                 let id: WorkerID
-                switch machine.admit(waiterID, now: .now, returning: returning) {
+                switch machine.admit(waiterID, now: .now, terms: terms, returning: returning) {
                 case let .run(worker):
                     id = worker
                 case let .reject(code, message):
@@ -456,11 +497,10 @@ final class PluginController: @unchecked Sendable {
                     switch waiter.answer {
                     case let .worker(worker)?:
                         guard ContinuousClock.now < deadline else {
-                            // Handed a worker just as its time ran out: too late to call, and
-                            // a call that cannot be sent in time would cost the worker.
-                            perform(deliverLater: machine.returnUnused(worker, now: .now))
-                            return .failure(
-                                PluginError(.timeout, plugin: name, "no worker became free within \(timeout)"))
+                            // Handed a worker just as its time ran out: too late to call, and a
+                            // call that cannot be sent in time would cost the worker.
+                            work += deliver(machine.returnUnused(worker, now: .now))
+                            return .failure(noWorkerFree(within: timeout))
                         }
                         id = worker
                     case let .rejected(code, message)?:
@@ -468,27 +508,19 @@ final class PluginController: @unchecked Sendable {
                     case nil:
                         let left = machine.leaveQueue(waiterID)
                         precondition(left, "a waiter without an answer is queued")
-                        return .failure(PluginError(.timeout, plugin: name, "no worker became free within \(timeout)"))
+                        return .failure(noWorkerFree(within: timeout))
                     }
                 }
-                guard let worker = handles[id], let spec = machine.spec(of: id) else {
-                    preconditionFailure("worker \(id) handed out without a handle")
-                }
-                if let input = worker.channel.unexpectedInput() {
-                    discard(worker, id, because: input)
-                    returning = true
-                    continue
-                }
-                return .success((id, worker, spec, !machine.queue.isEmpty))
+                if let worker = handles[id], let spec = machine.spec(of: id) { return .success((id, worker, spec)) }
+                // It exited between being handed over and now: the call never reached it.
+                work += deliver(machine.returnUnused(id, now: .now))
+                returning = true
             }
         }
     }
 
-    /// Delivers, under `lock`, what a worker given back hands on (only to other waiters: it
-    /// never spawns, kills or retires).
-    private func perform(deliverLater actions: [Action]) {
-        let work = deliver(actions)
-        precondition(work.isEmpty, "giving a worker back asked for process work")
+    private func noWorkerFree(within timeout: Duration) -> PluginError {
+        PluginError(.timeout, plugin: name, "no worker became free within \(timeout)")
     }
 
     /// An idle worker that sent something nobody asked for (a stale frame) or hung up: it must
@@ -547,7 +579,7 @@ final class PluginController: @unchecked Sendable {
                 state: machine.reportedState, reason: reason, lastReload: machine.lastReload,
                 lastReloadAt: lastReloadAt,
                 version: machine.version, meta: metas[machine.generation], sha256: modules[machine.generation]?.sha256,
-                restarts: machine.restarts.total, circuit: machine.circuit?.reportedState, queued: machine.queue.count,
+                restarts: machine.restarts.total, circuit: machine.circuit?.reportedState, queued: machine.waiting,
                 stats: stats)
         }
         let now = ContinuousClock.now

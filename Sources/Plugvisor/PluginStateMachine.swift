@@ -33,6 +33,8 @@ struct PluginStateMachine: Sendable {
         /// Spawned (or about to be), not yet through its handshake.
         case starting
         case idle
+        /// Holding `calls` callers: the first one's call runs, the others' were sent behind it
+        /// (pipelined) and run next, in order.
         case busy
         /// Finishing its call, then retired.
         case draining
@@ -44,6 +46,12 @@ struct PluginStateMachine: Sendable {
         var phase: Phase
         var startedAt: ContinuousClock.Instant
         var generation: Generation
+        /// Callers holding it: one whose call runs, and up to `pipelineDepth - 1` whose calls
+        /// wait on its channel behind it. Zero unless busy.
+        var calls = 0
+        /// The deadline of the last call it was given; a call is pipelined behind it only with
+        /// a deadline no earlier, so that no call behind times out before the one ahead of it.
+        var lastDeadline: ContinuousClock.Instant?
         /// Its process ended while its handshake was still under way: the handshake's own
         /// outcome (ready or not) decides what follows, whichever event comes first.
         var exitedWhileStarting: String?
@@ -78,6 +86,8 @@ struct PluginStateMachine: Sendable {
     }
 
     enum Admission: Equatable {
+        /// The caller sends its call to this worker now: to an idle one, or behind the call it
+        /// runs (the caller then waits for its turn to read).
         case run(WorkerID)
         /// No worker is free: the caller is queued and gets `.handOff` or `.reject` later.
         case wait
@@ -99,6 +109,17 @@ struct PluginStateMachine: Sendable {
     private(set) var lastError: String?
     /// Callers waiting for a worker, first come first served.
     private(set) var queue: [WaiterID] = []
+    /// What each queued caller said of its call when it asked (see `admit`).
+    private var queuedTerms: [WaiterID: CallTerms] = [:]
+
+    /// What the machine needs to know of a call to place it.
+    struct CallTerms: Equatable {
+        /// When the caller gives up.
+        var deadline: ContinuousClock.Instant?
+        /// The call is small enough to be sent behind another worker's call (its send cannot
+        /// block on a worker that is busy).
+        var mayPipeline = false
+    }
     private var idle: [WorkerID] = []
     /// For each generation whose start or reload is not settled yet: the first workers not yet
     /// through their handshake, and whether a reload made it.
@@ -432,28 +453,63 @@ struct PluginStateMachine: Sendable {
 
     // MARK: Calls
 
+    /// How many callers a worker holds at most: the one whose call runs and one sent behind it,
+    /// so that the worker finds its next call on its channel instead of waiting for a round
+    /// trip, and a call never waits behind more than one other.
+    static let pipelineDepth = 2
+
     /// A caller asks for a worker: it runs at once when one is idle and nobody queues ahead of
-    /// it, queues when all are busy (up to `maxQueue`), or is refused.
-    /// - Parameter returning: the caller was handed a worker that turned out unusable; it keeps
-    ///   its place at the head of the queue.
-    mutating func admit(_ waiter: WaiterID, now: ContinuousClock.Instant, returning: Bool = false) -> Admission {
+    /// it, or behind a busy worker's call when `pipelineBy` allows; it queues otherwise (up to
+    /// `maxQueue`), or is refused.
+    /// - Parameters:
+    ///   - terms: the call's deadline and whether it may be sent behind another call.
+    ///   - returning: the caller's call was not run (its worker was unusable, or died before
+    ///     reaching it): it keeps its place at the head of the queue.
+    mutating func admit(
+        _ waiter: WaiterID, now: ContinuousClock.Instant, terms: CallTerms = CallTerms(), returning: Bool = false
+    ) -> Admission {
         if let refusal = refusal(now: now) { return .reject(refusal.0, refusal.1) }
-        if queue.isEmpty || returning, let id = idle.last {
-            if let circuit, circuit.refuses(now: now) { return circuitOpen(now: now) }
+        if queue.isEmpty || returning, let id = idle.last ?? pipelineSlot(for: terms, joining: !returning) {
             guard circuit?.allow(now: now) ?? true else { return circuitOpen(now: now) }
-            idle.removeLast()
-            workers[id]?.phase = .busy
+            take(id, terms)
             return .run(id)
         }
         if returning {
             queue.insert(waiter, at: 0)
-            return .wait
+        } else {
+            guard waiting < maxQueue else {
+                return .reject(
+                    .overloaded, "all \(instances) workers of \(name) are busy and \(maxQueue) calls are queued")
+            }
+            queue.append(waiter)
         }
-        guard queue.count < maxQueue else {
-            return .reject(.overloaded, "all \(instances) workers of \(name) are busy and \(maxQueue) calls are queued")
-        }
-        queue.append(waiter)
+        queuedTerms[waiter] = terms
         return .wait
+    }
+
+    /// Calls waiting, for a worker or behind another call: what `maxQueue` bounds and `status`
+    /// shows as queued.
+    var waiting: Int { queue.count + workers.values.reduce(0) { $0 + max(0, $1.calls - 1) } }
+
+    /// A busy worker of the serving generation with room behind its call for a call with
+    /// `terms` (the lowest id, so that callers fill one worker's pipeline at a time).
+    /// - Parameter joining: the call is not waiting yet, so it needs room under `maxQueue`.
+    private func pipelineSlot(for terms: CallTerms, joining: Bool = false) -> WorkerID? {
+        guard terms.mayPipeline, let deadline = terms.deadline, !joining || waiting < maxQueue else { return nil }
+        return workers.filter { _, worker in
+            worker.phase == .busy && worker.generation == generation && worker.calls < Self.pipelineDepth
+                && worker.lastDeadline.map { $0 <= deadline } ?? false
+        }.keys.min()
+    }
+
+    /// Gives worker `id` (idle, or with room in its pipeline) one more caller.
+    private mutating func take(_ id: WorkerID, _ terms: CallTerms) {
+        if workers[id]?.phase == .idle {
+            idle.removeAll { $0 == id }
+            workers[id]?.phase = .busy
+        }
+        workers[id]?.calls += 1
+        workers[id]?.lastDeadline = terms.deadline
     }
 
     /// Why no call can run now, if so.
@@ -482,59 +538,71 @@ struct PluginStateMachine: Sendable {
     mutating func leaveQueue(_ waiter: WaiterID) -> Bool {
         guard let index = queue.firstIndex(of: waiter) else { return false }
         queue.remove(at: index)
+        queuedTerms.removeValue(forKey: waiter)
         return true
     }
 
-    /// Hands idle workers to queued callers in arrival order; refuses them all when no call
-    /// can run.
+    /// Hands idle workers, then room behind busy workers' calls, to queued callers in arrival
+    /// order (a caller that cannot be pipelined waits for an idle worker, and those behind it
+    /// wait too); refuses them all when no call can run.
     private mutating func dispatch(now: ContinuousClock.Instant) -> [Action] {
         if let refusal = refusal(now: now) { return rejectQueue(refusal.0, refusal.1) }
         var actions: [Action] = []
-        while !queue.isEmpty, let id = idle.last {
+        while let waiter = queue.first {
+            let terms = queuedTerms[waiter] ?? CallTerms()
+            guard let id = idle.last ?? pipelineSlot(for: terms) else { break }
             guard circuit?.allow(now: now) ?? true else { break }  // half-open: one trial at a time
-            idle.removeLast()
-            workers[id]?.phase = .busy
-            actions.append(.handOff(id, to: queue.removeFirst()))
+            queue.removeFirst()
+            queuedTerms.removeValue(forKey: waiter)
+            take(id, terms)
+            actions.append(.handOff(id, to: waiter))
         }
         return actions
     }
 
     private mutating func rejectQueue(_ code: PluginError.Code, _ message: String) -> [Action] {
-        defer { queue.removeAll() }
+        defer {
+            queue.removeAll()
+            queuedTerms.removeAll()
+        }
         return queue.map { .reject($0, code, message) }
     }
 
     /// A call on `id` ended. `failure` is its error code, if any; `workerLost` says the worker
-    /// died or was killed during the call (timeout, crash, protocol violation). A worker that
-    /// goes on serving goes to the caller queued longest.
+    /// died or was killed during the call (timeout, crash, protocol violation): the calls sent
+    /// behind it were not run, and their callers ask again (`admit(returning: true)`). A worker
+    /// that goes on serving goes to the caller queued longest.
     mutating func finish(
         _ id: WorkerID, failure: PluginError.Code?, workerLost: Bool, now: ContinuousClock.Instant
     )
         -> [Action]
     {
         circuit?.record(failure: failure, now: now)
-        var actions: [Action] = []
-        if let worker = workers[id], worker.phase == .busy {
-            if workerLost {
-                workers[id]?.phase = .dying(replace: true)
-            } else if state == .shuttingDown || worker.generation != generation {
-                workers[id]?.phase = .draining
-                actions.append(.retire(id))
-            } else {
-                workers[id]?.phase = .idle
-                idle.append(id)
-            }
-        }
-        return actions + dispatch(now: now)
+        if workerLost, workers[id]?.phase == .busy { workers[id]?.phase = .dying(replace: true) }
+        return release(id) + dispatch(now: now)
     }
 
-    /// A caller was handed worker `id` too late to use it (its deadline passed as it woke): the
-    /// worker goes back, to the next caller queued if there is one. Nothing is counted.
-    mutating func returnUnused(_ id: WorkerID, now: ContinuousClock.Instant) -> [Action] {
-        guard workers[id]?.phase == .busy else { return [] }
+    /// One caller lets go of worker `id`: when it was the last, the worker is idle again (or
+    /// retired, when its generation no longer serves).
+    private mutating func release(_ id: WorkerID) -> [Action] {
+        guard let worker = workers[id], worker.calls > 0 else { return [] }
+        workers[id]?.calls -= 1
+        guard worker.calls == 1, worker.phase == .busy else { return [] }
+        workers[id]?.lastDeadline = nil
+        if state == .shuttingDown || worker.generation != generation {
+            workers[id]?.phase = .draining
+            return [.retire(id)]
+        }
         workers[id]?.phase = .idle
         idle.append(id)
-        return dispatch(now: now)
+        return []
+    }
+
+    /// A caller was handed worker `id` too late to use it (its deadline passed as it woke), or
+    /// its call, sent behind another, was never run (the worker was lost first): the worker's
+    /// place goes to the next caller queued, if the worker still serves. Nothing is counted.
+    mutating func returnUnused(_ id: WorkerID, now: ContinuousClock.Instant) -> [Action] {
+        release(id) + dispatch(now: now)
     }
 
     /// Worker `id`, just handed to a caller, turned out unusable before the call began (it sent
@@ -545,6 +613,7 @@ struct PluginStateMachine: Sendable {
         guard workers[id]?.phase == .busy else { return }
         circuit?.record(failure: code, now: now)
         workers[id]?.phase = .dying(replace: true)
+        workers[id]?.calls -= 1
     }
 
     // MARK: Operator

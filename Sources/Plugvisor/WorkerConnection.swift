@@ -74,16 +74,92 @@ struct WorkerConnection {
         }
     }
 
-    /// Sends one call and reads until its result, forwarding guest log lines and serving host
-    /// requests on the way. Every send and receive keeps to `deadline`, whatever the worker does.
+    /// A call encoded once for the wire, whichever worker it goes to (again, when the first
+    /// one was lost before running it).
+    struct EncodedCall {
+        let id: UInt64
+        let frame: [UInt8]
+
+        init(id: UInt64, context: JSONValue) throws(ChannelError) {
+            self.id = id
+            do {
+                frame = Framing.frame(
+                    try JSONCoding.encode(SupervisorMessage.call(CallRequest(id: id, fn: .execute, payload: context))))
+            } catch {
+                throw .malformed("cannot encode the call: \(error)")
+            }
+        }
+    }
+
+    enum CallOutcome {
+        /// The worker's answer, or what became of the call.
+        case answered(Result<JSONValue, PluginError>)
+        /// It was sent behind a call whose worker was lost before answering: it never ran.
+        case notRun
+        /// The worker was idle but had sent something nobody asked for, or hung up: it must
+        /// answer no call. Nothing was sent.
+        case unusable(FrameChannel.UnexpectedInput)
+    }
+
+    /// Sends one call (behind the worker's current one, if any: see `CallPipeline`), waits for
+    /// its turn and reads until its result, forwarding guest log lines and serving host requests
+    /// on the way. Every send and receive keeps to `deadline`, whatever the worker does.
     func call(
-        _ context: JSONValue, spec: PluginSpec, deadline: ContinuousClock.Instant, hostService: HostService
-    ) -> Result<JSONValue, PluginError> {
-        let request = CallRequest(id: worker.takeCallID(), fn: .execute, payload: context)
+        _ call: EncodedCall, spec: PluginSpec, deadline: ContinuousClock.Instant, hostService: HostService
+    ) -> CallOutcome {
         let sent = ContinuousClock.now
+        let ticket: CallPipeline.Ticket
+        switch worker.pipeline.send(
+            check: { worker.channel.unexpectedInput() },
+            { () throws(ChannelError) in try worker.channel.writeAll(call.frame, deadline: deadline) })
+        {
+        case .lost:
+            return .notRun
+        case let .refused(input):
+            return .unusable(input)
+        case let .failed(error, sentToIdle):
+            // Behind a call, a hung-up channel means the worker is gone before reaching this one.
+            if !sentToIdle && error == .closed { return .notRun }
+            return .answered(.failure(failure(error, spec: spec, deadline: deadline)))
+        case let .sent(sentTicket):
+            ticket = sentTicket
+        }
+        if !ticket.sentToIdle {
+            // The call ahead ends by its own deadline, no later than this one's.
+            switch worker.pipeline.awaitTurn(ticket, until: deadline + .seconds(1)) {
+            case .yours:
+                break
+            case .notRun:
+                return .notRun
+            case .stuck:
+                worker.pipeline.lose()
+                worker.kill(because: .internalError)
+                return .answered(
+                    .failure(
+                        PluginError(
+                            .internalError, plugin: plugin,
+                            "the call ahead of this one on worker \(worker.pid) never ended")))
+            }
+        }
+        do throws(PluginError) {
+            let answer = try receiveAnswer(
+                to: call.id, spec: spec, deadline: deadline, sent: sent, hostService: hostService)
+            worker.pipeline.answered(ticket)
+            return .answered(answer)
+        } catch {
+            worker.pipeline.lose()
+            return .answered(.failure(error))
+        }
+    }
+
+    /// Reads until call `id`'s result: the worker's answer (a guest result or a guest error).
+    /// - Throws: what became of the call when the worker did not answer; the worker is lost.
+    private func receiveAnswer(
+        to id: UInt64, spec: PluginSpec, deadline: ContinuousClock.Instant, sent: ContinuousClock.Instant,
+        hostService: HostService
+    ) throws(PluginError) -> Result<JSONValue, PluginError> {
+        let ceiling = WorkerFrameCeiling.result(maxResultBytes: LoadRequest.defaultMaxResultBytes)
         do {
-            try worker.channel.send(SupervisorMessage.call(request), deadline: deadline)
-            let ceiling = WorkerFrameCeiling.result(maxResultBytes: LoadRequest.defaultMaxResultBytes)
             while true {
                 switch try worker.channel.receive(WorkerMessage.self, deadline: deadline, limit: ceiling) {
                 case let .log(line):
@@ -97,32 +173,42 @@ struct WorkerConnection {
                     }
                     let answer = hostService(hostRequest, spec, deadline)
                     try worker.channel.send(SupervisorMessage.hostResult(answer), deadline: deadline)
-                case let .result(result) where result.id == request.id:
+                case let .result(result) where result.id == id:
                     return try check(result, spec: spec, elapsed: ContinuousClock.now - sent)
                 default:
                     throw violation("sent an unexpected message")
                 }
             }
         } catch let error as PluginError {
-            return .failure(error)
-        } catch ChannelError.timedOut {
+            throw error
+        } catch let error as ChannelError {
+            throw failure(error, spec: spec, deadline: deadline)
+        } catch {
+            throw violation("broke the protocol (\(error))")
+        }
+    }
+
+    /// What a broken channel during a call means for its caller; the worker is killed where it
+    /// still lives.
+    private func failure(_ error: ChannelError, spec: PluginSpec, deadline: ContinuousClock.Instant) -> PluginError {
+        switch error {
+        case .timedOut:
             worker.kill(because: .timeout)
-            return .failure(
-                PluginError(
-                    .timeout, plugin: plugin,
-                    "call ran longer than \(spec.timeout); worker \(worker.pid) was killed and is being replaced"))
-        } catch ChannelError.closed {
+            return PluginError(
+                .timeout, plugin: plugin,
+                "call ran longer than \(spec.timeout); worker \(worker.pid) was killed and is being replaced")
+        case .closed:
             // Its end closed: it died, or it hung up and lingers, which a worker must not do.
             let grace = min(max(ContinuousClock.now.duration(to: deadline), .zero) + .milliseconds(50), .seconds(1))
             guard worker.awaitExit(timeout: grace) != nil else {
-                return .failure(violation("closed its channel during a call without exiting"))
+                return violation("closed its channel during a call without exiting")
             }
             if let reason = worker.killedReason(), reason != .protocolViolation {
-                return .failure(PluginError(reason, plugin: plugin, "worker \(worker.pid) was killed (\(reason))"))
+                return PluginError(reason, plugin: plugin, "worker \(worker.pid) was killed (\(reason))")
             }
-            return .failure(PluginError(.workerCrashed, plugin: plugin, worker.crashDescription()))
-        } catch {
-            return .failure(violation("broke the protocol (\(error))"))
+            return PluginError(.workerCrashed, plugin: plugin, worker.crashDescription())
+        default:
+            return violation("broke the protocol (\(error))")
         }
     }
 

@@ -7,13 +7,14 @@ import PlugvisorProtocol
 /// (a guest log budget, the guest's memory, call IDs).
 ///
 /// The channel is received on by one thread at a time: the starter during the handshake, then
-/// whichever caller checked the worker out of its plugin's pool.
+/// the caller whose call is the oldest in its `pipeline`.
 final class WorkerHandle: @unchecked Sendable {
     // SAFETY: immutable fields are set in init; mutable ones are only touched under `lock`.
     let process: SupervisedProcess
     let channel: FrameChannel
+    /// The calls sent to it and not answered yet, in order.
+    let pipeline = CallPipeline()
     private let lock = Lock()
-    private var nextCallID: UInt64 = 1
     private var memory: Int?
     /// The supervisor's own limit on what this worker's guest logs: the worker has one too, but
     /// a compromised worker would not keep to it.
@@ -45,13 +46,6 @@ final class WorkerHandle: @unchecked Sendable {
     /// Hangs up on the worker: its cue to call the guest's destroy() and exit. Safe while
     /// another thread is blocked on the channel (it wakes up with `.closed`).
     func retire() { channel.descriptor.shutdown() }
-
-    func takeCallID() -> UInt64 {
-        lock.withLock {
-            defer { nextCallID += 1 }
-            return nextCallID
-        }
-    }
 
     /// The guest's linear memory as the worker last reported it, already range-checked.
     var memoryBytes: Int? { lock.withLock { memory } }

@@ -1,8 +1,10 @@
 /// Messages on the supervisor ⇄ worker socketpair (DESIGN §3). Each is one JSON object with a
 /// `type` member; the supervisor treats every byte coming from a worker as hostile.
 public enum ProtocolVersion {
-    /// Bumped whenever a message changes incompatibly.
-    public static let current = 1
+    /// Bumped whenever a message changes incompatibly. 2: the supervisor may send a worker its
+    /// next call before the current one's result (pipelining), even while a host request of the
+    /// current one waits for its answer.
+    public static let current = 2
 }
 
 /// The worker's first frame. `plugvisor` carries the protocol version (go-plugin style: a

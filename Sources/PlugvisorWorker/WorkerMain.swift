@@ -86,16 +86,27 @@ public enum PlugvisorWorker {
         let id = nextHostRequest
         do {
             try channel.send(WorkerMessage.host(HostRequest(id: id, op: op, request: request)))
-            guard case let .hostResult(answer) = try channel.receive(SupervisorMessage.self), answer.id == id else {
-                fail("the supervisor answered a host request with something else")
+            while true {
+                switch try channel.receive(SupervisorMessage.self) {
+                case let .hostResult(answer) where answer.id == id:
+                    return answer.result
+                case let .call(next) where callsSentAhead.count < maxCallsSentAhead:
+                    // The supervisor sends the next call while this one runs (pipelining).
+                    callsSentAhead.append(next)
+                default:
+                    fail("the supervisor answered a host request with something else")
+                }
             }
-            return answer.result
         } catch {
             fail("\(error)")
         }
     }
 
     nonisolated(unsafe) private static var nextHostRequest: UInt64 = 0
+    /// Calls that came while the guest waited for a host service, run next in the order sent.
+    nonisolated(unsafe) private static var callsSentAhead: [CallRequest] = []
+    /// The supervisor sends at most one call behind the running one; a few more is a bug.
+    private static let maxCallsSentAhead = 4
 
     private static func readModule() throws(PluginError) -> [UInt8] {
         defer { close(moduleFD) }
@@ -107,12 +118,16 @@ public enum PlugvisorWorker {
     private static func serve(_ host: any Guest, _ channel: FrameChannel) -> Never {
         while true {
             let message: SupervisorMessage
-            do { message = try channel.receive(SupervisorMessage.self) } catch .closed {
-                // The supervisor hung up: it is shutting down (or gone). Let the guest clean up.
-                host.destroy()
-                exit(0)
-            } catch {
-                fail("\(error)")
+            if !callsSentAhead.isEmpty {
+                message = .call(callsSentAhead.removeFirst())
+            } else {
+                do { message = try channel.receive(SupervisorMessage.self) } catch .closed {
+                    // The supervisor hung up: it is shutting down (or gone). Let the guest clean up.
+                    host.destroy()
+                    exit(0)
+                } catch {
+                    fail("\(error)")
+                }
             }
             guard case let .call(request) = message else { fail("unexpected message while serving: \(message)") }
             let started = ContinuousClock.now

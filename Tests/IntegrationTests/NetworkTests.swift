@@ -62,6 +62,26 @@ import Testing
         withExtendedLifetime(server) {}
     }
 
+    /// A call sent to a worker behind one that waits for its host service: the worker keeps it
+    /// until the first call's host request is answered, then runs it. Both are answered.
+    @Test func aCallSentBehindOneWaitingForAHostServiceRunsAfterIt() throws {
+        let server = try LoopbackServer()
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: fetch, wasm: "{{plugins}}/fetch.wasm", network: {allowed_hosts: ["\(server.allowed)"]}, timeout: 5s}
+                """)
+        let pause = server.url("pause")
+        let first = Background { try? supervisor.directCall("fetch", ["url": .string(pause)]) }
+        #expect(supervisor.eventually { (try? supervisor.plugin("fetch").workers.first?.state) == .busy })
+        let second = try supervisor.directCall("fetch", ["url": .string(server.url("hello"))])
+        #expect(second.result?["data"]?["body"] == "hello from the host", "\(String(describing: second.error))")
+        let answered = try #require(first.wait())
+        #expect(answered.result?["data"]?["body"] == "after a pause", "\(String(describing: answered.error))")
+        #expect(try supervisor.plugin("fetch").restarts == 0, "the worker never broke")
+        withExtendedLifetime(server) {}
+    }
+
     /// `allowed_hosts` is checked on the host and port the connection goes to: an entry without
     /// a port allows only the scheme's default one, hosts compare normalised, and hosts that
     /// parsers read differently (percent-encoding, user info) are refused.

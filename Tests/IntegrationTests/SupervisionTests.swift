@@ -61,6 +61,28 @@ import Testing
         #expect(status.lastError?.contains("SIGKILL") == true)
     }
 
+    /// A call sent behind one whose worker dies never ran: it goes to the replacement and is
+    /// answered there, while the one in flight is answered worker_crashed.
+    @Test func aCallBehindOneWhoseWorkerDiesIsServedByTheReplacement() throws {
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", instances: 1, timeout: 20s}
+                """)
+        let pid = try #require(try supervisor.plugin("sleepy").workers.first?.pid)
+        let inFlight = Background { try? supervisor.directCall("sleepy", ["mode": "spin"]) }
+        #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").workers.first?.state) == .busy })
+        let behind = Background { try? supervisor.directCall("sleepy", ["mode": "fast"]) }
+        #expect(supervisor.eventually { (try? supervisor.plugin("sleepy").queued) == 1 })
+        kill(pid, SIGKILL)
+        #expect(inFlight.wait()?.error?.code == .workerCrashed)
+        let answered = try #require(behind.wait())
+        #expect(answered.result?["data"] == "quick", "\(String(describing: answered.error))")
+        let status = try supervisor.plugin("sleepy")
+        #expect(status.workers.first?.pid != pid)
+        #expect(status.calls == 2 && status.errors == 1, "one crashed, one answered, none run twice: \(status)")
+    }
+
     @Test func aCrashLoopEndsInFailedWithTheReason() throws {
         let supervisor = try RunningSupervisor(
             manifest: """

@@ -474,4 +474,86 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         let done = machine.workerReady(fresh[1], now: t0).actions
         #expect(settled(done) == [try #require(generation): .succeeded(version: 1)])
     }
+
+    // MARK: Calls sent behind calls (pipelining)
+
+    /// A small call with `deadline`, which may be sent behind another.
+    func small(_ deadline: ContinuousClock.Instant) -> PluginStateMachine.CallTerms {
+        .init(deadline: deadline, mayPipeline: true)
+    }
+
+    /// A busy worker takes one call behind its own; later callers queue, and each answer read
+    /// makes room for the next in line while the worker stays busy.
+    @Test func aBusyWorkerTakesOneCallBehindItsOwnAndTheQueueRefillsIt() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 4), at: t0)
+        let deadline = t0 + .seconds(10)
+        #expect(machine.admit(1, now: t0, terms: small(deadline)) == .run(ids[0]))
+        #expect(machine.admit(2, now: t0, terms: small(deadline)) == .run(ids[0]), "sent behind call 1")
+        #expect(machine.admit(3, now: t0, terms: small(deadline)) == .wait, "never two behind one")
+        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.handOff(ids[0], to: 3)])
+        #expect(machine.reportedState(of: ids[0]) == .busy)
+        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [])
+        #expect(machine.reportedState(of: ids[0]) == .busy, "call 3 is still to be answered")
+        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [])
+        #expect(machine.reportedState(of: ids[0]) == .idle)
+    }
+
+    /// A call too large to pipeline waits for an idle worker, and first come, first served holds
+    /// behind it: a small newcomer does not slip past it into the busy worker's pipeline.
+    @Test func aCallThatMayNotBePipelinedWaitsForAnIdleWorkerAndThoseBehindItWaitToo() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 4), at: t0)
+        let deadline = t0 + .seconds(10)
+        #expect(machine.admit(1, now: t0, terms: small(deadline)) == .run(ids[0]))
+        #expect(machine.admit(2, now: t0, terms: .init(deadline: deadline, mayPipeline: false)) == .wait)
+        #expect(machine.admit(3, now: t0, terms: small(deadline)) == .wait)
+        #expect(
+            machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [
+                .handOff(ids[0], to: 2), .handOff(ids[0], to: 3),
+            ], "the large call goes to the idle worker, the small one behind it")
+    }
+
+    /// A call is never sent behind one whose deadline is later than its own: it would time out
+    /// waiting for a call it cannot stop.
+    @Test func aCallIsNeverSentBehindOneThatMayOutliveIt() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 4), at: t0)
+        #expect(machine.admit(1, now: t0, terms: small(t0 + .seconds(10))) == .run(ids[0]))
+        #expect(machine.admit(2, now: t0, terms: small(t0 + .seconds(5))) == .wait)
+        #expect(machine.admit(3, now: t0, terms: small(t0 + .seconds(10))) == .wait, "and nobody overtakes it")
+    }
+
+    /// When a worker is lost during its call, the call sent behind it never ran: its caller
+    /// gives the place back, keeps the head of the queue, and goes first to the replacement.
+    @Test func aCallBehindALostOneIsDispatchedAgainFirst() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 4), at: t0)
+        let deadline = t0 + .seconds(10)
+        #expect(machine.admit(1, now: t0, terms: small(deadline)) == .run(ids[0]))
+        #expect(machine.admit(2, now: t0, terms: small(deadline)) == .run(ids[0]))
+        #expect(machine.admit(3, now: t0, terms: small(deadline)) == .wait)
+        #expect(machine.finish(ids[0], failure: .workerCrashed, workerLost: true, now: t0) == [])
+        #expect(machine.returnUnused(ids[0], now: t0) == [], "a dying worker is handed to nobody")
+        #expect(machine.admit(2, now: t0, terms: small(deadline), returning: true) == .wait)
+        #expect(machine.queue == [2, 3])
+        let replacement = try #require(spawned(machine.workerExited(ids[0], now: t0, description: "SIGKILL")).first)
+        #expect(machine.workerSpawning(replacement, now: t0).wanted)
+        #expect(
+            machine.workerReady(replacement, now: t0).actions == [
+                .handOff(replacement, to: 2), .handOff(replacement, to: 3),
+            ])
+    }
+
+    /// Only the serving generation's workers take calls behind their own: after a reload's
+    /// switch, an old worker still busy finishes its call and is retired.
+    @Test func onlyTheServingGenerationTakesCallsBehindItsOwn() throws {
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 4), at: t0)
+        let deadline = t0 + .seconds(10)
+        #expect(machine.admit(1, now: t0, terms: small(deadline)) == .run(ids[0]))
+        let (_, started) = machine.beginReload(spec: machine.spec, now: t0)
+        let fresh = try #require(spawned(started).first)
+        #expect(machine.workerSpawning(fresh, now: t0).wanted)
+        #expect(machine.workerReady(fresh, now: t0).wanted)
+        #expect(machine.admit(2, now: t0, terms: small(deadline)) == .run(fresh))
+        #expect(machine.admit(3, now: t0, terms: small(deadline)) == .run(fresh))
+        #expect(machine.admit(4, now: t0, terms: small(deadline)) == .wait, "not behind the old worker's call")
+        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.retire(ids[0])])
+    }
 }
