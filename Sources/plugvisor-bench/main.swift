@@ -1,7 +1,11 @@
 // plugvisor-bench: the measurements behind scripts/bench.sh (DESIGN §8). Every number is taken
 // in this run, on this machine, next to the floor it is compared with.
 //
-//   plugvisor-bench FIXTURES_DIR BIN_DIR OUTPUT_JSON
+//   plugvisor-bench FIXTURES_DIR BIN_DIR OUTPUT_JSON [EXTISM_DIR]
+//
+// EXTISM_DIR is what scripts/extism-baseline/build.sh made: extism-host and noop.wasm, or a
+// file `skipped` saying why not. wrk (scripts/bench-deps.sh) drives the HTTP gateway when it
+// is on PATH. A baseline or tool that is missing leaves its keys out; the run goes on.
 import Foundation
 import Glibc
 import Logging
@@ -13,13 +17,14 @@ import PlugvisorProtocol
 import Prometheus
 
 let arguments = CommandLine.arguments
-guard arguments.count == 4 else {
-    FileHandle.standardError.write(Data("usage: plugvisor-bench FIXTURES_DIR BIN_DIR OUTPUT_JSON\n".utf8))
+guard arguments.count == 4 || arguments.count == 5 else {
+    FileHandle.standardError.write(Data("usage: plugvisor-bench FIXTURES_DIR BIN_DIR OUTPUT_JSON [EXTISM_DIR]\n".utf8))
     exit(64)
 }
 let fixtures = arguments[1]
 let bin = arguments[2]
 let outputPath = arguments[3]
+let extismDirectory = arguments.count == 5 ? arguments[4] : nil
 let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("plugvisor-bench-\(getpid())").path
 try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -31,6 +36,12 @@ func record(_ key: String, _ value: Double, _ label: String, _ unit: String) {
     table.append((label, String(format: "%.2f %@", value, unit)))
 }
 func say(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+/// A measurement that could not be taken: a line in the table, no key in the results.
+func skipped(_ label: String, _ why: String) {
+    say("skipped: \(label): \(why)")
+    table.append((label, "skipped: \(why)"))
+}
+func rounded(_ value: Double) -> Double { (value * 100).rounded() / 100 }
 
 // MARK: Helpers
 
@@ -51,9 +62,11 @@ func spec(_ name: String, _ file: String, instances: Int = 1, timeout: Duration 
     return spec
 }
 
+let benchConfiguration = SupervisorConfiguration(workerExecutable: "\(bin)/plugvisor-worker", watchFiles: false)
+let quiet = Logger(label: "plugvisor.bench", factory: { _ in SwiftLogNoOpLogHandler() })
+
 func supervisor(_ specs: [PluginSpec]) -> SupervisorCore {
-    let configuration = SupervisorConfiguration(workerExecutable: "\(bin)/plugvisor-worker", watchFiles: false)
-    let quiet = Logger(label: "plugvisor.bench", factory: { _ in SwiftLogNoOpLogHandler() })
+    let configuration = benchConfiguration
     let supervisor = SupervisorCore(
         manifest: Manifest(plugins: specs, path: "\(scratch)/bench.yaml"), configuration: configuration, logger: quiet)
     supervisor.start()
@@ -118,6 +131,25 @@ func run(_ executable: String, _ args: [String]) -> String {
     return String(decoding: data, as: UTF8.self)
 }
 
+/// Milliseconds from spawning a program (output discarded) to reaping it, with posix_spawn and
+/// waitpid: Foundation's `Process.waitUntilExit` polls its run loop every 50 ms, which alone
+/// made `plugvisor call` look like 60 ms.
+func timeProcess(_ executable: String, _ args: [String]) -> Double {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv = ([executable] + args).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let t0 = ContinuousClock.now
+    guard posix_spawn(&pid, executable, &actions, nil, argv, environ) == 0 else { return .nan }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return milliseconds(since: t0)
+}
+
 /// The frame bodies a no-op call carries, as the supervisor and the worker encode them.
 func frameSizes(context: JSONValue, answer: JSONValue) -> (Int, Int) {
     let request = try! JSONCoding.encode(
@@ -139,12 +171,74 @@ func floor(rounds: Int, request: Int, response: Int, pairs: Int) -> [Sample] {
 
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
-func milliseconds(since start: ContinuousClock.Instant) -> Double {
+@Sendable func milliseconds(since start: ContinuousClock.Instant) -> Double {
     let (s, a) = (ContinuousClock.now - start).components
     return Double(s) * 1e3 + Double(a) / 1e15
 }
 
 func rss(_ pid: pid_t) -> Double { Double(ProcFS.residentBytes(pid: pid) ?? 0) / Double(1 << 20) }
+
+/// The `Threads:` line of /proc/self/status: every thread of this process, the pools' included.
+@Sendable func threadCount() -> Int {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("Threads:") }
+    return line.flatMap { Int($0.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+}
+
+/// Runs async work to its end from this synchronous script.
+final class Outcome<Value>: @unchecked Sendable {
+    // SAFETY: written once by the task before `done` is signalled, read after.
+    var value: Value?
+    let done = DispatchSemaphore(value: 0)
+}
+func waitFor<Value>(_ work: @escaping @Sendable () async -> Value) -> Value {
+    let outcome = Outcome<Value>()
+    Task.detached {
+        outcome.value = await work()
+        outcome.done.signal()
+    }
+    outcome.done.wait()
+    return outcome.value!
+}
+
+/// An executable of that name on PATH.
+func onPath(_ name: String) -> String? {
+    let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+    return directories.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+}
+
+func loopbackAddress(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    return address
+}
+
+/// A loopback port nobody listens on now (the kernel picks it; it is free again at once).
+func freeLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = loopbackAddress(port: 0)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+        }
+    }
+    return bound ? Int(UInt16(bigEndian: address.sin_port)) : 0
+}
+
+func acceptsConnections(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = loopbackAddress(port: port)
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+}
 
 // MARK: Profiling mode
 
@@ -168,6 +262,102 @@ record("floor_p50_us", floor1.p50, "floor: ping-pong p50 (\(requestBytes)+\(resp
 record("floor_p99_us", floor1.p99, "floor: ping-pong p99", "µs")
 record("floor_calls_per_s", floor1.perSecond, "floor: ping-pong, one pair", "calls/s")
 record("floor_calls_per_s_2p", floor2.map(\.perSecond).reduce(0, +), "floor: two ping-pong pairs at once", "calls/s")
+
+// MARK: Extism's in-process host
+
+// The same no-op call made by Extism's own runtime (wasmtime) in its host's process: what an
+// in-process host costs, with no process boundary and no sandbox. One thread, then two
+// threads with a plugin instance each (plugvisor's "2 workers").
+say("Extism's in-process C host")
+func extism(_ directory: String, threads: Int) -> [Sample] {
+    run("\(directory)/extism-host", ["\(directory)/noop.wasm", "100000", "\(threads)"])
+        .split(separator: "\n").compactMap { line in
+            let f = line.split(separator: " ").compactMap { Double($0) }
+            return f.count == 3 ? Sample(p50: f[0], p99: f[1], perSecond: f[2]) : nil
+        }
+}
+if let directory = extismDirectory {
+    if let reason = try? String(contentsOfFile: "\(directory)/skipped", encoding: .utf8) {
+        skipped("Extism in-process host", reason.trimmingCharacters(in: .whitespacesAndNewlines))
+    } else {
+        let one = extism(directory, threads: 1)
+        let two = extism(directory, threads: 2)
+        if one.count == 1 && two.count == 2 {
+            record("extism_noop_p50_us", one[0].p50, "Extism in-process host: no-op call p50", "µs")
+            record("extism_noop_p99_us", one[0].p99, "Extism in-process host: no-op call p99", "µs")
+            record("extism_calls_per_s", one[0].perSecond, "Extism in-process host: no-op calls, 1 thread", "calls/s")
+            record(
+                "extism_calls_per_s_2t", two.map(\.perSecond).reduce(0, +),
+                "Extism in-process host: no-op calls, 2 threads", "calls/s")
+        } else {
+            skipped("Extism in-process host", "\(directory)/extism-host gave no numbers")
+        }
+    }
+} else {
+    skipped("Extism in-process host", "no EXTISM_DIR given (scripts/bench.sh builds one)")
+}
+
+// MARK: The async API
+
+// 64 tasks at once through the public async `Supervisor` (as an embedding program or the
+// gateway calls it), 2 workers and the default queue (64). Each waiting call holds a thread of
+// the supervisor's blocking pool, so the process's thread count is sampled meanwhile; first of
+// all supervisors here, so that no other one's threads are counted.
+say("async API, 64 concurrent tasks")
+let asyncTasks = 64
+let asyncCallsPerTask = 20_000 / asyncTasks
+var asyncSpec = spec("noop2", "noop", instances: 2)
+asyncSpec.maxQueue = 64
+let asyncSupervisor = Supervisor(
+    manifest: Manifest(plugins: [asyncSpec], path: "\(scratch)/async.yaml"),
+    configuration: benchConfiguration, logger: quiet)
+let threadsBefore = threadCount()
+let sampling = NSLock()
+var sampleThreads = true
+var mostThreads = 0
+let sampler = DispatchGroup()
+sampler.enter()
+Thread {
+    while sampling.withLock({ sampleThreads }) {
+        let now = threadCount()
+        sampling.withLock { mostThreads = max(mostThreads, now) }
+        usleep(2_000)
+    }
+    sampler.leave()
+}.start()
+let (asyncElapsed, asyncFailures) = waitFor { () async -> (Double, Int) in
+    await asyncSupervisor.start()
+    for _ in 0..<500 { _ = try? await asyncSupervisor.execute(plugin: "noop2", context: noopContext) }  // warm-up
+    let started = ContinuousClock.now
+    let failures = await withTaskGroup(of: Int.self) { group in
+        for _ in 0..<asyncTasks {
+            group.addTask {
+                var failed = 0
+                for _ in 0..<asyncCallsPerTask {
+                    do { _ = try await asyncSupervisor.execute(plugin: "noop2", context: noopContext) } catch {
+                        failed += 1
+                    }
+                }
+                return failed
+            }
+        }
+        return await group.reduce(0, +)
+    }
+    let elapsed = milliseconds(since: started) / 1e3
+    await asyncSupervisor.shutdown()
+    return (elapsed, failures)
+}
+sampling.withLock { sampleThreads = false }
+sampler.wait()
+Thread.sleep(forTimeInterval: 0.2)
+say("threads: \(threadsBefore) before the async supervisor, \(threadCount()) after its shutdown")
+if asyncFailures > 0 { say("warning: \(asyncFailures) failed async calls") }
+record(
+    "async_calls_per_s_64", Double(asyncTasks * asyncCallsPerTask) / asyncElapsed,
+    "async API: no-op calls, instances 2, 64 tasks", "calls/s")
+record(
+    "async_threads_64", Double(mostThreads),
+    "async API: most threads of the process meanwhile (\(threadsBefore) before)", "threads")
 
 // MARK: No-op calls
 
@@ -352,17 +542,120 @@ if !ready {
         "the 20-plugin supervisor did not come up: "
             + ((try? String(contentsOfFile: "\(scratch)/server.log", encoding: .utf8)) ?? ""))
 }
-var cliTimes: [Double] = []
-for _ in 0..<30 {
+let cliTimes = (0..<30).map { _ in timeProcess("\(bin)/plugvisor", ["call", "p0", "--control", control]) }
+// What the same call looks like timed through Foundation's Process (the old measurement).
+var processTimes: [Double] = []
+for _ in 0..<10 {
     let t0 = ContinuousClock.now
     _ = run("\(bin)/plugvisor", ["call", "p0", "--control", control])
-    cliTimes.append(milliseconds(since: t0))
+    processTimes.append(milliseconds(since: t0))
 }
+// The process alone: start, parse the arguments, print help, exit; no socket.
+let helpTimes = (0..<30).map { _ in timeProcess("\(bin)/plugvisor", ["--help"]) }
 Thread.sleep(forTimeInterval: 0.5)
 record("supervisor_rss_mib_20_plugins", rss(server.processIdentifier), "supervisor RSS with 20 plugins", "MiB")
 record("cli_call_p50_ms", median(cliTimes), "a call through the CLI (new process each time), p50", "ms")
+record(
+    "cli_call_p50_ms_foundation_process", median(processTimes),
+    "the same, timed through Foundation's Process (waitUntilExit)", "ms")
+record("cli_help_p50_ms", median(helpTimes), "plugvisor --help (the process alone), p50", "ms")
 _ = run("\(bin)/plugvisor", ["stop", "--control", control])
 server.waitUntilExit()
+
+// MARK: The HTTP gateway
+
+// wrk against `plugvisor start --http`, a no-op plugin with 2 workers: one connection for the
+// latency of a single caller (comparable with the library API's no-op p50), 8 for throughput
+// (comparable with 2 workers × 8 callers), and GET /healthz, which reaches no worker, for
+// what the HTTP server costs by itself. wrk shares the 2 CPUs with the supervisor.
+say("HTTP gateway (wrk)")
+struct WrkRun {
+    var p50Micros: Double
+    var requestsPerSecond: Double
+    var failed: Int
+}
+/// wrk's `--latency` report: the 50% line, Requests/sec, and non-2xx answers and socket errors.
+func wrk(_ wrkPath: String, _ url: String, connections: Int, script: String? = nil) -> WrkRun? {
+    var arguments = ["-t", "\(min(connections, 2))", "-c", "\(connections)", "-d", "5s", "--latency"]
+    if let script { arguments += ["-s", script] }
+    let output = run(wrkPath, arguments + [url])
+    var p50: Double?
+    var perSecond: Double?
+    var failed = 0
+    for line in output.split(separator: "\n") {
+        let fields = line.split(separator: " ")
+        if fields.first == "50%", fields.count == 2 {
+            let text = String(fields[1])
+            for (unit, scale) in [("us", 1.0), ("ms", 1e3), ("s", 1e6)] where text.hasSuffix(unit) {
+                p50 = Double(text.dropLast(unit.count)).map { $0 * scale }
+                break
+            }
+        } else if line.hasPrefix("Requests/sec:") {
+            perSecond = Double(fields.last ?? "")
+        } else if line.contains("Non-2xx or 3xx responses:") || line.contains("Socket errors:") {
+            // The counts after the colon ("Non-2xx or 3xx responses: 12", "connect 0, read 0, ...").
+            let counts = line.split(separator: ":", maxSplits: 1).last ?? ""
+            failed += counts.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }.reduce(0, +)
+        }
+    }
+    guard let p50, let perSecond else {
+        say("wrk gave no numbers:\n\(output)")
+        return nil
+    }
+    if failed > 0 { say("warning: \(failed) failed requests to \(url)") }
+    return WrkRun(p50Micros: p50, requestsPerSecond: perSecond, failed: failed)
+}
+if let wrkPath = onPath("wrk") {
+    let port = freeLoopbackPort()
+    try "plugins:\n  - {name: noop, wasm: \(fixtures)/noop.wasm, instances: 2, max_queue: 1024}\n"
+        .write(toFile: "\(scratch)/http.yaml", atomically: true, encoding: .utf8)
+    let gatewayControl = "\(scratch)/gateway.sock"
+    let gateway = Process()
+    gateway.executableURL = URL(fileURLWithPath: "\(bin)/plugvisor")
+    gateway.arguments = [
+        "start", "\(scratch)/http.yaml", "--control", gatewayControl, "--log-level", "error", "--http",
+        "127.0.0.1:\(port)",
+    ]
+    _ = FileManager.default.createFile(atPath: "\(scratch)/gateway.log", contents: nil)
+    gateway.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(scratch)/gateway.log"))
+    try gateway.run()
+    var listening = false
+    for _ in 0..<200 where !listening {
+        listening = acceptsConnections(port: port)
+        if !listening { Thread.sleep(forTimeInterval: 0.05) }
+    }
+    let base = "http://127.0.0.1:\(port)"
+    let post = "\(scratch)/post.lua"
+    try "wrk.method = \"POST\"\nwrk.body = \"{}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+        .write(toFile: post, atomically: true, encoding: .utf8)
+    if !listening {
+        skipped(
+            "HTTP gateway",
+            "the gateway did not listen: "
+                + ((try? String(contentsOfFile: "\(scratch)/gateway.log", encoding: .utf8)) ?? ""))
+    } else {
+        _ = wrk(wrkPath, "\(base)/v1/plugins/noop/execute", connections: 2, script: post)  // warm-up
+        if let single = wrk(wrkPath, "\(base)/v1/plugins/noop/execute", connections: 1, script: post) {
+            record("http_noop_p50_us", single.p50Micros, "HTTP: POST execute of a no-op, 1 connection, p50", "µs")
+        }
+        if let loaded = wrk(wrkPath, "\(base)/v1/plugins/noop/execute", connections: 8, script: post) {
+            record(
+                "http_noop_requests_per_s", loaded.requestsPerSecond,
+                "HTTP: POST execute of a no-op, instances 2, 8 connections", "requests/s")
+            record("http_noop_p50_us_8c", loaded.p50Micros, "HTTP: POST execute, 8 connections, p50", "µs")
+        }
+        if let health = wrk(wrkPath, "\(base)/healthz", connections: 8) {
+            record(
+                "http_healthz_requests_per_s", health.requestsPerSecond, "HTTP: GET /healthz, 8 connections",
+                "requests/s")
+            record("http_healthz_p50_us", health.p50Micros, "HTTP: GET /healthz, 8 connections, p50", "µs")
+        }
+    }
+    _ = run("\(bin)/plugvisor", ["stop", "--control", gatewayControl])
+    gateway.waitUntilExit()
+} else {
+    skipped("HTTP gateway", "wrk is not installed (scripts/bench-deps.sh installs it)")
+}
 
 // MARK: With metrics
 
@@ -382,6 +675,12 @@ results["noop_p50_vs_floor"] = (results["noop_p50_us"]! / results["floor_p50_us"
 results["noop_p99_vs_p50"] = (results["noop_p99_us"]! / results["noop_p50_us"]! * 100).rounded() / 100
 results["throughput_2w_vs_floor_2p"] =
     (results["noop_calls_per_s_2w"]! / results["floor_calls_per_s_2p"]! * 100).rounded() / 100
+// Against Extism's in-process host, when it was measured: p50 to p50, and 2 workers × 8
+// callers to Extism's 2 threads.
+if let extismP50 = results["extism_noop_p50_us"], let extismTwoThreads = results["extism_calls_per_s_2t"] {
+    results["noop_p50_vs_extism"] = rounded(results["noop_p50_us"]! / extismP50)
+    results["calls_per_s_2w_vs_extism"] = rounded(results["noop_calls_per_s_2w"]! / extismTwoThreads)
+}
 let width = table.map(\.0.count).max() ?? 0
 print("plugvisor benchmark (\(ProcessInfo.processInfo.processorCount) CPUs)")
 for (label, value) in table { print(label.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value) }
@@ -401,6 +700,15 @@ target("cold start, small module (ms)", results["cold_start_ms"]!, "< 10", resul
 target("restart to next answered call (ms)", results["restart_ms"]!, "< 20", results["restart_ms"]! < 20)
 target("idle worker RSS (MiB)", results["idle_worker_rss_mib"]!, "< 15", results["idle_worker_rss_mib"]! < 15)
 target("failed calls during reload", results["reload_failed_calls"]!, "= 0", results["reload_failed_calls"]! == 0)
+target(
+    "plugvisor call from the shell, p50 (ms)", results["cli_call_p50_ms"]!, "≤ 15", results["cli_call_p50_ms"]! <= 15)
+if let vsExtism = results["noop_p50_vs_extism"], let throughputVsExtism = results["calls_per_s_2w_vs_extism"] {
+    target("no-op p50 / Extism in-process p50", vsExtism, "≤ 3 (stretch)", vsExtism <= 3)
+    target(
+        "2 workers × 8 callers / Extism 2 threads", throughputVsExtism, "≥ 0.5 (stretch)", throughputVsExtism >= 0.5)
+} else {
+    print("no-op p50 and calls/s / Extism's: skipped (no Extism baseline in this run)")
+}
 let json = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
 try json.write(to: URL(fileURLWithPath: outputPath))
 print("\nwrote \(outputPath)")
