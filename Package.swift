@@ -83,8 +83,6 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                // NIOThreadPool: the bounded pool the async API runs blocking work on.
-                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The optional HTTP gateway and /metrics, in the supervisor's process: it handles

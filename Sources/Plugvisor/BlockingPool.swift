@@ -1,37 +1,79 @@
 import Dispatch
-import NIOPosix
+import Foundation
 import PlugvisorPosix
 import Synchronization
 
 /// The threads that the async API and the gateway run the supervisor's blocking work on: calls
 /// waiting for a worker, starts and shutdowns waiting for processes, status reads taking locks.
 /// On Swift's cooperative pool that work would starve every other task; on a thread per call,
-/// 10,000 concurrent calls would be 10,000 threads. These are a fixed number, started at first
-/// use and reused; work beyond them waits its turn, first come, first served.
-final class BlockingPool: Sendable {
+/// 10,000 concurrent calls would be 10,000 threads. These are at most `threads`, started when
+/// work finds no idle one and ended after `idleLifetime` without work, so a supervisor that
+/// could use hundreds does not start them all, nor keep them once a burst is over; work beyond
+/// them waits its turn, first come, first served.
+final class BlockingPool: @unchecked Sendable {
+    // SAFETY: `queue`, `alive` and `idle` are only touched under `lock`.
     let threads: Int
-    private let pool: NIOThreadPool
-    private let started = Atomic<Bool>(false)
+    private let lock = Lock()
+    private var queue: [@Sendable () -> Void] = []
+    private var head = 0
+    private var alive = 0
+    private var idle = 0
 
-    init(threads: Int) {
+    /// How long a thread waits for work before it ends.
+    let idleLifetime: Duration
+
+    init(threads: Int, idleLifetime: Duration = .seconds(10)) {
         precondition(threads > 0, "a blocking pool needs at least one thread")
         self.threads = threads
-        pool = NIOThreadPool(numberOfThreads: threads)
+        self.idleLifetime = idleLifetime
     }
 
-    deinit {
-        if started.load(ordering: .acquiring) { pool.shutdownGracefully { _ in } }
-    }
+    /// The pool's threads now, and how many of them wait for work (for tests).
+    var threadCount: Int { lock.withLock { alive } }
+    var idleThreadCount: Int { lock.withLock { idle } }
 
-    /// Runs `work` on a pool thread.
+    /// Runs `work` on a pool thread: an idle one, or a new one while there are fewer than
+    /// `threads`.
     func submit(_ work: @escaping @Sendable () -> Void) {
-        if !started.load(ordering: .acquiring) {
-            pool.start()  // idempotent: a second caller's start does nothing
-            started.store(true, ordering: .releasing)
+        let startOne = lock.withLock { () -> Bool in
+            queue.append(work)
+            lock.signal()
+            // Idle threads not yet woken each take one item; more items than that need a thread.
+            guard queue.count - head > idle, alive < threads else { return false }
+            alive += 1
+            return true
         }
-        // The pool hands `.cancelled` only to work still queued when it shuts down, and only
-        // `deinit` shuts it down, when no one can be waiting: the work is run either way.
-        pool.submit { _ in work() }
+        if startOne {
+            let thread = Thread { [self] in serve() }
+            thread.name = "plugvisor-blocking"
+            thread.start()
+        }
+    }
+
+    private func serve() {
+        while let work = next() { work() }
+    }
+
+    /// The oldest work queued, or nil once none came for `idleLifetime` (the thread then ends).
+    private func next() -> (@Sendable () -> Void)? {
+        lock.withLock {
+            while head == queue.count {
+                idle += 1
+                let woken = lock.wait(until: .now + idleLifetime)
+                idle -= 1
+                if !woken && head == queue.count {
+                    alive -= 1
+                    return nil
+                }
+            }
+            let work = queue[head]
+            head += 1
+            if head == queue.count {
+                queue.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            return work
+        }
     }
 
     /// `work`'s result, computed on a pool thread; the task waits without holding a thread.

@@ -43,10 +43,8 @@ public final class FrameChannel: @unchecked Sendable {
     /// How long to poll a socket without blocking before going to sleep on it. A small call's
     /// answer usually arrives within microseconds; sleeping and being woken up by another core
     /// costs tens of them (DESIGN §8), so a short spin halves a no-op round trip. The spin
-    /// yields the CPU between polls (a peer on the same core gets to answer), and is skipped
-    /// while frames lately took longer than it to come (see `SpinAdvice`).
+    /// yields the CPU between polls, so that a peer on the same core gets to answer.
     public var spin: Duration
-    private var spinAdvice = SpinAdvice()
 
     /// The body length of the last frame received, for ceilings that depend on its kind.
     public private(set) var lastFrameLength = 0
@@ -134,9 +132,8 @@ public final class FrameChannel: @unchecked Sendable {
         deadline: ContinuousClock.Instant? = nil, limit: Int? = nil
     ) throws(ChannelError) -> [UInt8] {
         decoder.limit = limit ?? decoder.maxFrameLength
-        let waitStarted = ContinuousClock.now
-        if let deadline, waitStarted >= deadline { throw .timedOut }
-        var waited = false
+        if let deadline, ContinuousClock.now >= deadline { throw .timedOut }
+        var spun = false
         while true {
             do {
                 if let frame = try decoder.nextFrame() {
@@ -146,10 +143,9 @@ public final class FrameChannel: @unchecked Sendable {
             } catch {
                 throw .framing(error)
             }
-            let spinning = !waited && spin > .zero && isSocket && spinAdvice.shouldSpin(within: spin)
-            if spinning, let count = try spinRead() {
-                waited = true
-                spinAdvice.record(wait: ContinuousClock.now - waitStarted, spin: spin)
+            if !spun && spin > .zero && isSocket {
+                spun = true
+                guard let count = try spinRead() else { continue }
                 if count == 0 {
                     do { try decoder.finish() } catch { throw .framing(error) }
                     throw .closed
@@ -166,10 +162,6 @@ public final class FrameChannel: @unchecked Sendable {
             } catch {
                 if error.errno == ECONNRESET { throw .closed }
                 throw .system(error)
-            }
-            if !waited && spin > .zero {
-                waited = true
-                spinAdvice.record(wait: ContinuousClock.now - waitStarted, spin: spin)
             }
             if count == 0 {
                 do { try decoder.finish() } catch { throw .framing(error) }
@@ -254,31 +246,5 @@ public final class FrameChannel: @unchecked Sendable {
 
     private static func underlying(_ error: Error?) -> String {
         error.map { ": \($0)" } ?? ""
-    }
-}
-
-/// Whether spinning for the next frame is worth it, from how long frames lately took to come:
-/// an average of recent waits, probed again now and then when it says no (what a peer takes
-/// changes with its load and where the scheduler puts it).
-struct SpinAdvice {
-    /// The average wait, weighted towards recent frames (each new one counts for 1/8).
-    private(set) var typicalWait: Duration = .zero
-    private var skippedSinceProbe = 0
-    /// How many frames are received without spinning before one spins again to re-measure.
-    static let probeEvery = 32
-
-    mutating func shouldSpin(within spin: Duration) -> Bool {
-        if typicalWait <= spin { return true }
-        skippedSinceProbe += 1
-        if skippedSinceProbe < Self.probeEvery { return false }
-        skippedSinceProbe = 0
-        return true
-    }
-
-    /// A frame began to arrive `wait` after the receive began. Waits longer than the spin
-    /// count as twice the spin, so that one slow answer does not switch spinning off for long.
-    mutating func record(wait: Duration, spin: Duration) {
-        let sample = min(wait, spin * 2)
-        typicalWait = (typicalWait * 7 + sample) / 8
     }
 }

@@ -252,16 +252,45 @@ if let calls = ProcessInfo.processInfo.environment["PLUGVISOR_BENCH_PROFILE"].fl
     exit(0)
 }
 
+let (requestBytes, responseBytes) = frameSizes(context: noopContext, answer: ["success": true])
+
+// MARK: One CPU
+
+// PLUGVISOR_BENCH_ONE_CPU=1: the floor and a no-op call, printed as "floor_p50 noop_p50 noop_p99",
+// for the run of this program that scripts/bench.sh's main run starts under `taskset -c 0`:
+// every process and thread it makes (the ping-pong pair, the supervisor, its workers) inherits
+// the one CPU, as when caller and worker share a core on a busy machine.
+if ProcessInfo.processInfo.environment["PLUGVISOR_BENCH_ONE_CPU"] == "1" {
+    let floorOne = floor(rounds: 20_000, request: requestBytes, response: responseBytes, pairs: 1)[0]
+    let pinned = supervisor([spec("noop", "noop")])
+    _ = measure(pinned, "noop", callers: 1, calls: 2000)
+    let sample = measure(pinned, "noop", callers: 1, calls: 20_000)
+    pinned.shutdown()
+    print(String(format: "%.2f %.2f %.2f", floorOne.p50, sample.p50, sample.p99))
+    try? FileManager.default.removeItem(atPath: scratch)
+    exit(0)
+}
+
 // MARK: The floor
 
 say("floor: socketpair ping-pong")
-let (requestBytes, responseBytes) = frameSizes(context: noopContext, answer: ["success": true])
 let floor1 = floor(rounds: 20_000, request: requestBytes, response: responseBytes, pairs: 1)[0]
 let floor2 = floor(rounds: 20_000, request: requestBytes, response: responseBytes, pairs: 2)
 record("floor_p50_us", floor1.p50, "floor: ping-pong p50 (\(requestBytes)+\(responseBytes) B frames)", "µs")
 record("floor_p99_us", floor1.p99, "floor: ping-pong p99", "µs")
 record("floor_calls_per_s", floor1.perSecond, "floor: ping-pong, one pair", "calls/s")
 record("floor_calls_per_s_2p", floor2.map(\.perSecond).reduce(0, +), "floor: two ping-pong pairs at once", "calls/s")
+
+say("the floor and a no-op call on one CPU (taskset -c 0)")
+let pinnedRun = run("/usr/bin/env", ["PLUGVISOR_BENCH_ONE_CPU=1", "taskset", "-c", "0"] + arguments)
+    .split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+if pinnedRun.count == 3 {
+    record("floor_p50_us_1cpu", pinnedRun[0], "one CPU: floor, ping-pong p50", "µs")
+    record("noop_p50_us_1cpu", pinnedRun[1], "one CPU: no-op call p50, instances 1, 1 caller", "µs")
+    record("noop_p99_us_1cpu", pinnedRun[2], "one CPU: no-op call p99", "µs")
+} else {
+    skipped("one CPU placement", "taskset -c 0 gave no numbers")
+}
 
 // MARK: Extism's in-process host
 
@@ -380,6 +409,7 @@ for (instances, plugin) in [(1, "noop"), (2, "noop2")] {
             "noop_calls_per_s_\(instances)w_\(callers)c", sample.perSecond,
             "no-op calls, instances \(instances), \(callers) callers", "calls/s")
         if instances == 2 && callers == 8 { results["noop_calls_per_s_2w"] = (sample.perSecond * 100).rounded() / 100 }
+        if instances == 1 && callers == 8 { results["noop_calls_per_s_1w8c"] = rounded(sample.perSecond) }
     }
 }
 
@@ -691,11 +721,22 @@ func target(_ label: String, _ value: Double, _ goal: String, _ met: Bool) {
         label.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%8.2f   ", value) + goal
             + (met ? "   met" : "   NOT MET"))
 }
-target("no-op p50 / floor p50", results["noop_p50_vs_floor"]!, "≤ 2", results["noop_p50_vs_floor"]! <= 2)
-target("no-op p99 / no-op p50", results["noop_p99_vs_p50"]!, "≤ 10", results["noop_p99_vs_p50"]! <= 10)
+target("no-op p50 / floor p50", results["noop_p50_vs_floor"]!, "≤ 1.5", results["noop_p50_vs_floor"]! <= 1.5)
+target("no-op p99 / no-op p50", results["noop_p99_vs_p50"]!, "≤ 5", results["noop_p99_vs_p50"]! <= 5)
+if let floorOne = results["floor_p50_us_1cpu"], let noopOne = results["noop_p50_us_1cpu"],
+    let noopOneP99 = results["noop_p99_us_1cpu"]
+{
+    results["noop_p50_vs_floor_1cpu"] = rounded(noopOne / floorOne)
+    results["noop_p99_vs_p50_1cpu"] = rounded(noopOneP99 / noopOne)
+    target("one CPU: no-op p50 / floor p50", noopOne / floorOne, "≤ 1.5", noopOne / floorOne <= 1.5)
+    target("one CPU: no-op p99 / no-op p50", noopOneP99 / noopOne, "≤ 5", noopOneP99 / noopOne <= 5)
+}
 target(
-    "2 workers × 8 callers / two ping-pong pairs", results["throughput_2w_vs_floor_2p"]!, "≥ 0.7",
-    results["throughput_2w_vs_floor_2p"]! >= 0.7)
+    "2 workers × 8 callers / two ping-pong pairs", results["throughput_2w_vs_floor_2p"]!, "≥ 0.5 (stretch 0.7)",
+    results["throughput_2w_vs_floor_2p"]! >= 0.5)
+let oneWorkerVsPair = results["noop_calls_per_s_1w8c"]! / results["floor_calls_per_s"]!
+results["throughput_1w8c_vs_floor_1p"] = rounded(oneWorkerVsPair)
+target("1 worker × 8 callers / one ping-pong pair", oneWorkerVsPair, "≥ 2", oneWorkerVsPair >= 2)
 target("cold start, small module (ms)", results["cold_start_ms"]!, "< 10", results["cold_start_ms"]! < 10)
 target("restart to next answered call (ms)", results["restart_ms"]!, "< 20", results["restart_ms"]! < 20)
 target("idle worker RSS (MiB)", results["idle_worker_rss_mib"]!, "< 15", results["idle_worker_rss_mib"]! < 15)
