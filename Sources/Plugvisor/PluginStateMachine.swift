@@ -520,17 +520,18 @@ struct PluginStateMachine: Sendable {
         case .shuttingDown: return (.stopped, "the supervisor is shutting down")
         case .starting, .serving, .reloading: break
         }
-        if let circuit, circuit.refuses(now: now) {
-            let retry = circuit.retryAfter(now: now).map { ", retry in \($0)" } ?? ""
-            return (.circuitOpen, "the circuit is open after \(circuit.policy.failures) consecutive failures\(retry)")
-        }
+        if let circuit, circuit.refuses(now: now) { return (.circuitOpen, circuitOpenMessage(now: now)) }
         return nil
     }
 
+    /// A call refused by a half-open circuit, whose one trial call is under way.
     private func circuitOpen(now: ContinuousClock.Instant) -> Admission {
+        .reject(.circuitOpen, circuitOpenMessage(now: now))
+    }
+
+    private func circuitOpenMessage(now: ContinuousClock.Instant) -> String {
         let retry = circuit?.retryAfter(now: now).map { ", retry in \($0)" } ?? ""
-        return .reject(
-            .circuitOpen, "the circuit is open after \(circuit?.policy.failures ?? 0) consecutive failures\(retry)")
+        return "the circuit is open after \(circuit?.policy.failures ?? 0) consecutive failures\(retry)"
     }
 
     /// A queued caller gave up (its deadline passed). False when it was no longer queued: it was

@@ -4,6 +4,7 @@ import PlugvisorProtocol
 
 struct Call: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "call",
         abstract: "Call a plugin and print its JSON result.",
         discussion: """
             Sends the plugin context {"request_id", "headers", "parameters"} and prints the plugin's \

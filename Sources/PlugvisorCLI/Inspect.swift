@@ -4,6 +4,7 @@ import PlugvisorProtocol
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Show a module's exports, imports and memory, which ABI it speaks and what it lacks.",
         discussion:
             "The module is parsed by a worker process, never by the supervisor. Exit status 1 when it would not load.")

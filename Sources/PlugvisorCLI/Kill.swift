@@ -4,6 +4,7 @@ import PlugvisorProtocol
 
 struct Kill: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "kill",
         abstract: "SIGKILL a plugin's workers now; it stays down until `plugvisor restart`.",
         discussion:
             "Calls in flight on its workers are answered `killed`, later calls `stopped`. Other plugins are not touched."

@@ -4,6 +4,7 @@ import PlugvisorManifest
 
 struct New: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "new",
         abstract: "Write a ready-to-build plugin folder: source, kit, build.sh, plugin.yaml, README.",
         discussion: """
             The plugin greets parameters.name, from the same greeter example plugvisor tests in \

@@ -3,6 +3,7 @@ import PlugvisorProtocol
 
 struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reload",
         abstract: "Reload a plugin, or re-read the whole manifest (like SIGHUP).",
         discussion: """
             With NAME: a new generation of workers loads the plugin's module again and takes over \

@@ -10,6 +10,7 @@ import Prometheus
 
 struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "start",
         abstract: "Run the supervisor in the foreground for the plugins of a manifest.",
         discussion: """
             Validates the manifest, starts each plugin's workers and serves the control socket \

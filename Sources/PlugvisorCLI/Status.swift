@@ -4,6 +4,7 @@ import PlugvisorProtocol
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show each plugin's version, generation, state, workers, calls, errors, latency, restarts and memory."
     )
 

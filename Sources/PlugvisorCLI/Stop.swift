@@ -4,6 +4,7 @@ import PlugvisorProtocol
 
 struct Stop: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "stop",
         abstract: "Stop the supervisor gracefully: drain calls, end every worker, exit.")
 
     @OptionGroup var control: ControlOptions

@@ -6,6 +6,7 @@ import PlugvisorProtocol
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "validate",
         abstract: "Check a manifest and its modules, and report every problem at once, each with its line.",
         discussion: """
             Each plugin's module is inspected as `plugvisor inspect` does (by a sandboxed worker): a \
