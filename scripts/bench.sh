@@ -6,16 +6,20 @@
 # Prints a table and the targets of DESIGN §8, and writes bench-results.json at the root.
 # Binaries are linked with --static-swift-stdlib, as for production: workers start faster and
 # share fewer, smaller mappings.
+# The release build has a build folder of its own (.build-bench): SwiftPM keeps one build
+# database and one plugin-tools build per folder, so a release build in .build made the next
+# debug `swift build` recompile WasmKit's plugin tools and their modules (40-60 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+release=(-c release --static-swift-stdlib --scratch-path .build-bench)
 
 scripts/bootstrap.sh
 scripts/bench-deps.sh
-swift build -c release --static-swift-stdlib --quiet --product plugvisor
-swift build -c release --static-swift-stdlib --quiet --product plugvisor-worker
-swift build -c release --static-swift-stdlib --quiet --product plugvisor-pingpong
-swift build -c release --static-swift-stdlib --quiet --product plugvisor-bench
+swift build "${release[@]}" --quiet --product plugvisor
+swift build "${release[@]}" --quiet --product plugvisor-worker
+swift build "${release[@]}" --quiet --product plugvisor-pingpong
+swift build "${release[@]}" --quiet --product plugvisor-bench
 scripts/build-fixtures.sh
 scripts/extism-baseline/build.sh "$PWD/.build/extism-baseline"
-bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
+bin=$(swift build "${release[@]}" --show-bin-path)
 "$bin/plugvisor-bench" "$PWD/Fixtures/plugins" "$bin" "$PWD/bench-results.json" "$PWD/.build/extism-baseline"

@@ -453,7 +453,7 @@ final class PluginController: @unchecked Sendable {
                 perform(lock.withLock { deliver(machine.returnUnused(id, now: .now)) })
                 returning = true
             case let .unusable(input):
-                lock.withLock { discard(worker, id, because: input) }
+                perform(lock.withLock { discard(worker, id, because: input) })
                 returning = true
             case let .answered(result):
                 worker.reportDroppedGuestLines()
@@ -526,16 +526,18 @@ final class PluginController: @unchecked Sendable {
     /// An idle worker that sent something nobody asked for (a stale frame) or hung up: it must
     /// answer no caller. It is killed and replaced; the caller goes on to another worker.
     /// Called under `lock`.
-    private func discard(_ worker: WorkerHandle, _ id: WorkerID, because input: FrameChannel.UnexpectedInput) {
+    private func discard(
+        _ worker: WorkerHandle, _ id: WorkerID, because input: FrameChannel.UnexpectedInput
+    ) -> [Action] {
         switch input {
         case .bytes:
             worker.kill(because: .protocolViolation)
             worker.logger.error("worker sent a frame while idle (protocol violation); it was killed")
-            machine.workerUnusable(id, code: .protocolViolation, now: .now)
+            return deliver(machine.workerUnusable(id, code: .protocolViolation, now: .now))
         case .closed:
             // It died (its exit is on the way) or closed its end and lingers: either way, gone.
             worker.process.signal(SIGKILL)
-            machine.workerUnusable(id, code: .workerCrashed, now: .now)
+            return deliver(machine.workerUnusable(id, code: .workerCrashed, now: .now))
         }
     }
 

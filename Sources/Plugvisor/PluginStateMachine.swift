@@ -38,6 +38,8 @@ struct PluginStateMachine: Sendable {
         case busy
         /// Finishing its call, then retired.
         case draining
+        /// Ready, taking no calls: the spare that takes the place of a worker lost (`standby`).
+        case spare
         /// Being killed; `replace` says whether a new worker takes its place when it exits.
         case dying(replace: Bool)
     }
@@ -126,6 +128,7 @@ struct PluginStateMachine: Sendable {
     private var settling: [Generation: Settling] = [:]
     private var newestGeneration = 0
     private var nextWorkerID = 1
+    private var sparesToBe: Set<WorkerID> = []
 
     private struct Settling {
         var workers: Set<WorkerID>
@@ -203,6 +206,7 @@ struct PluginStateMachine: Sendable {
         guard let worker = workers[id] else { return (false, []) }
         guard worker.phase == .starting, isLive(worker.generation) else {
             workers.removeValue(forKey: id)
+            sparesToBe.remove(id)
             return (false, concluded(id, generation: worker.generation))
         }
         workers[id]?.startedAt = now
@@ -233,11 +237,19 @@ struct PluginStateMachine: Sendable {
             state = .reloading(pending)
             if pending.ready.count == pending.spec.instances { actions += switchToPending(now: now) }
         } else {
+            var begins = false
             if state == .starting {
                 state = .serving
+                begins = true
                 if generation != 0 { version += 1 }
             }
-            idle.append(id)
+            if servingCount(excluding: id) >= spec.instances {
+                workers[id]?.phase = .spare
+            } else {
+                idle.append(id)
+            }
+            sparesToBe.remove(id)
+            if begins { actions += spawnSpares(now: now) }
         }
         actions += concluded(id, generation: worker.generation)
         if let description = worker.exitedWhileStarting {
@@ -260,7 +272,53 @@ struct PluginStateMachine: Sendable {
         spec = next.spec
         idle = next.ready.sorted()
         state = .serving
+        return actions + spawnSpares(now: now)
+    }
+
+    /// The serving generation's workers that serve or will (not spares, not on their way out).
+    private func servingCount(excluding excluded: WorkerID) -> Int {
+        workers.filter { id, worker in
+            guard id != excluded, worker.generation == generation else { return false }
+            switch worker.phase {
+            case .idle, .busy: return true
+            case .starting: return !isSpareToBe(id)
+            case .draining, .dying, .spare: return false
+            }
+        }.count
+    }
+
+    /// Spares of the serving generation, ready or starting.
+    private var spareCount: Int {
+        workers.filter { id, worker in
+            worker.generation == generation
+                && (worker.phase == .spare || (worker.phase == .starting && isSpareToBe(id)))
+        }.count
+    }
+
+    /// Workers spawned to be spares: a worker's role is decided when it is ready (it serves
+    /// while fewer than `instances` do), so this only tells the counts apart meanwhile.
+    private func isSpareToBe(_ id: WorkerID) -> Bool { sparesToBe.contains(id) }
+
+    /// Spawns the spares the spec asks for that are missing.
+    private mutating func spawnSpares(now: ContinuousClock.Instant) -> [Action] {
+        var actions: [Action] = []
+        while spareCount < spec.standby {
+            let action = spawn(after: .zero, generation: generation, now: now)
+            if case let .spawn(id, _) = action { sparesToBe.insert(id) }
+            actions.append(action)
+        }
         return actions
+    }
+
+    /// A worker of the serving generation was lost: a spare, if there is one, serves in its
+    /// place at once (its replacement, when ready, becomes the spare).
+    private mutating func promoteSpare(now: ContinuousClock.Instant) -> [Action] {
+        guard state == .serving || pending != nil,
+            let id = workers.filter({ $0.value.phase == .spare && $0.value.generation == generation }).keys.min()
+        else { return [] }
+        workers[id]?.phase = .idle
+        idle.append(id)
+        return dispatch(now: now)
     }
 
     /// One of `generation`'s first workers is through (ready, failed or abandoned): when it was
@@ -302,7 +360,7 @@ struct PluginStateMachine: Sendable {
         var actions: [Action] = []
         for (id, worker) in workers.sorted(by: { $0.key < $1.key }) where selected(worker) {
             switch worker.phase {
-            case .idle:
+            case .idle, .spare:
                 workers[id]?.phase = .draining
                 idle.removeAll { $0 == id }
                 actions.append(.retire(id))
@@ -368,6 +426,7 @@ struct PluginStateMachine: Sendable {
         _ id: WorkerID, code: PluginError.Code, reason: String, now: ContinuousClock.Instant
     ) -> [Action] {
         guard let worker = workers.removeValue(forKey: id) else { return [] }
+        sparesToBe.remove(id)
         guard isLive(worker.generation) else { return concluded(id, generation: worker.generation) }
         if let pending, worker.generation == pending.generation {
             return abandonPending(pending, reason: reason)
@@ -391,13 +450,14 @@ struct PluginStateMachine: Sendable {
             return []
         }
         workers.removeValue(forKey: id)
+        sparesToBe.remove(id)
         idle.removeAll { $0 == id }
         if let pending, worker.generation == pending.generation {
             return abandonPending(pending, reason: "a worker of the new version died before serving: \(description)")
         }
         let replace: Bool
         switch worker.phase {
-        case .idle, .busy: replace = true  // it died on its own
+        case .idle, .busy, .spare: replace = true  // it died on its own
         case let .dying(wanted): replace = wanted
         case .starting, .draining: replace = false
         }
@@ -405,7 +465,10 @@ struct PluginStateMachine: Sendable {
             return []
         }
         lastError = description
-        return restartOrGiveUp(after: worker, now: now, description: description)
+        // A serving worker that died on its own: a spare takes its place now (one lost to a
+        // kill was replaced when the kill was decided).
+        let promoted = worker.phase == .idle || worker.phase == .busy ? promoteSpare(now: now) : []
+        return promoted + restartOrGiveUp(after: worker, now: now, description: description)
     }
 
     private mutating func restartOrGiveUp(
@@ -579,8 +642,12 @@ struct PluginStateMachine: Sendable {
         -> [Action]
     {
         circuit?.record(failure: failure, now: now)
-        if workerLost, workers[id]?.phase == .busy { workers[id]?.phase = .dying(replace: true) }
-        return release(id) + dispatch(now: now)
+        var promoted: [Action] = []
+        if workerLost, workers[id]?.phase == .busy {
+            workers[id]?.phase = .dying(replace: true)
+            if workers[id]?.generation == generation { promoted = promoteSpare(now: now) }
+        }
+        return release(id) + promoted + dispatch(now: now)
     }
 
     /// One caller lets go of worker `id`: when it was the last, the worker is idle again (or
@@ -610,11 +677,13 @@ struct PluginStateMachine: Sendable {
     /// a frame while idle, or hung up): it is being killed and is replaced when it exits. The
     /// call never ran on it, but the circuit counts the failure (`code`), which also ends a
     /// half-open trial. The caller asks again with `admit(returning: true)`.
-    mutating func workerUnusable(_ id: WorkerID, code: PluginError.Code, now: ContinuousClock.Instant) {
-        guard workers[id]?.phase == .busy else { return }
+    @discardableResult
+    mutating func workerUnusable(_ id: WorkerID, code: PluginError.Code, now: ContinuousClock.Instant) -> [Action] {
+        guard workers[id]?.phase == .busy else { return [] }
         circuit?.record(failure: code, now: now)
         workers[id]?.phase = .dying(replace: true)
         workers[id]?.calls -= 1
+        return workers[id]?.generation == generation ? promoteSpare(now: now) : []
     }
 
     // MARK: Operator
@@ -676,6 +745,7 @@ struct PluginStateMachine: Sendable {
         case .idle?: return .idle
         case .busy?: return .busy
         case .draining?: return .draining
+        case .spare?: return .standby
         case .dying?: return .dying
         case nil: return .gone
         }

@@ -70,6 +70,8 @@ public struct PluginSpec: Sendable, Equatable {
     public var sha256: String?
     public var abi: ABI = .plugvisor
     public var instances: Int = 1
+    /// Spare workers kept loaded and locked down, which take a lost worker's place at once.
+    public var standby: Int = 0
     public var maxQueue: Int = 64
     public var timeout: Duration = .seconds(5)
     public var fuel: UInt64?

@@ -127,7 +127,7 @@ struct ManifestReader {
         var spec = PluginSpec(name: "", wasm: "")
         var valid = true
         let known: Set<String> = [
-            "name", "wasm", "sha256", "abi", "instances", "max_queue", "timeout", "fuel", "memory",
+            "name", "wasm", "sha256", "abi", "instances", "standby", "max_queue", "timeout", "fuel", "memory",
             "filesystem", "network", "env", "config", "restart", "circuit", "args", "unknown_imports",
         ]
         for (keyNode, value) in fields {
@@ -182,6 +182,8 @@ struct ManifestReader {
                 }
             case "instances":
                 if let n = integer(value, at, in: 1...64) { spec.instances = n }
+            case "standby":
+                if let n = integer(value, at, in: 0...8) { spec.standby = n }
             case "max_queue":
                 if let n = integer(value, at, in: 0...100_000) { spec.maxQueue = n }
             case "timeout":

@@ -114,6 +114,9 @@ public struct WorkerStatus: Codable, Sendable, Equatable {
         case busy
         /// Finishing its call, then retired (an older generation, or the plugin is stopping).
         case draining
+        /// Loaded and locked down, taking no calls until it takes a lost worker's place
+        /// (`standby` in the manifest).
+        case standby
         /// Killed, waiting to be reaped.
         case dying
         /// Reaped: no longer known to the plugin.

@@ -83,6 +83,36 @@ import Testing
         #expect(status.calls == 2 && status.errors == 1, "one crashed, one answered, none run twice: \(status)")
     }
 
+    /// With `standby: 1` a spare worker waits loaded and locked down; when the serving worker
+    /// is lost (a timeout here), the next call is answered by the spare, and a new spare
+    /// follows.
+    @Test func aSpareWorkerAnswersTheCallAfterATimeoutAndANewSpareFollows() throws {
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: sleepy, wasm: "{{plugins}}/spin-if-asked.wasm", instances: 1, standby: 1, timeout: 1s}
+                """)
+        #expect(
+            supervisor.eventually {
+                (try? supervisor.plugin("sleepy").workers.map(\.state).sorted { $0.rawValue < $1.rawValue }) == [
+                    .idle, .standby,
+                ]
+            })
+        let before = try supervisor.plugin("sleepy").workers
+        let serving = try #require(before.first { $0.state == .idle }?.pid)
+        let spare = try #require(before.first { $0.state == .standby }?.pid)
+        #expect(try supervisor.directCall("sleepy", ["mode": "spin"]).error?.code == .timeout)
+        let next = try supervisor.directCall("sleepy", ["mode": "fast"])
+        #expect(next.result?["data"] == "quick", "\(String(describing: next.error))")
+        #expect(try supervisor.plugin("sleepy").workers.first { $0.state == .idle }?.pid == spare)
+        #expect(
+            supervisor.eventually {
+                guard let workers = try? supervisor.plugin("sleepy").workers else { return false }
+                return workers.count == 2
+                    && workers.contains { $0.state == .standby && $0.pid != spare && $0.pid != serving }
+            }, "a new spare follows: \(String(describing: try? supervisor.plugin("sleepy").workers))")
+    }
+
     @Test func aCrashLoopEndsInFailedWithTheReason() throws {
         let supervisor = try RunningSupervisor(
             manifest: """

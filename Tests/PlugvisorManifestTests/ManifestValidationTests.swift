@@ -196,7 +196,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
     @Test(arguments: [
         BadField(
             "    timout: 5s", "plugins[0].timout",
-            "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, timeout, unknown_imports, wasm); did you mean 'timeout'?"
+            "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, standby, timeout, unknown_imports, wasm); did you mean 'timeout'?"
         ),
         BadField("    Name: other", "plugins[0].Name", "; did you mean 'name'?"),
         BadField(
@@ -449,6 +449,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
         BadField("    instances: 0", "plugins[0].instances", "'0' is not a whole number between 1 and 64"),
         BadField("    instances: 65", "plugins[0].instances", "'65' is not a whole number between 1 and 64"),
         BadField("    instances: -1", "plugins[0].instances", "'-1' is not a whole number between 1 and 64"),
+        BadField("    standby: 9", "plugins[0].standby", "'9' is not a whole number between 0 and 8"),
         BadField("    instances: two", "plugins[0].instances", "'two' is not a whole number between 1 and 64"),
         BadField("    instances: 2.0", "plugins[0].instances", "'2.0' is not a whole number between 1 and 64"),
         BadField(

@@ -75,7 +75,9 @@ import Testing
     @Test func statusStatesKeepTheirWireStrings() throws {
         #expect(PluginStatus.State.allCases.map(\.rawValue) == ["starting", "ready", "reloading", "stopped", "failed"])
         #expect(
-            WorkerStatus.State.allCases.map(\.rawValue) == ["starting", "idle", "busy", "draining", "dying", "gone"])
+            WorkerStatus.State.allCases.map(\.rawValue) == [
+                "starting", "idle", "busy", "draining", "standby", "dying", "gone",
+            ])
         #expect(CircuitState.allCases.map(\.rawValue) == ["closed", "open", "half-open"])
         let status = PluginStatus(
             name: "echo", version: nil, state: .reloading,

@@ -556,4 +556,62 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         #expect(machine.admit(4, now: t0, terms: small(deadline)) == .wait, "not behind the old worker's call")
         #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.retire(ids[0])])
     }
+
+    // MARK: Spare workers (standby)
+
+    /// A machine with one serving worker and `standby` spares, all ready; their ids.
+    func machineWithSpares(standby: Int, at t0: ContinuousClock.Instant) throws -> (PluginStateMachine, Int, [Int]) {
+        var spec = testSpec(instances: 1, maxQueue: 4)
+        spec.standby = standby
+        var machine = PluginStateMachine(spec: spec)
+        let first = try #require(spawned(machine.begin(now: t0)).first)
+        #expect(machine.workerSpawning(first, now: t0).wanted)
+        let spares = spawned(machine.workerReady(first, now: t0).actions)
+        #expect(spares.count == standby, "the spares are started once the plugin serves")
+        for spare in spares {
+            #expect(machine.workerSpawning(spare, now: t0).wanted)
+            #expect(machine.workerReady(spare, now: t0).wanted)
+            #expect(machine.reportedState(of: spare) == .standby)
+        }
+        return (machine, first, spares)
+    }
+
+    /// A spare takes no calls; when the serving worker is lost (a timeout here), the spare
+    /// serves at once, and the lost one's replacement becomes the new spare.
+    @Test func aSpareTakesALostWorkersPlaceAtOnceAndItsReplacementBecomesTheSpare() throws {
+        var (machine, first, spares) = try machineWithSpares(standby: 1, at: t0)
+        #expect(machine.admit(1, now: t0) == .run(first))
+        #expect(machine.admit(2, now: t0) == .wait, "the spare takes no calls")
+        #expect(machine.finish(first, failure: .timeout, workerLost: true, now: t0) == [.handOff(spares[0], to: 2)])
+        let replacement = try #require(spawned(machine.workerExited(first, now: t0, description: "SIGKILL")).first)
+        #expect(machine.workerSpawning(replacement, now: t0).wanted)
+        #expect(machine.workerReady(replacement, now: t0).wanted)
+        #expect(machine.reportedState(of: replacement) == .standby)
+        #expect(machine.restarts.total == 1, "the loss still counts for the restart policy")
+    }
+
+    /// A serving worker that dies while idle is replaced by the spare as its exit is seen.
+    @Test func aSpareServesAsSoonAsAnIdleWorkerDies() throws {
+        var (machine, first, spares) = try machineWithSpares(standby: 1, at: t0)
+        let actions = machine.workerExited(first, now: t0, description: "SIGSEGV")
+        #expect(spawned(actions).count == 1)
+        #expect(machine.reportedState(of: spares[0]) == .idle)
+        #expect(machine.admit(1, now: t0) == .run(spares[0]))
+    }
+
+    /// At a reload's switch the old generation's spare is retired and the new one gets its own.
+    @Test func aReloadRetiresTheOldSpareAndStartsOneForTheNewGeneration() throws {
+        var (machine, first, spares) = try machineWithSpares(standby: 1, at: t0)
+        let (_, started) = machine.beginReload(spec: machine.spec, now: t0)
+        let fresh = try #require(spawned(started).first)
+        #expect(spawned(started).count == 1, "a reload's generation starts its instances only")
+        #expect(machine.workerSpawning(fresh, now: t0).wanted)
+        let switched = machine.workerReady(fresh, now: t0).actions
+        #expect(switched.contains(.retire(first)) && switched.contains(.retire(spares[0])))
+        let newSpare = try #require(spawned(switched).first)
+        #expect(machine.workerSpawning(newSpare, now: t0).wanted)
+        #expect(machine.workerReady(newSpare, now: t0).wanted)
+        #expect(machine.reportedState(of: newSpare) == .standby)
+        #expect(machine.reportedState(of: fresh) == .idle)
+    }
 }
