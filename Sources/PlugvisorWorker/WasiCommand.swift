@@ -101,6 +101,18 @@ public final class WasiCommand {
             case let .success(value): data = value
             }
         }
+        // A program that already prints a plugin result (an object with a boolean `success`) is
+        // taken at its word, not wrapped as `data` again; a non-zero exit still fails the call.
+        if case let .object(members)? = data, case .bool? = members["success"] {
+            var answer = members
+            if exitCode != 0 {
+                answer["success"] = false
+                if answer["error"]?.stringValue == nil {
+                    answer["error"] = .string("the program exited with code \(exitCode)")
+                }
+            }
+            return GuestAnswer.checkResultShape(.object(answer), plugin: plugin)
+        }
         var answer: [String: JSONValue] = ["success": .bool(exitCode == 0)]
         if let data { answer["data"] = data }
         if exitCode != 0 { answer["error"] = .string("the program exited with code \(exitCode)") }

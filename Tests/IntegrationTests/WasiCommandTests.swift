@@ -60,6 +60,17 @@ import Testing
         #expect(notCommand.lastError?.contains("must export a _start function") == true)
     }
 
+    @Test func aCommandThatPrintsAPluginResultIsTakenAtItsWord() throws {
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - {name: answers, wasm: "{{plugins}}/answers-result.wasm", abi: wasi-command}
+                """)
+        let output = supervisor.call("answers")
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.json == ["success": true, "data": ["answer": 42]], "\(output.stdout)")
+    }
+
     @Test func aCommandRunsSandboxed() throws {
         let supervisor = try RunningSupervisor(
             manifest: """
