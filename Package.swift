@@ -110,6 +110,8 @@ let package = Package(
                 .product(name: "WasmKitWASI", package: "WasmKit"),
                 .product(name: "WASI", package: "WasmKit"),
                 .product(name: "WasmParser", package: "WasmKit"),
+                // The Extism kernel is WAT source in the worker, compiled when first needed.
+                .product(name: "WAT", package: "WasmKit"),
             ]
         ),
         // Runs inside the sandboxed network broker process; the only target that uses
@@ -150,7 +152,10 @@ let package = Package(
             name: "PlugvisorSupervisorTests", dependencies: ["Plugvisor", "PlugvisorManifest", "PlugvisorProtocol"]),
         .testTarget(
             name: "PlugvisorWorkerTests",
-            dependencies: ["PlugvisorWorker", "PlugvisorProtocol", "PlugvisorTestSupport"]),
+            dependencies: [
+                "PlugvisorWorker", "PlugvisorProtocol", "PlugvisorTestSupport",
+                .product(name: "WasmKit", package: "WasmKit"),
+            ]),
         .testTarget(
             name: "IntegrationTests",
             // Plugvisor and its modules for the embedding API in-process (AsyncPoolTests).

@@ -9,6 +9,9 @@ public enum Fixtures {
 
     public static let pluginsDirectory = root.appendingPathComponent("Fixtures/plugins")
     public static let manifestsDirectory = root.appendingPathComponent("Fixtures/manifests")
+    /// Real Extism plugins and Extism's kernel, beside the checkout (`../shared/extism`, as in
+    /// CI): test data, never copied into the repository.
+    public static let extismDirectory = root.deletingLastPathComponent().appendingPathComponent("shared/extism")
 
     private static let buildResult: Result<Void, FixtureError> = {
         let script = root.appendingPathComponent("scripts/build-fixtures.sh").path
