@@ -11,6 +11,7 @@ import Prometheus
 
 /// The HTTP gateway: plugins called over HTTP, status, admin operations, health and metrics.
 ///
+///     GET  /                              the dashboard (`Dashboard`): the status table, self-updating
 ///     POST /v1/plugins/{name}/execute     the plugin's result (200) or a typed error
 ///     GET  /v1/plugins                    what `plugvisor status --json` shows
 ///     GET  /v1/plugins/{name}
@@ -112,6 +113,13 @@ public struct Gateway: Sendable {
         let router = Router()
         router.add(middleware: JSONErrors())
         router.get("/healthz") { _, _ in Self.json(["status": "ok"]) }
+        router.get("/") { _, _ in
+            let page = Dashboard.page(
+                await supervisor.runBlocking { supervisor.status() }, adminEnabled: configuration.adminToken != nil)
+            return Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: page)))
+        }
         // Status reads take every plugin's lock and read /proc: on the blocking pool, never on
         // the cooperative pool that serves every connection.
         router.get("/metrics") { _, _ in await metricsResponse() }
