@@ -51,14 +51,10 @@ enum ExtismKernel {
         ]
     }()
 
-    /// The kernel compiled once per worker process (every instance of a `_start` plugin reuses it).
-    static func module() throws -> Module {
-        if let compiled { return compiled }
-        let module = try parseWasm(bytes: try wat2wasm(text))
-        compiled = module
-        return module
-    }
-    nonisolated(unsafe) private static var compiled: Module?
+    /// The kernel compiled once per process (every instance of a `_start` plugin reuses it);
+    /// a `static let`, so that threads (parallel tests) share one compilation safely.
+    static func module() throws -> Module { try compiled.get() }
+    private static let compiled = Result<Module, any Error> { try parseWasm(bytes: try wat2wasm(text)) }
 
     static let text = """
         (module
@@ -247,15 +243,15 @@ struct ExtismKernelInstance {
     /// The kernel's export `name` for a plugin to import; nil if it has none.
     func function(_ name: String) -> Function? { instance.exports[function: name] }
 
-    /// Calls `name` with i64 arguments; an i32 answer is widened. Nil for a function without one.
+    /// Calls `name`, each argument narrowed to its parameter's type; an i32 answer is widened.
+    /// Nil for a function without one.
     @discardableResult
     func call(_ name: String, _ arguments: UInt64...) throws -> UInt64? {
         guard let function = function(name) else {
             throw HostModule.GuestFault(description: "the Extism kernel has no \(name)")
         }
-        let values: [Value] = arguments.enumerated().map { index, argument in
-            // store_u8's value is its only i32 parameter.
-            name == "store_u8" && index == 1 ? .i32(UInt32(truncatingIfNeeded: argument)) : .i64(argument)
+        let values: [Value] = zip(arguments, function.type.parameters).map { argument, type in
+            type == .i32 ? .i32(UInt32(truncatingIfNeeded: argument)) : .i64(argument)
         }
         switch try function.invoke(values).first {
         case let .i64(value)?: return value
