@@ -5,7 +5,7 @@ import PlugvisorProtocol
 
 extension LoadRequest {
     /// What a worker needs to load `spec`'s plugin, dropping to `workerUser` when it starts as root.
-    init(spec: PluginSpec, workerUser: WorkerUser?, sandboxDrill: Bool) {
+    init(spec: PluginSpec, workerUser: WorkerUser?, sandboxDrill: Bool, logLevel: String = "info") {
         self.init(
             plugin: spec.name,
             abi: spec.abi,
@@ -17,7 +17,9 @@ extension LoadRequest {
             workerUser: workerUser,
             sandboxDrill: sandboxDrill,
             args: spec.args.isEmpty ? [spec.name] : spec.args,
-            trapUnknownImports: spec.trapUnknownImports)
+            trapUnknownImports: spec.trapUnknownImports,
+            maxVarBytes: spec.maxVarBytes,
+            logLevel: logLevel)
     }
 }
 

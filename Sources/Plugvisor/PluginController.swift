@@ -344,7 +344,7 @@ final class PluginController: @unchecked Sendable {
             do throws(PluginError) {
                 let request = LoadRequest(
                     spec: spec, workerUser: launcher.workerUser(for: name),
-                    sandboxDrill: launcher.configuration.sandboxDrill)
+                    sandboxDrill: launcher.configuration.sandboxDrill, logLevel: worker.logger.logLevel.rawValue)
                 let ready = try connection.handshake(request, spec: spec)
                 let (wanted, work) = lock.withLock { () -> (Bool, [Action]) in
                     let (wanted, actions) = machine.workerReady(id, now: .now)

@@ -157,6 +157,21 @@ public final class Supervisor: Sendable {
         ).get()
     }
 
+    /// Calls the exported `function` of an `abi: extism` plugin with `input`, as Extism's hosts do.
+    /// - Returns: the output bytes the plugin set.
+    /// - Throws: `plugin_failed` with the plugin's own message (its `error_set`, or a non-zero
+    ///   return code), or any error `execute` throws (timeout, trap, out of fuel, `oom`, ...).
+    public func call(plugin name: String, function: String, input: [UInt8]) async throws(PluginError) -> [UInt8] {
+        let abi = try core.runtime(name).get().spec.abi
+        guard abi == .extism else {
+            throw PluginError(
+                .badRequest, plugin: name,
+                "\(name) is an abi: \(abi.rawValue) plugin: call it with a context (execute), not a function name")
+        }
+        let result = try await execute(plugin: name, context: ExtismCall.context(function: function, input: input))
+        return try ExtismCall.output(of: result, plugin: name).get()
+    }
+
     /// Calls the plugin with a typed context.
     public func execute(plugin name: String, context: PluginContext) async throws(PluginError) -> JSONValue {
         try await execute(plugin: name, context: context.json)

@@ -6,7 +6,7 @@ import PlugvisorProtocol
 /// Performs a guest's `plugvisor.http_request` on its behalf: workers have no network syscalls,
 /// so every request goes through here and is checked against the plugin's `allowed_hosts`.
 ///
-/// The request is `{"method", "url", "headers", "body"}`; the answer is
+/// The request is `{"method", "url", "headers", "body"}` (or `"body_base64"` for bytes); the answer is
 /// `{"status", "headers", "body"}` or `{"error"}`. Responses are bounded in size and time.
 enum HTTPBroker {
     static let maxResponseBytes = 1 << 20
@@ -46,7 +46,12 @@ enum HTTPBroker {
                 if let value = value.stringValue { urlRequest.setValue(value, forHTTPHeaderField: name) }
             }
         }
-        if let body = request["body"]?.stringValue { urlRequest.httpBody = Data(body.utf8) }
+        if let body = request["body"]?.stringValue {
+            urlRequest.httpBody = Data(body.utf8)
+        } else if let encoded = request["body_base64"]?.stringValue {
+            guard let body = Data(base64Encoded: encoded) else { return refuse("body_base64 is not base64") }
+            urlRequest.httpBody = body
+        }
 
         let fetch = BoundedFetch(allowedHosts: allowedHosts, limit: maxResponseBytes)
         let session = URLSession(configuration: .ephemeral, delegate: fetch, delegateQueue: nil)

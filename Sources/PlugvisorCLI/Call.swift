@@ -11,6 +11,11 @@ struct Call: ParsableCommand {
             result on stdout. Exit status: 0 when the result has "success": true, 1 when the plugin \
             answered "success": false, 2 for a supervisor-side error (not running, unknown plugin, \
             timeout, crash, ...), printed as one line of JSON on stderr.
+
+            An abi: extism plugin is called by function instead: --function NAME with --input TEXT \
+            (or --input - for stdin, bytes as they are); its output bytes are printed as they are. \
+            Exit status 1 then means the plugin failed (error_set or a non-zero return code), with \
+            {"error": {"code": "plugin_failed", "message": ...}} on stderr.
             """)
 
     @Argument(help: "The plugin's name in the manifest.")
@@ -32,18 +37,57 @@ struct Call: ParsableCommand {
             valueName: "FILE|-"))
     var json: String?
 
+    @Option(
+        name: .long, help: ArgumentHelp("For an abi: extism plugin: the exported function to call.", valueName: "NAME"))
+    var function: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "With --function: the input bytes, as TEXT, or read from stdin with '-' (default: none).",
+            valueName: "TEXT|-"))
+    var input: String?
+
     @OptionGroup var control: ControlOptions
 
     func validate() throws {
         for pair in parameters + headers where !pair.contains("=") {
             throw ValidationError("'\(pair)' is not KEY=VALUE")
         }
+        if function == nil, input != nil { throw ValidationError("--input goes with --function (an abi: extism call)") }
+        if function != nil, json != nil || !parameters.isEmpty || !headers.isEmpty || requestID != nil {
+            throw ValidationError(
+                "--function calls an abi: extism plugin with raw --input: -p, -H, --json and --request-id are for a context"
+            )
+        }
     }
 
     func run() throws {
-        let context = try withUsage(of: Self.self) { try buildContext() }
-        let request = ControlRequest(op: .call, plugin: name, context: context)
-        switch ControlClient(path: control.path).send(request) {
+        if let function {
+            let bytes = input == "-" ? Array(FileHandle.standardInput.readDataToEndOfFile()) : Array((input ?? "").utf8)
+            return try callFunction(function, input: bytes)
+        }
+        let result = send(try withUsage(of: Self.self) { try buildContext() })
+        Output.stdout(Output.json(result))
+        if result["success"]?.boolValue != true { throw ExitCode(1) }
+    }
+
+    /// Calls an Extism plugin's `function` and writes its output bytes, exactly, to stdout.
+    private func callFunction(_ function: String, input: [UInt8]) throws {
+        switch ExtismCall.output(of: send(ExtismCall.context(function: function, input: input)), plugin: name) {
+        case let .success(output):
+            FileHandle.standardOutput.write(Data(output))
+        case let .failure(error) where error.code == .pluginFailed:
+            Output.stderr(JSONCoding.compact(["error": error]))
+            throw ExitCode(1)
+        case let .failure(error):
+            Output.fail(error)
+        }
+    }
+
+    /// The plugin's result for `context`; a supervisor-side error ends the command (exit 2).
+    private func send(_ context: JSONValue) -> JSONValue {
+        switch ControlClient(path: control.path).send(ControlRequest(op: .call, plugin: name, context: context)) {
         case let .failure(error):
             Output.fail(error)
         case let .success(response):
@@ -51,8 +95,7 @@ struct Call: ParsableCommand {
             guard let result = response.result else {
                 Output.fail(PluginError(.internalError, plugin: name, "the supervisor sent no result"))
             }
-            Output.stdout(Output.json(result))
-            if result["success"]?.boolValue != true { throw ExitCode(1) }
+            return result
         }
     }
 

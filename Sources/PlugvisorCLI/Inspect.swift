@@ -32,6 +32,11 @@ struct Inspect: ParsableCommand {
                 "memory: \(min * 64) KiB initial, "
                     + (report.memoryMaxPages.map { "\($0 * 64) KiB maximum" } ?? "no maximum"))
         }
+        if let functions = report.functions {
+            lines.append(
+                "functions to call (plugvisor call NAME --function F): "
+                    + (functions.isEmpty ? "none" : functions.joined(separator: ", ")))
+        }
         lines.append("exports:")
         for item in report.exports {
             lines.append("  \(item.kind) \(item.name)\(item.signature.map { " \($0)" } ?? "")")

@@ -134,6 +134,10 @@ public struct Gateway: Sendable {
         router.post("/v1/plugins/{name}/execute") { request, context in
             try await execute(request, name: context.parameters.require("name"))
         }
+        router.post("/v1/plugins/{name}/functions/{function}") { request, context in
+            try await callFunction(
+                request, name: context.parameters.require("name"), function: context.parameters.require("function"))
+        }
         for operation in [ControlRequest.Operation.kill, .restart, .reload] {
             router.post("/v1/plugins/{name}/\(operation.rawValue)") { request, context in
                 try await admin(request, ControlRequest(op: operation, plugin: context.parameters.require("name")))
@@ -181,6 +185,32 @@ public struct Gateway: Sendable {
         }
         response.headers[.xRequestID] = requestID
         return response
+    }
+
+    /// An `abi: extism` call: the body is the input bytes, the answer the output bytes, typed as
+    /// JSON when they parse as JSON and as `application/octet-stream` otherwise.
+    private func callFunction(_ request: Request, name: String, function: String) async -> Response {
+        let answer = await limitingInFlight(plugin: name, refused: { .failure($0) }) {
+            () async -> Result<[UInt8], PluginError> in
+            let body: ByteBuffer
+            switch await Self.collectBody(of: request, limit: configuration.maxBodyBytes) {
+            case let .failure(error): return .failure(error)
+            case let .success(collected): body = collected
+            }
+            do throws(PluginError) {
+                return .success(try await supervisor.call(plugin: name, function: function, input: Array(buffer: body)))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch answer {
+        case let .failure(error): return Self.errorResponse(error)
+        case let .success(output):
+            let isJSON = await supervisor.runBlocking { (try? JSONValue(parsing: output)) != nil }
+            return Response(
+                status: .ok, headers: [.contentType: isJSON ? "application/json" : "application/octet-stream"],
+                body: .init(byteBuffer: ByteBuffer(bytes: output)))
+        }
     }
 
     private func admin(_ request: Request, _ operation: ControlRequest) async -> Response {
@@ -317,7 +347,8 @@ public struct Gateway: Sendable {
         case .unauthorized: return .unauthorized
         case .overloaded: return .tooManyRequests
         case .timeout: return .gatewayTimeout
-        case .workerCrashed, .killed, .trap, .outOfFuel, .invalidResult, .protocolViolation: return .badGateway
+        case .workerCrashed, .killed, .trap, .outOfFuel, .outOfMemory, .invalidResult, .protocolViolation:
+            return .badGateway
         case .stopped, .restartLimit, .circuitOpen, .loadFailed: return .serviceUnavailable
         case .invalidManifest, .reloadFailed: return .unprocessableContent
         case .payloadTooLarge: return .contentTooLarge

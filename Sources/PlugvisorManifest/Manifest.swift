@@ -88,6 +88,8 @@ public struct PluginSpec: Sendable, Equatable {
     public var trapUnknownImports = false
     /// For `abi: wasi-command`: argv, the first being the program's name (default: the plugin's).
     public var args: [String] = []
+    /// For `abi: extism`: the most bytes its vars may hold (Extism's `max_var_bytes`); 0 disables them.
+    public var maxVarBytes: Int = LoadRequest.defaultMaxVarBytes
     public var restart: RestartPolicy = .default
     public var circuit: CircuitPolicy?
 

@@ -126,9 +126,10 @@ struct ManifestReader {
         }
         var spec = PluginSpec(name: "", wasm: "")
         var valid = true
+        var varsKey: Node?
         let known: Set<String> = [
             "name", "wasm", "sha256", "abi", "instances", "standby", "max_queue", "timeout", "fuel", "memory",
-            "filesystem", "network", "env", "config", "restart", "circuit", "args", "unknown_imports",
+            "filesystem", "network", "env", "config", "restart", "circuit", "args", "unknown_imports", "vars",
         ]
         for (keyNode, value) in fields {
             let key = keyNode.scalar?.string ?? "?"
@@ -177,7 +178,10 @@ struct ManifestReader {
                     if let abi = PluginSpec.ABI(rawValue: text) {
                         spec.abi = abi
                     } else {
-                        problem(value, at, "'\(text)' is not an ABI (plugvisor, wasi-command)")
+                        problem(
+                            value, at,
+                            "'\(text)' is not an ABI (\(PluginSpec.ABI.allCases.map(\.rawValue).joined(separator: ", ")))"
+                        )
                     }
                 }
             case "instances":
@@ -190,6 +194,15 @@ struct ManifestReader {
                 if let d = duration(value, at, min: .milliseconds(1), max: .seconds(3600)) { spec.timeout = d }
             case "fuel":
                 if let n = integer(value, at, in: 1...Int.max) { spec.fuel = UInt64(n) }
+            case "vars":
+                varsKey = keyNode
+                if let text = string(value, at) {
+                    if let bytes = Units.size(text), bytes <= 1 << 30 {
+                        spec.maxVarBytes = bytes
+                    } else {
+                        problem(value, at, "'\(text)' is not a size up to 1GiB (e.g. 1MiB; 0 disables vars)")
+                    }
+                }
             case "memory":
                 if let text = string(value, at) {
                     if let bytes = Units.size(text), bytes >= 65536, bytes <= 4 << 30 {
@@ -242,6 +255,12 @@ struct ManifestReader {
         }
         if fields["wasm"] == nil {
             problem(node, path, "missing required key 'wasm'")
+            valid = false
+        }
+        if let varsKey, spec.abi != .extism {
+            problem(
+                varsKey, "\(path).vars",
+                "is for abi: extism plugins (Extism's vars); this plugin's abi is \(spec.abi.rawValue)")
             valid = false
         }
         return valid ? spec : nil

@@ -37,6 +37,11 @@ public struct PluginError: Error, Sendable, Hashable, Codable, CustomStringConve
         public static let trap = Code(rawValue: "trap")
         /// The guest ran out of its per-call fuel budget.
         public static let outOfFuel = Code(rawValue: "out_of_fuel")
+        /// The call needed more memory than the plugin's `memory` budget (all its memories together).
+        public static let outOfMemory = Code(rawValue: "oom")
+        /// The plugin itself reported a failure (an Extism plugin's `error_set` or non-zero return
+        /// code); the message is the plugin's.
+        public static let pluginFailed = Code(rawValue: "plugin_failed")
         /// The guest's answer broke the ABI: bad pointer, not UTF-8, not JSON, wrong shape.
         public static let invalidResult = Code(rawValue: "invalid_result")
         /// The worker broke the wire protocol; it was killed.

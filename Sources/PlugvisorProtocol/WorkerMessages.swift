@@ -36,6 +36,9 @@ public enum GuestABI: String, Codable, Sendable, CaseIterable {
     case plugvisor
     /// A WASI command (`_start`): context JSON on stdin, result JSON on stdout.
     case wasiCommand = "wasi-command"
+    /// An Extism plugin: exported functions called with raw bytes through plugvisor's Extism
+    /// kernel (`extism:host/env`); see `ExtismCall`.
+    case extism
 }
 
 /// Everything a worker needs to set up one plugin. The module's bytes travel separately, as a
@@ -62,12 +65,19 @@ public struct LoadRequest: Codable, Sendable, Equatable {
     public var args: [String]
     /// Function imports nothing grants are linked as traps instead of refused.
     public var trapUnknownImports: Bool
+    /// For `abi: extism`: the most bytes the plugin's vars (keys and values) may hold; 0 disables them.
+    public var maxVarBytes: Int
+    public static let defaultMaxVarBytes = 1 << 20
+    /// The supervisor's log level (`trace` … `critical`): lines below it are dropped in the
+    /// worker, and an Extism plugin's `get_log_level` answers from it.
+    public var logLevel: String
 
     public init(
         plugin: String, abi: GuestABI = .plugvisor, memoryLimit: Int? = nil, fuel: UInt64? = nil,
         env: [String: String] = [:], config: [String: String] = [:], preopens: [Preopen] = [],
         maxResultBytes: Int = defaultMaxResultBytes, workerUser: WorkerUser? = nil, sandboxDrill: Bool = false,
-        args: [String] = [], trapUnknownImports: Bool = false
+        args: [String] = [], trapUnknownImports: Bool = false, maxVarBytes: Int = defaultMaxVarBytes,
+        logLevel: String = "info"
     ) {
         self.plugin = plugin
         self.abi = abi
@@ -81,6 +91,8 @@ public struct LoadRequest: Codable, Sendable, Equatable {
         self.sandboxDrill = sandboxDrill
         self.args = args
         self.trapUnknownImports = trapUnknownImports
+        self.maxVarBytes = maxVarBytes
+        self.logLevel = logLevel
     }
 }
 
@@ -180,7 +192,7 @@ public struct CallResult: Codable, Sendable, Equatable {
     /// own refusals. Any other (`timeout`, `killed`, ...) is the supervisor's to give, and a
     /// worker that claims one breaks the protocol.
     public static let workerErrorCodes: Set<PluginError.Code> = [
-        .trap, .outOfFuel, .invalidResult,
+        .trap, .outOfFuel, .invalidResult, .outOfMemory,
         .badRequest,  // a context the guest cannot take (too large for a 32-bit guest)
         .internalError,  // a WASI command's stdio could not be set up
     ]
@@ -351,9 +363,16 @@ public struct InspectReport: Codable, Sendable, Equatable {
         /// The plugvisor ABI with the Go pattern's results: an i32 pointer to one JSON value.
         case plugvisorI32 = "plugvisor-i32"
         case wasiCommand = "wasi-command"
+        case extism
 
         /// What a manifest's `abi:` says for such a module.
-        public var guestABI: GuestABI { self == .wasiCommand ? .wasiCommand : .plugvisor }
+        public var guestABI: GuestABI {
+            switch self {
+            case .plugvisor, .plugvisorI32: return .plugvisor
+            case .wasiCommand: return .wasiCommand
+            case .extism: return .extism
+            }
+        }
     }
 
     /// Nil when the module speaks none.
@@ -369,10 +388,12 @@ public struct InspectReport: Codable, Sendable, Equatable {
     public var capabilities: [String]
     public var sizeBytes: Int
     public var sha256: String?
+    /// For an Extism plugin: the exports a call may name (`plugvisor call NAME --function F`).
+    public var functions: [String]?
 
     public init(
         abi: ABI?, exports: [ModuleItem], imports: [ModuleItem], memoryMinPages: UInt64?, memoryMaxPages: UInt64?,
-        problems: [String], capabilities: [String], sizeBytes: Int, sha256: String? = nil
+        problems: [String], capabilities: [String], sizeBytes: Int, sha256: String? = nil, functions: [String]? = nil
     ) {
         self.abi = abi
         self.exports = exports
@@ -383,5 +404,6 @@ public struct InspectReport: Codable, Sendable, Equatable {
         self.capabilities = capabilities
         self.sizeBytes = sizeBytes
         self.sha256 = sha256
+        self.functions = functions
     }
 }

@@ -42,16 +42,9 @@ public final class GuestHost {
         store.resourceLimiter = MemoryCap(bytes: prepared.memoryLimit)
 
         hostModule = HostModule(
-            plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill, log: log,
-            hostService: hostService)
-        do {
-            wasi = try WASIBridgeToHost(
-                args: [request.plugin], environment: request.env,
-                preopens: request.preopens.map { .init(guestPath: $0.guest, hostPath: $0.host) },
-                stdin: 0, stdout: 2, stderr: 2)
-        } catch {
-            throw loadFailed("cannot set up WASI: \(error)")
-        }
+            plugin: request.plugin, config: request.config, sandboxDrill: request.sandboxDrill,
+            logLevel: request.logLevel, log: log, hostService: hostService)
+        wasi = try WASILinking.bridge(for: request)
         let instance: Instance
         do throws(PluginError) {
             instance = try Self.instantiate(
@@ -89,32 +82,12 @@ public final class GuestHost {
         plugin: String, trapped: [ModuleShape.Item]
     ) throws(PluginError) -> Instance {
         var imports = Imports()
-        var capabilities: [WasmKitWASI.WASICapability] = [.environment, .clocks, .random, .process, .stdio]
-        if !preopens.isEmpty { capabilities.append(.fileSystem) }
-        wasi.link(to: &imports, store: store, capabilities: capabilities, stubUnlinked: true)
-        if preopens.isEmpty { defineNoPreopens(in: &imports, store: store) }
-        GrantErrors.define(in: &imports, store: store, wasi: wasi, preopens: preopens)
+        WASILinking.define(wasi, in: &imports, store: store, preopens: preopens)
         hostModule.define(in: &imports, store: store)
         HostModule.defineTrapping(trapped, in: &imports, store: store)
         if let fuel { store.fuel = Fuel(remaining: fuel) }
         do { return try module.instantiate(store: store, imports: imports) } catch {
             throw PluginError(.loadFailed, plugin: plugin, "instantiation failed: \(describe(error))")
-        }
-    }
-
-    /// Without a grant the file-system functions are stubs answering ENOSYS, and wasi-libc's
-    /// start-up exits (proc_exit(71)) when its preopen scan gets anything but EBADF. Answer as a
-    /// runtime with no preopened directories does, so the module loads and `fopen` fails at call
-    /// time (ENOTCAPABLE); the answer comes from here, not from the kernel: no `openat` is allowed.
-    private static func defineNoPreopens(in imports: inout Imports, store: Store) {
-        let badDescriptor = Value.i32(8)  // WASI's errno EBADF: "not an open descriptor"
-        for (name, parameters) in [("fd_prestat_get", 2), ("fd_prestat_dir_name", 3)] {
-            imports.define(
-                module: "wasi_snapshot_preview1", name: name,
-                Function(
-                    store: store,
-                    type: FunctionType(parameters: Array(repeating: .i32, count: parameters), results: [.i32]),
-                    body: { _, _ in [badDescriptor] }))
         }
     }
 

@@ -17,15 +17,19 @@ final class HostModule {
 
     let sandboxDrill: Bool
     /// Hands a host-service request (`http`) to the supervisor and waits for its answer.
-    private let hostService: (String, JSONValue) -> JSONValue
+    let hostService: (String, JSONValue) -> JSONValue
 
     static let maxHostRequest = HostRequest.maxRequestBytes
 
+    /// The index in `levels` of the supervisor's log level.
+    let minimumLevel: Int
+
     init(
-        plugin: String, config: [String: String], sandboxDrill: Bool, log: @escaping (LogLine) -> Void,
-        hostService: @escaping (String, JSONValue) -> JSONValue
+        plugin: String, config: [String: String], sandboxDrill: Bool, logLevel: String = "trace",
+        log: @escaping (LogLine) -> Void, hostService: @escaping (String, JSONValue) -> JSONValue
     ) {
         self.plugin = plugin
+        minimumLevel = Self.levels.firstIndex(of: logLevel) ?? 0
         self.config = config
         self.sandboxDrill = sandboxDrill
         self.sink = log
@@ -33,6 +37,25 @@ final class HostModule {
     }
 
     func log(_ line: LogLine) { sink(line) }
+
+    /// Whether a guest's line at `level` is logged at all: the supervisor would drop a line below
+    /// its level, so it is dropped here, before it costs the rate limit or the channel anything.
+    func logs(_ level: String) -> Bool {
+        (Self.levels.firstIndex(of: level) ?? 0) >= minimumLevel
+    }
+
+    /// Logs a guest's line at `level`: `bytes`, the first at most `maxLogLine` bytes of a
+    /// `length`-byte message, within the guest's rate limit.
+    func guestLog(level: String, bytes: [UInt8], length: Int) {
+        let verdict = limiter.admit(bytes: bytes.count, now: .now)
+        if case let .logAfterSummary(dropped) = verdict {
+            sink(LogLine(level: "warning", message: "\(dropped) guest log lines dropped (rate limit)"))
+        }
+        guard verdict != .drop else { return }
+        var text = String(decoding: bytes, as: UTF8.self)
+        if length > bytes.count { text += "… (\(length) bytes, cut)" }
+        sink(LogLine(level: level, message: text))
+    }
 
     /// Says how many lines the rate limit dropped, so that a call's flood is reported when the
     /// call ends rather than at the next line the guest logs.
@@ -51,20 +74,11 @@ final class HostModule {
             Function(store: store, parameters: [.i32, .i32, .i32]) { [unowned self] caller, args in
                 guard case let .i32(level) = args[0], case let .i32(pointer) = args[1], case let .i32(length) = args[2]
                 else { return [] }
+                let levelName = Self.levels[Int(min(level, UInt32(Self.levels.count - 1)))]
+                guard logs(levelName) else { return [] }
                 let memory = try Self.memory(caller)
-                let shown = min(Int(length), Self.maxLogLine)
-                let bytes = try Self.read(memory, pointer: pointer, length: length, limit: shown)
-                let now = ContinuousClock.now
-                let verdict = limiter.admit(bytes: bytes.count, now: now)
-                if case let .logAfterSummary(dropped) = verdict {
-                    sink(LogLine(level: "warning", message: "\(dropped) guest log lines dropped (rate limit)"))
-                }
-                if verdict != .drop {
-                    let levelName = Self.levels[Int(min(level, UInt32(Self.levels.count - 1)))]
-                    var text = String(decoding: bytes, as: UTF8.self)
-                    if Int(length) > shown { text += "… (\(length) bytes, cut)" }
-                    sink(LogLine(level: levelName, message: text))
-                }
+                let bytes = try Self.read(memory, pointer: pointer, length: length, limit: Self.maxLogLine)
+                guestLog(level: levelName, bytes: bytes, length: Int(length))
                 return []
             })
         imports.define(

@@ -195,30 +195,43 @@ enum ABICheck {
         var problems: [Problem] = []
         let trapped =
             trapUnknownImports
-            ? Set(unknownFunctionImports(shape, sandboxDrill: sandboxDrill).map(\.qualifiedName)) : []
+            ? Set(unknownFunctionImports(shape, abi: abi, sandboxDrill: sandboxDrill).map(\.qualifiedName)) : []
+        let host = hostImports(for: abi)
         for item in shape.imports where !trapped.contains(item.qualifiedName) {
             switch (item.module, item.kind) {
             case (wasiModule?, .function):
                 continue
-            case (hostModule?, .function):
-                if sandboxDrill && item.name == drillFunction.0 && item.signature == drillFunction.1 { continue }
-                guard let expected = hostFunctions[item.name] else {
+            case (host.module?, .function):
+                if abi != .extism && sandboxDrill && item.name == drillFunction.0 && item.signature == drillFunction.1 {
+                    continue
+                }
+                guard let expected = host.functions[item.name] else {
                     problems.append(
                         .refusedImport(
-                            "imports plugvisor.\(item.name), which the host does not provide (it has \(hostFunctions.keys.sorted().joined(separator: ", ")))"
+                            "imports \(host.module).\(item.name), which the host does not provide (it has \(host.functions.keys.sorted().joined(separator: ", ")))"
                         ))
                     continue
                 }
                 if item.signature != expected {
                     problems.append(
                         .refusedImport(
-                            "imports plugvisor.\(item.name) as \(item.signature?.description ?? "?"), but it is \(expected)"
+                            "imports \(host.module).\(item.name) as \(item.signature?.description ?? "?"), but it is \(expected)"
                         ))
                 }
+            case (extismUserModule?, .function) where abi == .extism:
+                problems.append(
+                    .refusedImport(
+                        "imports the host function \(extismUserModule).\(item.name)\(item.signature.map { " \($0)" } ?? ""), which this host does not provide (with unknown_imports: trap it links as a function that traps when called)"
+                    ))
+            case (host.module?, _):
+                problems.append(
+                    .refusedImport(
+                        "imports \(item.kind.rawValue) \(host.module).\(item.name): only functions are imported from \(host.module)"
+                    ))
             default:
                 problems.append(
                     .refusedImport(
-                        "imports \(item.kind.rawValue) \(item.module ?? "").\(item.name), which is neither WASI nor plugvisor: refused"
+                        "imports \(item.kind.rawValue) \(item.module ?? "").\(item.name), which is neither WASI nor \(host.module): refused"
                     ))
             }
         }
@@ -248,17 +261,61 @@ enum ABICheck {
                     .init(parameters: [i32, i32], results: [i64]), .init(parameters: [i32, i32], results: [i32]),
                 ], &problems)
             optionalFunction(shape, "destroy", [.init(parameters: [], results: [])], &problems)
+        case .extism:
+            if extismFunctions(shape).isEmpty {
+                problems.append(
+                    .badExport("an Extism plugin must export at least one function () -> i32 or () -> () to call"))
+            }
         }
         return problems
     }
 
+    static let extismModule = "extism:host/env"
+    static let extismUserModule = "extism:host/user"
+
+    /// The 12 functions of `extism:host/env` that the host provides (the kernel has the other 20).
+    static let extismHostFunctions: [String: ModuleShape.FunctionSignature] = [
+        "config_get": .init(parameters: [i64], results: [i64]),
+        "var_get": .init(parameters: [i64], results: [i64]),
+        "var_set": .init(parameters: [i64, i64], results: []),
+        "http_request": .init(parameters: [i64, i64], results: [i64]),
+        "http_status_code": .init(parameters: [], results: [i32]),
+        "http_headers": .init(parameters: [], results: [i64]),
+        "log_trace": .init(parameters: [i64], results: []),
+        "log_debug": .init(parameters: [i64], results: []),
+        "log_info": .init(parameters: [i64], results: []),
+        "log_warn": .init(parameters: [i64], results: []),
+        "log_error": .init(parameters: [i64], results: []),
+        "get_log_level": .init(parameters: [], results: [i32]),
+    ]
+
+    /// The module an ABI's host functions come from, and those functions with their signatures.
+    static func hostImports(for abi: GuestABI) -> (module: String, functions: [String: ModuleShape.FunctionSignature]) {
+        switch abi {
+        case .plugvisor, .wasiCommand: return (hostModule, hostFunctions)
+        case .extism: return (extismModule, extismHostFunctions.merging(ExtismKernel.functions) { host, _ in host })
+        }
+    }
+
+    /// The exports an Extism call may name: functions `() -> i32` or `() -> ()`, except the
+    /// initialisers the host runs itself.
+    static func extismFunctions(_ shape: ModuleShape) -> [String] {
+        let initialisers: Set<String> = ["_initialize", "__wasm_call_ctors", "hs_init"]
+        return shape.exports.filter { item in
+            item.kind == .function && !initialisers.contains(item.name) && item.signature?.parameters == []
+                && (item.signature?.results == [i32] || item.signature?.results == [])
+        }.map(\.name)
+    }
+
     /// Function imports that no grant provides: neither WASI nor a `plugvisor` host function
     /// (a `plugvisor` name with the wrong signature is an error, not an unknown import).
-    static func unknownFunctionImports(_ shape: ModuleShape, sandboxDrill: Bool) -> [ModuleShape.Item] {
-        shape.imports.filter { item in
+    static func unknownFunctionImports(_ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool) -> [ModuleShape.Item] {
+        let host = hostImports(for: abi)
+        return shape.imports.filter { item in
             guard item.kind == .function, item.module != wasiModule else { return false }
-            if item.module == hostModule {
-                return hostFunctions[item.name] == nil && !(sandboxDrill && item.name == drillFunction.0)
+            if item.module == host.module {
+                return host.functions[item.name] == nil
+                    && !(abi != .extism && sandboxDrill && item.name == drillFunction.0)
             }
             return true
         }
@@ -270,7 +327,11 @@ enum ABICheck {
 
     /// Which ABI a module speaks, judging by its exports alone.
     static func detectABI(_ shape: ModuleShape) -> InspectReport.ABI? {
-        // Its exports decide; imports it may not have are a problem for loading, not for the ABI.
+        // Extism plugins say so by their imports; otherwise the exports decide, and imports it
+        // may not have are a problem for loading, not for the ABI.
+        if shape.imports.contains(where: { $0.module == extismModule || $0.module == extismUserModule }) {
+            return .extism
+        }
         if problems(shape, abi: .plugvisor).allSatisfy({ $0.kind == .refusedImport }) {
             return resultForm(shape.export("execute")?.signature) == .pointer ? .plugvisorI32 : .plugvisor
         }
@@ -283,9 +344,12 @@ enum ABICheck {
         var needs: Set<String> = []
         for item in shape.imports where item.kind == .function {
             switch (item.module, item.name) {
-            case (hostModule?, "http_request"): needs.insert("network")
-            case (hostModule?, "config_get"): needs.insert("config")
+            case (hostModule?, "http_request"), (extismModule?, "http_request"): needs.insert("network")
+            case (hostModule?, "config_get"), (extismModule?, "config_get"): needs.insert("config")
             case (hostModule?, "log"): needs.insert("log")
+            case (extismModule?, let name) where name.hasPrefix("log_"): needs.insert("log")
+            case (extismModule?, "var_get"), (extismModule?, "var_set"): needs.insert("vars")
+            case (extismUserModule?, let name): needs.insert("host function \(name)")
             case (wasiModule?, let name):
                 if name.hasPrefix("path_") || name.hasPrefix("fd_prestat") || name == "fd_readdir" {
                     needs.insert("filesystem")

@@ -23,7 +23,8 @@ struct PreparedModule {
             shape, abi: request.abi, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
         guard problems.isEmpty else { throw loadFailed(problems.map(\.description).joined(separator: "; ")) }
         trapped =
-            request.trapUnknownImports ? ABICheck.unknownFunctionImports(shape, sandboxDrill: request.sandboxDrill) : []
+            request.trapUnknownImports
+            ? ABICheck.unknownFunctionImports(shape, abi: request.abi, sandboxDrill: request.sandboxDrill) : []
         memoryLimit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
         if let minPages = shape.memoryMinPages, minPages > UInt64(memoryLimit / 65536) {
             throw loadFailed(
@@ -33,9 +34,12 @@ struct PreparedModule {
             throw loadFailed(ModuleShape.notAModule(error, bytes: bytes))
         }
         // Software bounds checks: the interpreter checks every access anyway, and this avoids
-        // process-wide SIGSEGV handlers and a 4 GiB address reservation per memory.
+        // process-wide SIGSEGV handlers and a 4 GiB address reservation per memory. Extism
+        // plugins are translated lazily: their PDKs' runtimes are megabytes of code a call
+        // mostly never runs, and a `_start` plugin gets a fresh instance for every call.
         engine = Engine(
             configuration: EngineConfiguration(
-                compilationMode: .eager, memoryBoundsChecking: .software, fuelMetering: request.fuel != nil))
+                compilationMode: request.abi == .extism ? .lazy : .eager, memoryBoundsChecking: .software,
+                fuelMetering: request.fuel != nil))
     }
 }

@@ -46,14 +46,18 @@ public enum PlugvisorWorker {
                     do { try Lockdown.apply(plan(for: request)) } catch {
                         throw PluginError(.loadFailed, plugin: request.plugin, "\(error)")
                     }
+                    let log: (LogLine) -> Void = { line in _ = try? channel.send(WorkerMessage.log(line)) }
+                    let hostService: (String, JSONValue) -> JSONValue = { op, request in
+                        requestHostService(channel, op: op, request: request)
+                    }
                     switch (request.abi, stdio) {
                     case let (.wasiCommand, stdio?):
                         host = try WasiCommand(moduleBytes: bytes, request: request, stdio: stdio)
+                    case (.extism, _):
+                        host = try ExtismGuest(
+                            moduleBytes: bytes, request: request, log: log, hostService: hostService)
                     default:
-                        host = try GuestHost(
-                            moduleBytes: bytes, request: request,
-                            log: { line in try? channel.send(WorkerMessage.log(line)) },
-                            hostService: { op, request in requestHostService(channel, op: op, request: request) })
+                        host = try GuestHost(moduleBytes: bytes, request: request, log: log, hostService: hostService)
                     }
                 } catch {
                     try channel.send(WorkerMessage.loadFailed(reason: error.message))
@@ -140,6 +144,7 @@ public enum PlugvisorWorker {
             case let .failure(error): result = CallResult(id: request.id, error: error, stats: stats)
             }
             do { try channel.send(WorkerMessage.result(result)) } catch { fail("\(error)") }
+            host.prepareNextCall()
         }
     }
 
@@ -170,7 +175,7 @@ enum Inspector {
             abi: abi, exports: items.exports, imports: items.imports, memoryMinPages: shape.memoryMinPages,
             memoryMaxPages: shape.memoryMaxPages, problems: problems.map(\.description),
             capabilities: ABICheck.capabilities(shape),
-            sizeBytes: moduleBytes.count)
+            sizeBytes: moduleBytes.count, functions: abi == .extism ? ABICheck.extismFunctions(shape) : nil)
     }
 }
 
@@ -179,12 +184,19 @@ protocol Guest {
     var ready: ReadyInfo { get }
     var memoryBytes: Int { get }
     func execute(context: JSONValue) -> Result<JSONValue, PluginError>
+    /// Work for between calls, once the result is sent (a fresh instance after a spent one).
+    func prepareNextCall()
     func destroy()
 }
 
-extension GuestHost: Guest {}
+extension GuestHost: Guest {
+    func prepareNextCall() {}
+}
+
+extension ExtismGuest: Guest {}
 
 extension WasiCommand: Guest {
     var memoryBytes: Int { 0 }
+    func prepareNextCall() {}
     func destroy() {}
 }

@@ -435,6 +435,42 @@ _ = measure(pool, "words", context: words, callers: 1, calls: 50)
 let command = measure(pool, "words", context: words, callers: 1, calls: 1000)
 record("wasi_command_p50_us", command.p50, "WASI command call p50 (a new instance per call)", "µs")
 
+// MARK: Extism plugins
+
+// Extism's own plugins sit beside the checkout (../shared/extism), as in CI; without them the
+// Extism measures are skipped.
+let extismPlugins = URL(fileURLWithPath: fixtures).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("shared/extism").path
+func extismSpec(_ name: String, _ file: String) -> PluginSpec {
+    var extism = spec(name, file)
+    extism.abi = .extism
+    return extism
+}
+say("abi: extism calls")
+let extismPool = supervisor([extismSpec("extism-noop", "extism-noop")])
+let extismNoopContext = ExtismCall.context(function: "noop", input: [])
+_ = measure(extismPool, "extism-noop", context: extismNoopContext, callers: 1, calls: 2000)
+let extismNoop = measure(extismPool, "extism-noop", context: extismNoopContext, callers: 1, calls: 20_000)
+record("extism_abi_noop_p50_us", extismNoop.p50, "abi: extism no-op call p50", "µs")
+extismPool.shutdown()
+if FileManager.default.fileExists(atPath: "\(extismPlugins)/c/allocations.wasm") {
+    let allocations = supervisor([extismSpec("allocations", "\(extismPlugins)/c/allocations.wasm")])
+    let context = ExtismCall.context(function: "allocations", input: [])
+    let once = measure(allocations, "allocations", context: context, callers: 1, calls: 3)
+    record("extism_allocations_ms", once.p50 / 1000, "Extism c/allocations.wasm: 10,000 kernel allocations", "ms")
+    allocations.shutdown()
+    var times: [Double] = []
+    for _ in 0..<5 {
+        let t0 = ContinuousClock.now
+        let one = supervisor([extismSpec("go-std", "\(extismPlugins)/go/count_vowels_std.wasm")])
+        times.append(milliseconds(since: t0))
+        one.shutdown()
+    }
+    record("extism_go_std_cold_start_ms", median(times), "cold start, Extism Go-std plugin (2 MiB)", "ms")
+} else {
+    skipped("Extism's plugins", "\(extismPlugins) is missing (../shared/extism beside the checkout)")
+}
+
 say("idle worker memory")
 Thread.sleep(forTimeInterval: 0.5)
 let idlePID = pool.status().plugins.first { $0.name == "noop" }!.workers[0].pid
@@ -756,6 +792,14 @@ target(
     "restart with a spare (standby: 1) (ms)", results["standby_restart_ms"]!, "≤ 2", results["standby_restart_ms"]! <= 2
 )
 target("idle worker RSS (MiB)", results["idle_worker_rss_mib"]!, "< 15", results["idle_worker_rss_mib"]! < 15)
+results["extism_noop_vs_noop"] = rounded(results["extism_abi_noop_p50_us"]! / results["noop_p50_us"]!)
+target(
+    "abi: extism no-op p50 / plugvisor no-op p50", results["extism_noop_vs_noop"]!, "≤ 1.2",
+    results["extism_noop_vs_noop"]! <= 1.2)
+if let allocations = results["extism_allocations_ms"], let goStart = results["extism_go_std_cold_start_ms"] {
+    target("Extism c/allocations.wasm (ms)", allocations, "< 1000", allocations < 1000)
+    target("cold start, Extism Go-std plugin (ms)", goStart, "< 100", goStart < 100)
+}
 target("failed calls during reload", results["reload_failed_calls"]!, "= 0", results["reload_failed_calls"]! == 0)
 target(
     "plugvisor call from the shell, p50 (ms)", results["cli_call_p50_ms"]!, "≤ 15", results["cli_call_p50_ms"]! <= 15)

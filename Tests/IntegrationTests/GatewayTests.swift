@@ -562,7 +562,7 @@ struct HTTPClient: Sendable {
     }
 
     func send(
-        _ method: String, _ path: String, json: String? = nil, headers: [String: String] = [:]
+        _ method: String, _ path: String, json: String? = nil, body: Data? = nil, headers: [String: String] = [:]
     ) async throws -> Answer {
         var request = URLRequest(url: URL(string: base + path)!)
         request.httpMethod = method
@@ -571,6 +571,7 @@ struct HTTPClient: Sendable {
             request.httpBody = Data(json.utf8)
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
+        if let body { request.httpBody = body }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         let (body, response) = try await URLSession.shared.data(for: request)
         let http = try #require(response as? HTTPURLResponse)

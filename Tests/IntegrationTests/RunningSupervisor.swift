@@ -15,13 +15,15 @@ final class RunningSupervisor: @unchecked Sendable {
     let process: Process
     private(set) var exitStatus: Int32?
 
-    /// Writes `manifest` (where `{{plugins}}` stands for the fixture plugins directory) and starts
+    /// Writes `manifest` (where `{{plugins}}` stands for the fixture plugins directory and
+    /// `{{extism}}` for `../shared/extism`, Extism's own plugins) and starts
     /// a supervisor on it, returning once its control socket answers.
     convenience init(manifest: String, arguments: [String] = [], environment: [String: String] = [:]) throws {
         _ = try Fixtures.plugin("echo")  // builds the fixtures once
         let directory = try Self.makeTemporaryDirectory()
         let manifestPath = directory.appendingPathComponent("plugins.yaml").path
         let text = manifest.replacingOccurrences(of: "{{plugins}}", with: Fixtures.pluginsDirectory.path)
+            .replacingOccurrences(of: "{{extism}}", with: Fixtures.extismDirectory.path)
         try text.write(toFile: manifestPath, atomically: true, encoding: .utf8)
         try self.init(manifestFile: manifestPath, directory: directory, arguments: arguments, environment: environment)
     }

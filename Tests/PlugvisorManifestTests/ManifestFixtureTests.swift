@@ -79,7 +79,7 @@ struct ManifestFixtureTests {
         let expected: [(Int, String, String)] = [
             (3, "plugins[0].name", "'Echo' is not a valid name"),
             (5, "plugins[0].sha256", "must be 64 hexadecimal digits"),
-            (6, "plugins[0].abi", "'wasi' is not an ABI (plugvisor, wasi-command)"),
+            (6, "plugins[0].abi", "'wasi' is not an ABI (plugvisor, wasi-command, extism)"),
             (7, "plugins[0].instances", "'0' is not a whole number between 1 and 64"),
             (8, "plugins[0].max_queue", "'lots' is not a whole number between 0 and 100000"),
             (9, "plugins[0].timeout", "'5 seconds' is not a duration"),

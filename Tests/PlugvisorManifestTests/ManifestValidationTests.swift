@@ -196,7 +196,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
     @Test(arguments: [
         BadField(
             "    timout: 5s", "plugins[0].timout",
-            "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, standby, timeout, unknown_imports, wasm); did you mean 'timeout'?"
+            "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, standby, timeout, unknown_imports, vars, wasm); did you mean 'timeout'?"
         ),
         BadField("    Name: other", "plugins[0].Name", "; did you mean 'name'?"),
         BadField(
@@ -402,7 +402,23 @@ struct BadField: Sendable, CustomTestStringConvertible {
 
     @Test(arguments: ["wasi", "Plugvisor", "WASI-COMMAND", "wasi_command", "wasm"])
     func anUnknownABIIsRejectedWithTheChoices(abi: String) throws {
-        try BadField("    abi: \(abi)", "plugins[0].abi", "'\(abi)' is not an ABI (plugvisor, wasi-command)").check()
+        try BadField("    abi: \(abi)", "plugins[0].abi", "'\(abi)' is not an ABI (plugvisor, wasi-command, extism)")
+            .check()
+    }
+
+    @Test func varsAreAnExtismPluginsAndTakeASize() throws {
+        let folder = try ManifestDirectory()
+        #expect(try folder.plugin(ManifestDirectory.plugin("    abi: extism\n    vars: 64KiB")).maxVarBytes == 65536)
+        #expect(try folder.plugin(ManifestDirectory.plugin("    abi: extism\n    vars: \"0\"")).maxVarBytes == 0)
+        #expect(try folder.plugin(ManifestDirectory.plugin("    abi: extism")).maxVarBytes == 1 << 20)
+        try BadField(
+            "    vars: 1MiB", "plugins[0].vars",
+            "is for abi: extism plugins (Extism's vars); this plugin's abi is plugvisor"
+        ).check()
+        try BadField(
+            "    abi: extism\n    vars: lots", line: 5, "plugins[0].vars",
+            "'lots' is not a size up to 1GiB (e.g. 1MiB; 0 disables vars)"
+        ).check()
     }
 
     // MARK: Durations, sizes and numbers

@@ -106,8 +106,8 @@ import Testing
     }
 
     @Test func theInspectedABIKeepsItsWireStrings() throws {
-        #expect(InspectReport.ABI.allCases.map(\.rawValue) == ["plugvisor", "plugvisor-i32", "wasi-command"])
-        #expect(InspectReport.ABI.allCases.map(\.guestABI) == [.plugvisor, .plugvisor, .wasiCommand])
+        #expect(InspectReport.ABI.allCases.map(\.rawValue) == ["plugvisor", "plugvisor-i32", "wasi-command", "extism"])
+        #expect(InspectReport.ABI.allCases.map(\.guestABI) == [.plugvisor, .plugvisor, .wasiCommand, .extism])
         let report = InspectReport(
             abi: .plugvisorI32, exports: [], imports: [], memoryMinPages: nil, memoryMaxPages: nil, problems: [],
             capabilities: [], sizeBytes: 8)
