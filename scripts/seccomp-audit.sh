@@ -26,13 +26,33 @@ plugins:
   - {name: files, wasm: $plugins/escape-fs.wasm, filesystem: [{host: $work/data, guest: /data, mode: rw}]}
   - {name: trap, wasm: $plugins/trap.wasm}
   - {name: command, wasm: $plugins/word-count.wasm, abi: wasi-command, env: {MODE: audit}}
+  - {name: x-hostile, wasm: $plugins/extism-hostile.wasm, abi: extism, memory: 8MiB}
 YAML
+# abi: extism workers, on Extism's own plugins when they are beside the checkout (as in CI).
+extism_calls=("x-hostile grow" "x-hostile bad_output")
+extism=$(cd .. && pwd)/shared/extism
+if [ -d "$extism" ]; then
+    echo "hello world!" > "$work/data/test.txt"
+    cat >> "$work/plugins.yaml" <<YAML
+  - {name: x-rust, wasm: $extism/rust/count_vowels_kv.wasm, abi: extism}
+  - {name: x-go, wasm: $extism/go/count_vowels_std.wasm, abi: extism, timeout: 30s}
+  - {name: x-haskell, wasm: $extism/haskell/hello_haskell.wasm, abi: extism, timeout: 30s}
+  - {name: x-fs, wasm: $extism/go/fs.wasm, abi: extism, filesystem: [{host: $work/data, guest: /mnt, mode: rw}]}
+  - {name: x-linked, wasm: $extism/go/main.wasm, abi: extism, modules: {lib: $extism/go/lib.wasm}}
+YAML
+    extism_calls+=("x-rust count_vowels" "x-go _start" "x-go _start" "x-haskell testing" "x-fs run_test"
+        "x-linked run_test")
+fi
 
 strace -f -ff -qq -o "$work/traces/t" "$bin/plugvisor" start "$work/plugins.yaml" --control "$work/c.sock" \
     2>"$work/supervisor.log" &
 for _ in $(seq 200); do "$bin/plugvisor" status --control "$work/c.sock" >/dev/null 2>&1 && break; sleep 0.1; done
 for plugin in echo hello-c hello-swift env files trap command; do
     "$bin/plugvisor" call "$plugin" -p name=audit --control "$work/c.sock" >/dev/null 2>&1 || true
+done
+for call in "${extism_calls[@]}"; do
+    read -r plugin function <<<"$call"
+    "$bin/plugvisor" call "$plugin" --function "$function" --input audit --control "$work/c.sock" >/dev/null 2>&1 || true
 done
 "$bin/plugvisor" stop --control "$work/c.sock"
 wait || true

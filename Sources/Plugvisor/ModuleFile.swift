@@ -49,7 +49,10 @@ struct ModuleFile: Sendable {
 /// `plugvisor inspect`: a throwaway worker parses the module (the supervisor never does) and
 /// reports its exports, imports, ABI and what it would need.
 public enum ModuleInspector {
-    public static func inspect(path: String, configuration: SupervisorConfiguration = .init()) throws -> InspectReport {
+    /// `linked` names the modules an `abi: extism` plugin has linked beside it (it may import from them).
+    public static func inspect(
+        path: String, linked: [String] = [], configuration: SupervisorConfiguration = .init()
+    ) throws -> InspectReport {
         let module = try ModuleFile(path: path)
         // The inspector's stderr goes into the error, not the log: `inspect` prints no log.
         let quiet = Logger(label: "plugvisor.inspect") { _ in SwiftLogNoOpLogHandler() }
@@ -69,7 +72,8 @@ public enum ModuleInspector {
                 throw SupervisorError("the worker did not start with hello")
             }
             try channel.send(
-                SupervisorMessage.inspect(InspectRequest(workerUser: geteuid() == 0 ? configuration.inspectUser : nil)),
+                SupervisorMessage.inspect(
+                    InspectRequest(workerUser: geteuid() == 0 ? configuration.inspectUser : nil, linked: linked)),
                 deadline: deadline)
             guard case var .inspected(report) = try channel.receive(WorkerMessage.self, deadline: deadline) else {
                 throw SupervisorError("the worker sent something other than a report")

@@ -39,8 +39,11 @@ final class PluginController: @unchecked Sendable {
     private var settleWaiters: [Generation: SettleWaiter] = [:]
 
     struct ModuleVersion {
+        /// The plugin's module, then each linked module's, in `linked`'s order.
         var bytes: [UInt8]
+        /// The plugin's own module's hash.
         var sha256: String
+        var linked: [LinkedModule] = []
     }
 
     private final class CallWaiter {
@@ -190,7 +193,17 @@ final class PluginController: @unchecked Sendable {
                     .loadFailed, plugin: spec.name,
                     "sha256 of \(spec.wasm) is \(module.sha256), the manifest pins \(pin)"))
         }
-        return .success(ModuleVersion(bytes: module.bytes, sha256: module.sha256))
+        var version = ModuleVersion(bytes: module.bytes, sha256: module.sha256)
+        for linked in spec.modules {
+            let file: ModuleFile
+            do { file = try ModuleFile(path: linked.wasm) } catch {
+                return .failure(
+                    PluginError(.loadFailed, plugin: spec.name, "module \(linked.name): \(error.description)"))
+            }
+            version.bytes += file.bytes
+            version.linked.append(LinkedModule(name: linked.name, byteCount: file.bytes.count))
+        }
+        return .success(version)
     }
 
     /// `plugvisor kill NAME`.
@@ -342,9 +355,10 @@ final class PluginController: @unchecked Sendable {
             }
             let connection = WorkerConnection(worker: worker, plugin: name)
             do throws(PluginError) {
-                let request = LoadRequest(
+                var request = LoadRequest(
                     spec: spec, workerUser: launcher.workerUser(for: name),
                     sandboxDrill: launcher.configuration.sandboxDrill, logLevel: worker.logger.logLevel.rawValue)
+                request.linkedModules = module.linked
                 let ready = try connection.handshake(request, spec: spec)
                 let (wanted, work) = lock.withLock { () -> (Bool, [Action]) in
                     let (wanted, actions) = machine.workerReady(id, now: .now)

@@ -43,7 +43,9 @@ struct Validate: ParsableCommand {
     static func moduleProblems(_ plugin: PluginSpec) -> [String] {
         let at = "plugin \(plugin.name): \(plugin.wasm)"
         let report: InspectReport
-        do { report = try ModuleInspector.inspect(path: plugin.wasm) } catch { return ["\(at): \(error)"] }
+        do { report = try ModuleInspector.inspect(path: plugin.wasm, linked: plugin.modules.map(\.name)) } catch {
+            return ["\(at): \(error)"]
+        }
         var problems = report.problems.map { "\(at): \($0)" }
         if problems.isEmpty, let abi = report.abi, abi.guestABI != plugin.abi {
             problems.append(

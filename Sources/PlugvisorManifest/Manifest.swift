@@ -90,6 +90,18 @@ public struct PluginSpec: Sendable, Equatable {
     public var args: [String] = []
     /// For `abi: extism`: the most bytes its vars may hold (Extism's `max_var_bytes`); 0 disables them.
     public var maxVarBytes: Int = LoadRequest.defaultMaxVarBytes
+    /// For `abi: extism`: modules the plugin imports from by name, in the manifest's order.
+    public var modules: [NamedModule] = []
+
+    /// A module linked under `name` (its absolute path in `wasm`).
+    public struct NamedModule: Sendable, Equatable, Codable {
+        public var name: String
+        public var wasm: String
+        public init(name: String, wasm: String) {
+            self.name = name
+            self.wasm = wasm
+        }
+    }
     public var restart: RestartPolicy = .default
     public var circuit: CircuitPolicy?
 

@@ -126,10 +126,11 @@ struct ManifestReader {
         }
         var spec = PluginSpec(name: "", wasm: "")
         var valid = true
-        var varsKey: Node?
+        var extismOnlyKeys: [(Node, String)] = []
         let known: Set<String> = [
             "name", "wasm", "sha256", "abi", "instances", "standby", "max_queue", "timeout", "fuel", "memory",
             "filesystem", "network", "env", "config", "restart", "circuit", "args", "unknown_imports", "vars",
+            "modules",
         ]
         for (keyNode, value) in fields {
             let key = keyNode.scalar?.string ?? "?"
@@ -194,8 +195,11 @@ struct ManifestReader {
                 if let d = duration(value, at, min: .milliseconds(1), max: .seconds(3600)) { spec.timeout = d }
             case "fuel":
                 if let n = integer(value, at, in: 1...Int.max) { spec.fuel = UInt64(n) }
+            case "modules":
+                extismOnlyKeys.append((keyNode, key))
+                spec.modules = readModules(value, at)
             case "vars":
-                varsKey = keyNode
+                extismOnlyKeys.append((keyNode, key))
                 if let text = string(value, at) {
                     if let bytes = Units.size(text), bytes <= 1 << 30 {
                         spec.maxVarBytes = bytes
@@ -257,10 +261,8 @@ struct ManifestReader {
             problem(node, path, "missing required key 'wasm'")
             valid = false
         }
-        if let varsKey, spec.abi != .extism {
-            problem(
-                varsKey, "\(path).vars",
-                "is for abi: extism plugins (Extism's vars); this plugin's abi is \(spec.abi.rawValue)")
+        for (keyNode, key) in extismOnlyKeys where spec.abi != .extism {
+            problem(keyNode, "\(path).\(key)", "is for abi: extism plugins; this plugin's abi is \(spec.abi.rawValue)")
             valid = false
         }
         return valid ? spec : nil
@@ -341,6 +343,32 @@ struct ManifestReader {
             }
         }
         return hosts
+    }
+
+    /// `modules: {NAME: FILE, ...}`: each file must exist; a name is what the plugin imports from.
+    private mutating func readModules(_ node: Node, _ at: String) -> [PluginSpec.NamedModule] {
+        guard case let .mapping(m) = node else {
+            problem(node, at, "must be a mapping of module names to .wasm files (e.g. {lib: plugins/lib.wasm})")
+            return []
+        }
+        var modules: [PluginSpec.NamedModule] = []
+        for (keyNode, value) in m {
+            let name = keyNode.scalar?.string ?? ""
+            let here = "\(at).\(name)"
+            guard !name.isEmpty, !["extism:host/env", "wasi_snapshot_preview1"].contains(name) else {
+                problem(keyNode, here, "'\(name)' cannot be linked: the host provides that module")
+                continue
+            }
+            guard let file = string(value, here) else { continue }
+            let resolved = resolve(file)
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory) || isDirectory.boolValue {
+                problem(value, here, "file not found: \(resolved)")
+                continue
+            }
+            modules.append(PluginSpec.NamedModule(name: name, wasm: resolved))
+        }
+        return modules
     }
 
     private mutating func readStringMap(

@@ -68,6 +68,9 @@ public struct LoadRequest: Codable, Sendable, Equatable {
     /// For `abi: extism`: the most bytes the plugin's vars (keys and values) may hold; 0 disables them.
     public var maxVarBytes: Int
     public static let defaultMaxVarBytes = 1 << 20
+    /// For `abi: extism`: modules linked by name for the plugin to import from, in the order
+    /// they are instantiated. Their bytes follow the plugin's own on fd 4, in this order.
+    public var linkedModules: [LinkedModule] = []
     /// The supervisor's log level (`trace` … `critical`): lines below it are dropped in the
     /// worker, and an Extism plugin's `get_log_level` answers from it.
     public var logLevel: String
@@ -93,6 +96,16 @@ public struct LoadRequest: Codable, Sendable, Equatable {
         self.trapUnknownImports = trapUnknownImports
         self.maxVarBytes = maxVarBytes
         self.logLevel = logLevel
+    }
+}
+
+/// A module an `abi: extism` plugin imports from by `name` (Extism's manifest `wasm` list).
+public struct LinkedModule: Codable, Sendable, Equatable {
+    public var name: String
+    public var byteCount: Int
+    public init(name: String, byteCount: Int) {
+        self.name = name
+        self.byteCount = byteCount
     }
 }
 
@@ -351,7 +364,21 @@ extension SupervisorMessage: Codable {
 /// `workerUser` when it starts as root.
 public struct InspectRequest: Codable, Sendable, Equatable {
     public var workerUser: WorkerUser?
-    public init(workerUser: WorkerUser? = nil) { self.workerUser = workerUser }
+    /// Names of the modules linked beside an `abi: extism` plugin, which it may import from.
+    public var linked: [String]
+    public init(workerUser: WorkerUser? = nil, linked: [String] = []) {
+        self.workerUser = workerUser
+        self.linked = linked
+    }
+
+    private enum CodingKeys: String, CodingKey { case workerUser, linked }
+
+    /// Every member may be missing: `{"type":"inspect"}` inspects a module alone, as root.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        workerUser = try c.decodeIfPresent(WorkerUser.self, forKey: .workerUser)
+        linked = try c.decodeIfPresent([String].self, forKey: .linked) ?? []
+    }
 }
 
 /// What `plugvisor inspect` reports about a module, computed by a worker (the supervisor never

@@ -11,6 +11,8 @@ public final class ExtismGuest {
     public private(set) var ready = ReadyInfo(meta: nil, memoryBytes: 0)
     private let request: LoadRequest
     private let prepared: PreparedModule
+    /// Modules linked by name (`modules:` in the manifest), instantiated before the plugin.
+    private let linked: [(name: String, module: PreparedModule)]
     private let kernelModule: Module
     private let functions: Set<String>
     /// The host functions, and what outlives an instance: vars (per worker, as in Extism).
@@ -43,7 +45,20 @@ public final class ExtismGuest {
     ) throws(PluginError) {
         precondition(request.abi == .extism, "only an abi: extism plugin is an ExtismGuest")
         self.request = request
-        prepared = try PreparedModule(bytes: moduleBytes, request: request)
+        // fd 4 held the plugin's module, then each linked module's bytes.
+        let linkedBytes = request.linkedModules.reduce(0) { $0 + max(0, $1.byteCount) }
+        guard linkedBytes <= moduleBytes.count else {
+            throw PluginError(.loadFailed, plugin: request.plugin, "the linked modules' bytes are missing")
+        }
+        var start = moduleBytes.count - linkedBytes
+        prepared = try PreparedModule(bytes: Array(moduleBytes[..<start]), request: request)
+        var linked: [(name: String, module: PreparedModule)] = []
+        for module in request.linkedModules {
+            let bytes = Array(moduleBytes[start..<(start + max(0, module.byteCount))])
+            start += max(0, module.byteCount)
+            linked.append((module.name, try PreparedModule(bytes: bytes, request: request, linkedAs: module.name)))
+        }
+        self.linked = linked
         functions = Set(ABICheck.extismFunctions(prepared.shape))
         do { kernelModule = try ExtismKernel.module() } catch {
             throw PluginError(.internalError, plugin: request.plugin, "cannot compile the Extism kernel: \(error)")
@@ -53,7 +68,8 @@ public final class ExtismGuest {
                 plugin: request.plugin, config: request.config, sandboxDrill: false, logLevel: request.logLevel,
                 log: log, hostService: hostService),
             maxVarBytes: request.maxVarBytes, logLevel: request.logLevel)
-        live = try Self.instantiate(prepared: prepared, kernelModule: kernelModule, request: request, host: host)
+        live = try Self.instantiate(
+            prepared: prepared, linked: linked, kernelModule: kernelModule, request: request, host: host)
         ready = ReadyInfo(
             meta: [
                 "name": .string(request.plugin), "abi": "extism",
@@ -73,7 +89,8 @@ public final class ExtismGuest {
     // MARK: - Instances
 
     private static func instantiate(
-        prepared: PreparedModule, kernelModule: Module, request: LoadRequest, host: ExtismHost
+        prepared: PreparedModule, linked: [(name: String, module: PreparedModule)], kernelModule: Module,
+        request: LoadRequest, host: ExtismHost
     ) throws(PluginError) -> Live {
         func loadFailed(_ message: String) -> PluginError { PluginError(.loadFailed, plugin: request.plugin, message) }
         let store = Store(engine: prepared.engine)
@@ -95,6 +112,18 @@ public final class ExtismGuest {
         }
         host.define(in: &imports, store: store, kernel: kernel)
         HostModule.defineTrapping(prepared.trapped, in: &imports, store: store)
+        for (name, module) in linked {
+            let instance: Instance
+            do {
+                instance = try module.module.instantiate(store: store, imports: imports)
+                if let memory = instance.exports[memory: "memory"] { budget.memories.append(memory) }
+                try initialise(instance, store: store, request: request)
+            } catch {
+                try? wasi.close()
+                throw loadFailed("module \(name): \(GuestHost.describe(error))")
+            }
+            imports.define(module: name, instance.exports)
+        }
         let plugin: Instance
         do { plugin = try prepared.module.instantiate(store: store, imports: imports) } catch {
             try? wasi.close()
@@ -104,30 +133,25 @@ public final class ExtismGuest {
         if let memory = plugin.exports[memory: "memory"] { budget.memories.append(memory) }
         budget.instantiating = false
         let live = Live(store: store, budget: budget, kernel: kernel, plugin: plugin, wasi: wasi)
-        do { try initialise(live, request: request) } catch {
+        do { try initialise(plugin, store: store, request: request) } catch {
             try? wasi.close()
-            throw error
+            throw loadFailed("its initialiser failed: \(GuestHost.describe(error))")
         }
         return live
     }
 
     /// Extism's initialisers, once per instance: `hs_init` (a GHC plugin) after `_initialize`;
     /// else `__wasm_call_ctors` (C/C++ without a WASI start-up); else a WASI reactor's `_initialize`.
-    private static func initialise(_ live: Live, request: LoadRequest) throws(PluginError) {
-        let exports = live.plugin.exports
-        do {
-            if request.fuel != nil { live.store.fuel = Fuel(remaining: request.fuel ?? 0) }
-            if let hsInit = exports[function: "hs_init"] {
-                try exports[function: "_initialize"]?.invoke([])
-                try hsInit.invoke(hsInit.type.parameters.map { $0 == .i64 ? .i64(0) : .i32(0) })
-            } else if let constructors = exports[function: "__wasm_call_ctors"], constructors.type.parameters.isEmpty {
-                try constructors.invoke([])
-            } else {
-                try exports[function: "_initialize"]?.invoke([])
-            }
-        } catch {
-            throw PluginError(
-                .loadFailed, plugin: request.plugin, "its initialiser failed: \(GuestHost.describe(error))")
+    private static func initialise(_ instance: Instance, store: Store, request: LoadRequest) throws {
+        let exports = instance.exports
+        if let fuel = request.fuel { store.fuel = Fuel(remaining: fuel) }
+        if let hsInit = exports[function: "hs_init"] {
+            try exports[function: "_initialize"]?.invoke([])
+            try hsInit.invoke(hsInit.type.parameters.map { $0 == .i64 ? .i64(0) : .i32(0) })
+        } else if let constructors = exports[function: "__wasm_call_ctors"], constructors.type.parameters.isEmpty {
+            try constructors.invoke([])
+        } else {
+            try exports[function: "_initialize"]?.invoke([])
         }
     }
 
@@ -225,7 +249,7 @@ public final class ExtismGuest {
     private func renew() -> PluginError? {
         do {
             let fresh = try Self.instantiate(
-                prepared: prepared, kernelModule: kernelModule, request: request, host: host)
+                prepared: prepared, linked: linked, kernelModule: kernelModule, request: request, host: host)
             try? live.wasi.close()
             live = fresh
             spent = false

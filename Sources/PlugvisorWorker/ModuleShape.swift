@@ -189,18 +189,26 @@ enum ABICheck {
     static let drillFunction = ("sandbox_drill", ModuleShape.FunctionSignature(parameters: [i32], results: [i32]))
 
     /// Problems that keep a module from loading under `abi`.
+    /// `linked` names the modules linked beside it (`abi: extism`), which it may import from;
+    /// `isLinked` says it is one of them, which needs no function to call.
     static func problems(
-        _ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool = false, trapUnknownImports: Bool = false
+        _ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool = false, trapUnknownImports: Bool = false,
+        linked: Set<String> = [], isLinked: Bool = false
     ) -> [Problem] {
         var problems: [Problem] = []
         let trapped =
             trapUnknownImports
-            ? Set(unknownFunctionImports(shape, abi: abi, sandboxDrill: sandboxDrill).map(\.qualifiedName)) : []
+            ? Set(
+                unknownFunctionImports(shape, abi: abi, sandboxDrill: sandboxDrill, linked: linked).map(\.qualifiedName)
+            )
+            : []
         let host = hostImports(for: abi)
         for item in shape.imports where !trapped.contains(item.qualifiedName) {
             switch (item.module, item.kind) {
             case (wasiModule?, .function):
                 continue
+            case let (module?, _) where linked.contains(module):
+                continue  // whether the linked module exports it, and so, instantiation says
             case (host.module?, .function):
                 if abi != .extism && sandboxDrill && item.name == drillFunction.0 && item.signature == drillFunction.1 {
                     continue
@@ -229,9 +237,12 @@ enum ABICheck {
                         "imports \(item.kind.rawValue) \(host.module).\(item.name): only functions are imported from \(host.module)"
                     ))
             default:
+                let hint =
+                    abi == .extism
+                    ? " (a module of that name is linked with `modules: {\(item.module ?? ""): FILE.wasm}`)" : ""
                 problems.append(
                     .refusedImport(
-                        "imports \(item.kind.rawValue) \(item.module ?? "").\(item.name), which is neither WASI nor \(host.module): refused"
+                        "imports \(item.kind.rawValue) \(item.module ?? "").\(item.name), which is neither WASI nor \(host.module): refused\(hint)"
                     ))
             }
         }
@@ -262,7 +273,7 @@ enum ABICheck {
                 ], &problems)
             optionalFunction(shape, "destroy", [.init(parameters: [], results: [])], &problems)
         case .extism:
-            if extismFunctions(shape).isEmpty {
+            if !isLinked && extismFunctions(shape).isEmpty {
                 problems.append(
                     .badExport("an Extism plugin must export at least one function () -> i32 or () -> () to call"))
             }
@@ -309,10 +320,14 @@ enum ABICheck {
 
     /// Function imports that no grant provides: neither WASI nor a `plugvisor` host function
     /// (a `plugvisor` name with the wrong signature is an error, not an unknown import).
-    static func unknownFunctionImports(_ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool) -> [ModuleShape.Item] {
+    static func unknownFunctionImports(
+        _ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool, linked: Set<String> = []
+    ) -> [ModuleShape.Item] {
         let host = hostImports(for: abi)
         return shape.imports.filter { item in
-            guard item.kind == .function, item.module != wasiModule else { return false }
+            guard item.kind == .function, item.module != wasiModule, !linked.contains(item.module ?? "") else {
+                return false
+            }
             if item.module == host.module {
                 return host.functions[item.name] == nil
                     && !(abi != .extism && sandboxDrill && item.name == drillFunction.0)

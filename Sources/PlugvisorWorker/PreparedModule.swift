@@ -14,17 +14,23 @@ struct PreparedModule {
     let trapped: [ModuleShape.Item]
 
     /// - Throws: `PluginError` with code `load_failed` that says what is wrong, naming the item.
-    init(bytes: [UInt8], request: LoadRequest) throws(PluginError) {
-        func loadFailed(_ message: String) -> PluginError { PluginError(.loadFailed, plugin: request.plugin, message) }
+    /// `linkedAs` names a module linked beside the plugin (`abi: extism`) rather than the plugin.
+    init(bytes: [UInt8], request: LoadRequest, linkedAs: String? = nil) throws(PluginError) {
+        func loadFailed(_ message: String) -> PluginError {
+            PluginError(.loadFailed, plugin: request.plugin, linkedAs.map { "module \($0): " + message } ?? message)
+        }
         do { shape = try ModuleShape(bytes: bytes) } catch {
             throw loadFailed(ModuleShape.notAModule(error, bytes: bytes))
         }
+        let linked = Set(request.linkedModules.map(\.name))
         let problems = ABICheck.problems(
-            shape, abi: request.abi, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports)
+            shape, abi: request.abi, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports,
+            linked: linked, isLinked: linkedAs != nil)
         guard problems.isEmpty else { throw loadFailed(problems.map(\.description).joined(separator: "; ")) }
         trapped =
             request.trapUnknownImports
-            ? ABICheck.unknownFunctionImports(shape, abi: request.abi, sandboxDrill: request.sandboxDrill) : []
+            ? ABICheck.unknownFunctionImports(
+                shape, abi: request.abi, sandboxDrill: request.sandboxDrill, linked: linked) : []
         memoryLimit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
         if let minPages = shape.memoryMinPages, minPages > UInt64(memoryLimit / 65536) {
             throw loadFailed(

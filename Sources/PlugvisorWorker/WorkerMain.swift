@@ -31,7 +31,8 @@ public enum PlugvisorWorker {
                 } catch {
                     fail("\(error)")
                 }
-                try channel.send(WorkerMessage.inspected(Inspector.report(moduleBytes: bytes)))
+                try channel.send(
+                    WorkerMessage.inspected(Inspector.report(moduleBytes: bytes, linked: Set(request.linked))))
                 exit(0)
             case let .load(request):
                 let host: any Guest
@@ -160,7 +161,7 @@ public enum PlugvisorWorker {
 }
 
 enum Inspector {
-    static func report(moduleBytes: [UInt8]) -> InspectReport {
+    static func report(moduleBytes: [UInt8], linked: Set<String> = []) -> InspectReport {
         let shape: ModuleShape
         do { shape = try ModuleShape(bytes: moduleBytes) } catch {
             return InspectReport(
@@ -169,7 +170,7 @@ enum Inspector {
                 sizeBytes: moduleBytes.count)
         }
         let abi = ABICheck.detectABI(shape)
-        let problems = ABICheck.problems(shape, abi: abi?.guestABI ?? .plugvisor)
+        let problems = ABICheck.problems(shape, abi: abi?.guestABI ?? .plugvisor, linked: linked)
         let items = shape.moduleItems
         return InspectReport(
             abi: abi, exports: items.exports, imports: items.imports, memoryMinPages: shape.memoryMinPages,

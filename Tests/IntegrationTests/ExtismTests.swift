@@ -223,6 +223,66 @@ import Testing
         #expect(trapped.error?.message.contains("extism:host/user.hello_world") == true, "\(trapped.stderr)")
     }
 
+    @Test func modulesLinkedByNameServeThePluginsImports() throws {
+        let manifest = """
+            plugins:
+              - {name: main, wasm: "{{extism}}/go/main.wasm", abi: extism, modules: {lib: "{{extism}}/go/lib.wasm"}}
+              - {name: reflect, wasm: "{{extism}}/rust/reflect.wasm", abi: extism, modules: {"extism:host/user": "{{extism}}/wat/upper.wasm"}}
+              - {name: unlinked, wasm: "{{extism}}/go/main.wasm", abi: extism}
+            """
+        let supervisor = try RunningSupervisor(manifest: manifest)
+        let main = Self.call(supervisor, "main", "run_test", "benjamin")
+        #expect(main.status == 0, "\(main.stderr)")
+        #expect(main.stdout == "Hello, BENJAMIN")
+        #expect(Self.call(supervisor, "reflect", "reflect", "Hello, world!").stdout == "HELLO, WORLD!")
+        let unlinked = try supervisor.plugin("unlinked")
+        #expect(unlinked.state == .failed)
+        #expect(
+            unlinked.lastError?.contains(
+                "imports func lib.capitalize, which is neither WASI nor extism:host/env: refused (a module of that name is linked with `modules: {lib: FILE.wasm}`)"
+            ) == true, "\(unlinked.lastError ?? "")")
+        // validate checks each module knowing what is linked beside it.
+        let validate = ProcessRunner.run([try Fixtures.binary("plugvisor"), "validate", supervisor.manifestPath])
+        #expect(validate.status == 1)
+        #expect(validate.stdout.contains("plugin unlinked"))
+        #expect(!validate.stdout.contains("plugin main"), "\(validate.stdout)")
+        #expect(!validate.stdout.contains("plugin reflect"), "\(validate.stdout)")
+    }
+
+    @Test func wasiFileAccessHasTheSameGrantsAsAnyPlugin() throws {
+        let data = try RunningSupervisor.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: data) }
+        try "hello world!".write(to: data.appendingPathComponent("test.txt"), atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: data.path)
+        try FileManager.default.setAttributes(
+            [.posixPermissions: 0o666], ofItemAtPath: data.appendingPathComponent("test.txt").path)
+        let supervisor = try RunningSupervisor(
+            manifest: """
+                plugins:
+                  - name: fs
+                    wasm: "{{extism}}/go/fs.wasm"
+                    abi: extism
+                    filesystem: [{host: "\(data.path)", guest: /mnt, mode: rw}]
+                  - name: readonly
+                    wasm: "{{extism}}/rust/read_write.wasm"
+                    abi: extism
+                    config: {path: /data/test.txt}
+                    filesystem: [{host: "\(data.path)", guest: /data, mode: ro}]
+                  - name: ungranted
+                    wasm: "{{extism}}/rust/read_write.wasm"
+                    abi: extism
+                    config: {path: /data/test.txt}
+                """)
+        let read = Self.call(supervisor, "readonly", "try_read")
+        #expect(read.status == 0, "\(read.stderr)")
+        #expect(read.stdout == "hello world!")
+        #expect(Self.call(supervisor, "readonly", "try_write", "overwritten").status == 1, "a read-only grant")
+        #expect(Self.call(supervisor, "ungranted", "try_read").status != 0, "no grant, no file")
+        let fs = Self.call(supervisor, "fs", "run_test")
+        #expect(fs.status == 0, "\(fs.stderr)")
+        #expect(fs.stdout == "hello world!")
+    }
+
     @Test func httpRequestGoesThroughTheBrokerWithinAllowedHosts() throws {
         let server = try NetworkTests.LoopbackServer()
         let supervisor = try RunningSupervisor(

@@ -196,7 +196,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
     @Test(arguments: [
         BadField(
             "    timout: 5s", "plugins[0].timout",
-            "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, name, network, restart, sha256, standby, timeout, unknown_imports, vars, wasm); did you mean 'timeout'?"
+            "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, modules, name, network, restart, sha256, standby, timeout, unknown_imports, vars, wasm); did you mean 'timeout'?"
         ),
         BadField("    Name: other", "plugins[0].Name", "; did you mean 'name'?"),
         BadField(
@@ -411,13 +411,30 @@ struct BadField: Sendable, CustomTestStringConvertible {
         #expect(try folder.plugin(ManifestDirectory.plugin("    abi: extism\n    vars: 64KiB")).maxVarBytes == 65536)
         #expect(try folder.plugin(ManifestDirectory.plugin("    abi: extism\n    vars: \"0\"")).maxVarBytes == 0)
         #expect(try folder.plugin(ManifestDirectory.plugin("    abi: extism")).maxVarBytes == 1 << 20)
-        try BadField(
-            "    vars: 1MiB", "plugins[0].vars",
-            "is for abi: extism plugins (Extism's vars); this plugin's abi is plugvisor"
-        ).check()
+        try BadField("    vars: 1MiB", "plugins[0].vars", "is for abi: extism plugins; this plugin's abi is plugvisor")
+            .check()
         try BadField(
             "    abi: extism\n    vars: lots", line: 5, "plugins[0].vars",
             "'lots' is not a size up to 1GiB (e.g. 1MiB; 0 disables vars)"
+        ).check()
+    }
+
+    @Test func modulesAreLinkedByNameFromFilesThatExist() throws {
+        let folder = try ManifestDirectory()
+        let lib = try folder.file("lib.wasm")
+        let plugin = try folder.plugin(ManifestDirectory.plugin("    abi: extism\n    modules: {lib: lib.wasm}"))
+        #expect(plugin.modules == [PluginSpec.NamedModule(name: "lib", wasm: lib)])
+        try BadField(
+            "    modules: {lib: echo.wasm}", "plugins[0].modules",
+            "is for abi: extism plugins; this plugin's abi is plugvisor"
+        ).check()
+        try BadField(
+            "    abi: extism\n    modules: {lib: missing.wasm}", line: 5, "plugins[0].modules.lib", "file not found: "
+        ).check()
+        try BadField(
+            "    abi: extism\n    modules: {\"extism:host/env\": echo.wasm}", line: 5,
+            "plugins[0].modules.extism:host/env",
+            "'extism:host/env' cannot be linked: the host provides that module"
         ).check()
     }
 
