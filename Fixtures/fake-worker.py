@@ -13,6 +13,8 @@ burst           answers with frames at each ceiling: log frames, a host request,
 stale-frame     answers each call, then sends an extra result nobody asked for
 closes-channel  closes fd 3 in the middle of a call and lingers
 escape-text     writes newlines and terminal escapes everywhere a worker writes text, then exits
+forges-host-function  asks for host function "secret", which its manifest does not grant, and
+                answers the call with what the supervisor said
 """
 import json
 import os
@@ -84,6 +86,10 @@ while True:
     elif mode == "floods-host":
         for n in range(1, 10**9):
             send({"type": "host", "id": n, "op": "nothing", "request": {}})
+    elif mode == "forges-host-function":
+        send({"type": "host", "id": 1, "op": "host_function", "request": {"name": "secret", "input": ""}})
+        said = receive()
+        send(result(call, payload={"success": True, "data": said.get("result")}))
     elif mode == "log-flood":
         line = log("flood " + "x" * (6 * 4096 + 60000))
         until = time.monotonic() + 3

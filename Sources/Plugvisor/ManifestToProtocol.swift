@@ -20,6 +20,7 @@ extension LoadRequest {
             trapUnknownImports: spec.trapUnknownImports,
             maxVarBytes: spec.maxVarBytes,
             logLevel: logLevel)
+        hostFunctions = spec.hostFunctions
     }
 }
 

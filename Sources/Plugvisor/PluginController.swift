@@ -163,7 +163,7 @@ final class PluginController: @unchecked Sendable {
     /// failed. A plugin that cannot start is `failed`, with the reason in its status.
     @discardableResult
     func start() -> PluginStateMachine.ReloadOutcome {
-        let read = Self.readModule(spec)
+        let read = readModule(spec)
         let (work, waiter) = lock.withLock { () -> ([Action], SettleWaiter?) in
             switch read {
             case let .failure(error):
@@ -182,7 +182,21 @@ final class PluginController: @unchecked Sendable {
         return outcome(of: 0, waiter)
     }
 
-    static func readModule(_ spec: PluginSpec) -> Result<ModuleVersion, PluginError> {
+    /// The plugin's module (and the modules linked beside it), read and checked, and the host
+    /// functions its manifest grants checked against those the program provides.
+    func readModule(_ spec: PluginSpec) -> Result<ModuleVersion, PluginError> {
+        let provided = Set(launcher.configuration.hostFunctions.map(\.name))
+        if let missing = spec.hostFunctions.first(where: { !provided.contains($0) }) {
+            let offered =
+                provided.isEmpty
+                ? "it provides none (the plugvisor command provides none; a Swift program embedding plugvisor can)"
+                : "it provides \(provided.sorted().joined(separator: ", "))"
+            return .failure(
+                PluginError(
+                    .loadFailed, plugin: spec.name,
+                    "host_functions grants \(missing), which the program running plugvisor does not provide: \(offered)"
+                ))
+        }
         let module: ModuleFile
         do { module = try ModuleFile(path: spec.wasm) } catch {
             return .failure(PluginError(.loadFailed, plugin: spec.name, error.description))
@@ -218,7 +232,7 @@ final class PluginController: @unchecked Sendable {
     func restart() -> Result<Int, PluginError> {
         logger.info("restarting")
         let current = spec
-        let read = Self.readModule(current)
+        let read = readModule(current)
         let (work, started) = lock.withLock { () -> ([Action], (Generation, SettleWaiter)?) in
             if case let .failure(error) = read {
                 return (deliver(machine.fail(code: .loadFailed, reason: error.message)), nil)
@@ -255,7 +269,7 @@ final class PluginController: @unchecked Sendable {
     /// - Parameter force: reload even when neither the module's hash nor the spec changed.
     func reload(spec newSpec: PluginSpec, force: Bool) -> PluginReloadResult {
         let module: ModuleVersion
-        switch Self.readModule(newSpec) {
+        switch readModule(newSpec) {
         case let .failure(error):
             lock.withLock {
                 machine.noteReloadFailed(reason: error.message)
@@ -562,8 +576,35 @@ final class PluginController: @unchecked Sendable {
             let answer = launcher.broker.perform(request.request, allowedHosts: spec.allowedHosts, deadline: deadline)
             if let error = answer["error"]?.stringValue { logger.notice("http_request refused: \(error)") }
             return HostResult(id: request.id, result: answer)
+        case "host_function":
+            return HostResult(id: request.id, result: callHostFunction(request.request, spec: spec, deadline: deadline))
         default:
             return HostResult(id: request.id, result: ["error": .string("unknown host service \(request.op)")])
+        }
+    }
+
+    /// Runs the host function a guest named, if its manifest entry grants it: `{"output": BASE64}`
+    /// or `{"error"}`. A failure is the guest's to handle; the log gets a line.
+    private func callHostFunction(
+        _ request: JSONValue, spec: PluginSpec, deadline: ContinuousClock.Instant
+    )
+        -> JSONValue
+    {
+        let name = request["name"]?.stringValue ?? ""
+        guard spec.hostFunctions.contains(name),
+            let function = launcher.configuration.hostFunctions.first(where: { $0.name == name })
+        else {
+            return ["error": .string("host function \(name.debugDescription) is not granted to this plugin")]
+        }
+        guard let text = request["input"]?.stringValue, let input = Data(base64Encoded: text) else {
+            return ["error": "the host function's input is not base64"]
+        }
+        switch function.run(Array(input), plugin: spec.name, deadline: deadline) {
+        case let .success(output):
+            return ["output": .string(Data(output).base64EncodedString())]
+        case let .failure(error):
+            logger.warning("host function \(name) failed: \(error.message)")
+            return ["error": .string(error.message)]
         }
     }
 

@@ -33,13 +33,17 @@ public struct SupervisorConfiguration: Sendable {
     /// worker holds one); nil: `blockingThreads(for:)` of the manifest. Past them, calls wait
     /// for a thread, within their plugin's timeout.
     public var blockingThreads: Int?
+    /// Functions of the embedding program that plugins may call, each plugin those its manifest
+    /// entry grants (`host_functions`).
+    public var hostFunctions: [HostFunction]
 
     public init(
         workerExecutable: String? = nil, maxFrameLength: Int = Framing.defaultMaxFrameLength,
         gracePeriod: Duration = .seconds(10), workerUser: WorkerUser? = nil, sandboxDrill: Bool = false,
         watchFiles: Bool = true, brokerExecutable: String? = nil, workerUIDs: ClosedRange<UInt32> = defaultWorkerUIDs,
-        blockingThreads: Int? = nil
+        blockingThreads: Int? = nil, hostFunctions: [HostFunction] = []
     ) {
+        self.hostFunctions = hostFunctions
         precondition(
             workerUIDs.count >= 3, "the worker uid range needs the broker's, inspect's and at least one plugin uid")
         precondition(blockingThreads.map { $0 > 0 } ?? true, "the blocking pool needs at least one thread")
@@ -104,6 +108,17 @@ public final class Supervisor: Sendable {
         logger: Logger = Logger(label: "plugvisor.supervisor")
     ) {
         core = SupervisorCore(manifest: manifest, configuration: configuration, logger: logger)
+    }
+
+    /// A supervisor whose plugins may call `hostFunctions`, each plugin those its manifest entry
+    /// grants (`host_functions`); they join any in `configuration`.
+    public convenience init(
+        manifest: Manifest, configuration: SupervisorConfiguration = .init(), hostFunctions: [HostFunction],
+        logger: Logger = Logger(label: "plugvisor.supervisor")
+    ) {
+        var configuration = configuration
+        configuration.hostFunctions += hostFunctions
+        self.init(manifest: manifest, configuration: configuration, logger: logger)
     }
 
     /// The manifest in use (the last one loaded without errors).

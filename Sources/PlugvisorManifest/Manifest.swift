@@ -90,6 +90,8 @@ public struct PluginSpec: Sendable, Equatable {
     public var args: [String] = []
     /// For `abi: extism`: the most bytes its vars may hold (Extism's `max_var_bytes`); 0 disables them.
     public var maxVarBytes: Int = LoadRequest.defaultMaxVarBytes
+    /// Host functions of the embedding program the plugin may call (`extism:host/user` imports).
+    public var hostFunctions: [String] = []
     /// For `abi: extism`: modules the plugin imports from by name, in the manifest's order.
     public var modules: [NamedModule] = []
 

@@ -130,7 +130,7 @@ struct ManifestReader {
         let known: Set<String> = [
             "name", "wasm", "sha256", "abi", "instances", "standby", "max_queue", "timeout", "fuel", "memory",
             "filesystem", "network", "env", "config", "restart", "circuit", "args", "unknown_imports", "vars",
-            "modules",
+            "modules", "host_functions",
         ]
         for (keyNode, value) in fields {
             let key = keyNode.scalar?.string ?? "?"
@@ -195,6 +195,19 @@ struct ManifestReader {
                 if let d = duration(value, at, min: .milliseconds(1), max: .seconds(3600)) { spec.timeout = d }
             case "fuel":
                 if let n = integer(value, at, in: 1...Int.max) { spec.fuel = UInt64(n) }
+            case "host_functions":
+                extismOnlyKeys.append((keyNode, key))
+                if case let .sequence(items) = value {
+                    spec.hostFunctions = items.enumerated().compactMap { index, item in
+                        guard case let .scalar(scalar) = item, !scalar.string.isEmpty else {
+                            problem(item, "\(at)[\(index)]", "must be a host function's name")
+                            return nil
+                        }
+                        return scalar.string
+                    }
+                } else {
+                    problem(value, at, "must be a list of host function names (e.g. [kv_get])")
+                }
             case "modules":
                 extismOnlyKeys.append((keyNode, key))
                 spec.modules = readModules(value, at)

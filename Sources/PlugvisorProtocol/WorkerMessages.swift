@@ -71,6 +71,8 @@ public struct LoadRequest: Codable, Sendable, Equatable {
     /// For `abi: extism`: modules linked by name for the plugin to import from, in the order
     /// they are instantiated. Their bytes follow the plugin's own on fd 4, in this order.
     public var linkedModules: [LinkedModule] = []
+    /// Host functions of the embedding program granted to the plugin, by name.
+    public var hostFunctions: [String] = []
     /// The supervisor's log level (`trace` … `critical`): lines below it are dropped in the
     /// worker, and an Extism plugin's `get_log_level` answers from it.
     public var logLevel: String

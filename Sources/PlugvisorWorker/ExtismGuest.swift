@@ -111,6 +111,11 @@ public final class ExtismGuest {
             }
         }
         host.define(in: &imports, store: store, kernel: kernel)
+        let granted = Set(request.hostFunctions)
+        for module in [prepared] + linked.map(\.module) {
+            host.defineUserFunctions(
+                module.shape.imports, granted: granted, in: &imports, store: store, kernel: kernel)
+        }
         HostModule.defineTrapping(prepared.trapped, in: &imports, store: store)
         for (name, module) in linked {
             let instance: Instance

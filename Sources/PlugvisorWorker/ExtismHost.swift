@@ -110,6 +110,69 @@ final class ExtismHost {
         }
     }
 
+    /// Links the plugin's `extism:host/user` imports that the manifest grants (`granted`) to the
+    /// embedding program's host functions, through the supervisor. One i64 in and one i64 out is
+    /// Extism's usual form: a kernel block in, a kernel block out. Any other signature of i32 and
+    /// i64 (Go's `mult(i64, i64) -> i64`) passes its arguments as 8-byte little-endian integers
+    /// and takes its result, if any, from the first 8 bytes of the answer.
+    func defineUserFunctions(
+        _ imports: [ModuleShape.Item], granted: Set<String>, in definitions: inout Imports, store: Store,
+        kernel: ExtismKernelInstance
+    ) {
+        for item in imports where item.module == ABICheck.extismUserModule && granted.contains(item.name) {
+            guard let signature = item.signature else { continue }
+            let name = item.name
+            let handles = signature.parameters == [.i64] && signature.results == [.i64]
+            definitions.define(
+                module: ABICheck.extismUserModule, name: name,
+                Function(store: store, parameters: signature.parameters, results: signature.results) {
+                    [unowned self] _, arguments in
+                    var input: [UInt8] = []
+                    if handles {
+                        var handle: UInt64 = 0
+                        if case let .i64(value)? = arguments.first { handle = value }
+                        if handle != 0 {
+                            guard let block = try kernel.block(handle, limit: HostRequest.maxRequestBytes + 1),
+                                block.length <= UInt64(HostRequest.maxRequestBytes)
+                            else {
+                                throw Fault(description: "\(name): the input is not a kernel block of at most 1 MiB")
+                            }
+                            input = block.bytes
+                        }
+                    } else {
+                        for argument in arguments {
+                            let value: UInt64 =
+                                switch argument {
+                                case let .i64(v): v
+                                case let .i32(v): UInt64(v)
+                                default: 0
+                                }
+                            input += withUnsafeBytes(of: value.littleEndian, Array.init)
+                        }
+                    }
+                    let output = try callHostFunction(name, input)
+                    if handles { return [.i64(try give(output, kernel, for: name))] }
+                    guard let result = signature.results.first else { return [] }
+                    var value: UInt64 = 0
+                    for (index, byte) in output.prefix(8).enumerated() { value |= UInt64(byte) << (8 * index) }
+                    return [result == .i32 ? .i32(UInt32(truncatingIfNeeded: value)) : .i64(value)]
+                })
+        }
+    }
+
+    /// Calls the embedding program's host function `name` through the supervisor.
+    private func callHostFunction(_ name: String, _ input: [UInt8]) throws -> [UInt8] {
+        let answer = hostModule.hostService(
+            "host_function", ["name": .string(name), "input": .string(Data(input).base64EncodedString())])
+        if let error = answer["error"]?.stringValue {
+            throw Fault(description: "host function \(name) failed: \(error)")
+        }
+        guard let text = answer["output"]?.stringValue, let output = Data(base64Encoded: text) else {
+            throw Fault(description: "host function \(name): the supervisor's answer carries no output")
+        }
+        return Array(output)
+    }
+
     /// A new kernel block holding `bytes` for the plugin; 0 for no bytes.
     private func give(_ bytes: [UInt8], _ kernel: ExtismKernelInstance, for function: String) throws -> UInt64 {
         if bytes.isEmpty { return 0 }

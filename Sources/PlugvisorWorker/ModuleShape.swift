@@ -193,14 +193,15 @@ enum ABICheck {
     /// `isLinked` says it is one of them, which needs no function to call.
     static func problems(
         _ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool = false, trapUnknownImports: Bool = false,
-        linked: Set<String> = [], isLinked: Bool = false
+        linked: Set<String> = [], isLinked: Bool = false, hostFunctions: Set<String> = []
     ) -> [Problem] {
         var problems: [Problem] = []
         let trapped =
             trapUnknownImports
             ? Set(
-                unknownFunctionImports(shape, abi: abi, sandboxDrill: sandboxDrill, linked: linked).map(\.qualifiedName)
-            )
+                unknownFunctionImports(
+                    shape, abi: abi, sandboxDrill: sandboxDrill, linked: linked, hostFunctions: hostFunctions
+                ).map(\.qualifiedName))
             : []
         let host = hostImports(for: abi)
         for item in shape.imports where !trapped.contains(item.qualifiedName) {
@@ -226,10 +227,21 @@ enum ABICheck {
                             "imports \(host.module).\(item.name) as \(item.signature?.description ?? "?"), but it is \(expected)"
                         ))
                 }
+            case (extismUserModule?, .function) where abi == .extism && hostFunctions.contains(item.name):
+                let numbers: Set<ValueType> = [i32, i64]
+                if let signature = item.signature,
+                    !(signature.parameters.allSatisfy(numbers.contains) && signature.results.count <= 1
+                        && signature.results.allSatisfy(numbers.contains))
+                {
+                    problems.append(
+                        .refusedImport(
+                            "imports the host function \(extismUserModule).\(item.name) as \(signature): host functions take and answer i32 and i64 values only"
+                        ))
+                }
             case (extismUserModule?, .function) where abi == .extism:
                 problems.append(
                     .refusedImport(
-                        "imports the host function \(extismUserModule).\(item.name)\(item.signature.map { " \($0)" } ?? ""), which this host does not provide (with unknown_imports: trap it links as a function that traps when called)"
+                        "imports the host function \(extismUserModule).\(item.name)\(item.signature.map { " \($0)" } ?? ""), which the manifest does not grant it (host_functions: [\(item.name)], given by the program embedding plugvisor; with unknown_imports: trap it links as a function that traps when called)"
                     ))
             case (host.module?, _):
                 problems.append(
@@ -321,13 +333,15 @@ enum ABICheck {
     /// Function imports that no grant provides: neither WASI nor a `plugvisor` host function
     /// (a `plugvisor` name with the wrong signature is an error, not an unknown import).
     static func unknownFunctionImports(
-        _ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool, linked: Set<String> = []
+        _ shape: ModuleShape, abi: GuestABI, sandboxDrill: Bool, linked: Set<String> = [],
+        hostFunctions: Set<String> = []
     ) -> [ModuleShape.Item] {
         let host = hostImports(for: abi)
         return shape.imports.filter { item in
             guard item.kind == .function, item.module != wasiModule, !linked.contains(item.module ?? "") else {
                 return false
             }
+            if abi == .extism && item.module == extismUserModule && hostFunctions.contains(item.name) { return false }
             if item.module == host.module {
                 return host.functions[item.name] == nil
                     && !(abi != .extism && sandboxDrill && item.name == drillFunction.0)

@@ -25,12 +25,13 @@ struct PreparedModule {
         let linked = Set(request.linkedModules.map(\.name))
         let problems = ABICheck.problems(
             shape, abi: request.abi, sandboxDrill: request.sandboxDrill, trapUnknownImports: request.trapUnknownImports,
-            linked: linked, isLinked: linkedAs != nil)
+            linked: linked, isLinked: linkedAs != nil, hostFunctions: Set(request.hostFunctions))
         guard problems.isEmpty else { throw loadFailed(problems.map(\.description).joined(separator: "; ")) }
         trapped =
             request.trapUnknownImports
             ? ABICheck.unknownFunctionImports(
-                shape, abi: request.abi, sandboxDrill: request.sandboxDrill, linked: linked) : []
+                shape, abi: request.abi, sandboxDrill: request.sandboxDrill, linked: linked,
+                hostFunctions: Set(request.hostFunctions)) : []
         memoryLimit = request.memoryLimit ?? LoadRequest.defaultMemoryLimit
         if let minPages = shape.memoryMinPages, minPages > UInt64(memoryLimit / 65536) {
             throw loadFailed(

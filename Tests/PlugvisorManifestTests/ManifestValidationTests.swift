@@ -196,7 +196,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
     @Test(arguments: [
         BadField(
             "    timout: 5s", "plugins[0].timout",
-            "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, instances, max_queue, memory, modules, name, network, restart, sha256, standby, timeout, unknown_imports, vars, wasm); did you mean 'timeout'?"
+            "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, host_functions, instances, max_queue, memory, modules, name, network, restart, sha256, standby, timeout, unknown_imports, vars, wasm); did you mean 'timeout'?"
         ),
         BadField("    Name: other", "plugins[0].Name", "; did you mean 'name'?"),
         BadField(
@@ -416,6 +416,21 @@ struct BadField: Sendable, CustomTestStringConvertible {
         try BadField(
             "    abi: extism\n    vars: lots", line: 5, "plugins[0].vars",
             "'lots' is not a size up to 1GiB (e.g. 1MiB; 0 disables vars)"
+        ).check()
+    }
+
+    @Test func hostFunctionsAreGrantedByName() throws {
+        let folder = try ManifestDirectory()
+        let plugin = try folder.plugin(
+            ManifestDirectory.plugin("    abi: extism\n    host_functions: [kv_get, kv_set]"))
+        #expect(plugin.hostFunctions == ["kv_get", "kv_set"])
+        try BadField(
+            "    abi: extism\n    host_functions: kv_get", line: 5, "plugins[0].host_functions",
+            "must be a list of host function names (e.g. [kv_get])"
+        ).check()
+        try BadField(
+            "    host_functions: [kv_get]", "plugins[0].host_functions",
+            "is for abi: extism plugins; this plugin's abi is plugvisor"
         ).check()
     }
 

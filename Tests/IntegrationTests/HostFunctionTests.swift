@@ -1,0 +1,140 @@
+import Foundation
+import Logging
+import Plugvisor
+import PlugvisorManifest
+import PlugvisorProtocol
+import PlugvisorTestSupport
+import Synchronization
+import Testing
+
+/// Host functions: plugins call back into the program that embeds plugvisor. This test is that
+/// program: it gives the functions, the real worker binary runs Extism's own plugins.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct HostFunctionTests {
+    static func extism(_ name: String, _ file: String, grants: [String], timeout: Duration = .seconds(5)) -> PluginSpec
+    {
+        var spec = PluginSpec(name: name, wasm: Fixtures.extismDirectory.appendingPathComponent(file).path)
+        spec.abi = .extism
+        spec.hostFunctions = grants
+        spec.timeout = timeout
+        return spec
+    }
+
+    static func supervisor(_ specs: [PluginSpec], _ functions: [HostFunction]) throws -> Supervisor {
+        let configuration = SupervisorConfiguration(
+            workerExecutable: try Fixtures.binary("plugvisor-worker"), watchFiles: false,
+            brokerExecutable: try Fixtures.binary("plugvisor-broker"))
+        var logger = Logger(label: "plugvisor.test")
+        logger.logLevel = .critical
+        return Supervisor(
+            manifest: Manifest(plugins: specs, path: ""), configuration: configuration, hostFunctions: functions,
+            logger: logger)
+    }
+
+    static let identity = HostFunction(name: "hello_world") { call in call.input }
+    static let upper = HostFunction(name: "host_reflect") { call in
+        Array(String(decoding: call.input, as: UTF8.self).uppercased().utf8)
+    }
+    static let mult = HostFunction(name: "mult") { call in
+        // Go's mult(i64, i64) -> i64: two little-endian integers in, one out.
+        let a = call.input.prefix(8).reversed().reduce(0) { $0 << 8 | UInt64($1) }
+        let b = call.input.dropFirst(8).prefix(8).reversed().reduce(0) { $0 << 8 | UInt64($1) }
+        return withUnsafeBytes(of: (a &* b).littleEndian, Array.init)
+    }
+
+    @Test func extismsPluginsCallTheFunctionsTheProgramGives() async throws {
+        let supervisor = try Self.supervisor(
+            [
+                Self.extism("rust", "rust/host_function.wasm", grants: ["hello_world"]),
+                Self.extism("c", "c/code-functions.wasm", grants: ["hello_world"]),
+                Self.extism("reflect", "rust/reflect.wasm", grants: ["host_reflect"]),
+                Self.extism("go", "go/host.wasm", grants: ["mult"]),
+            ], [Self.identity, Self.upper, Self.mult])
+        await supervisor.start()
+        func call(_ plugin: String, _ function: String, _ input: String) async throws -> String {
+            String(
+                decoding: try await supervisor.call(plugin: plugin, function: function, input: Array(input.utf8)),
+                as: UTF8.self)
+        }
+        #expect(try await call("rust", "count_vowels", "Hello, World!") == #"{"count":3}"#)
+        #expect(try await call("c", "count_vowels", "Hello, World!") == #"{"count": 3}"#)
+        #expect(try await call("reflect", "reflect", "Hello, world!") == "HELLO, WORLD!")
+        let large = String(repeating: "x", count: 70_000)
+        #expect(try await call("reflect", "reflect", large) == large.uppercased())
+        #expect(try await call("go", "run_test", "") == "42 x 2 = 84")
+        await supervisor.shutdown()
+    }
+
+    /// A compromised worker asking for a function its plugin is not granted gets a refusal from
+    /// the supervisor: the function never runs.
+    @Test func theSupervisorChecksTheGrantNotTheWorker() async throws {
+        let ran = Mutex(false)
+        let secret = HostFunction(name: "secret") { _ in
+            ran.withLock { $0 = true }
+            return Array("the secret".utf8)
+        }
+        let fakeWorker = try RunningSupervisor.fakePeer(
+            script: "fake-worker.py", arguments: [try Fixtures.binary("plugvisor-worker")])
+        let configuration = SupervisorConfiguration(
+            workerExecutable: fakeWorker, watchFiles: false, brokerExecutable: try Fixtures.binary("plugvisor-broker"))
+        var logger = Logger(label: "plugvisor.test")
+        logger.logLevel = .critical
+        let supervisor = Supervisor(
+            manifest: Manifest(
+                plugins: [PluginSpec(name: "forges-host-function", wasm: try Fixtures.plugin("echo"))], path: ""),
+            configuration: configuration, hostFunctions: [secret], logger: logger)
+        await supervisor.start()
+        let answer = try await supervisor.execute(plugin: "forges-host-function", context: [:])
+        #expect(answer["data"] == ["error": #"host function "secret" is not granted to this plugin"#], "\(answer)")
+        #expect(ran.withLock { $0 } == false)
+        await supervisor.shutdown()
+    }
+
+    @Test func grantsRefusalsErrorsAndTimeouts() async throws {
+        let failing = HostFunction(name: "host_reflect") { _ in throw HostFunctionError("the store is closed") }
+        let hanging = HostFunction(name: "hello_world") { _ in
+            try await Task.sleep(for: .seconds(30))
+            return []
+        }
+        let supervisor = try Self.supervisor(
+            [
+                Self.extism("ungranted", "rust/host_function.wasm", grants: []),
+                Self.extism("missing", "rust/host_function.wasm", grants: ["nobody_gives_this"]),
+                Self.extism("failing", "rust/reflect.wasm", grants: ["host_reflect"]),
+                Self.extism("hanging", "rust/host_function.wasm", grants: ["hello_world"], timeout: .milliseconds(800)),
+            ], [failing, hanging])
+        await supervisor.start()
+        let status = supervisor.status().plugins
+        let ungranted = try #require(status.first { $0.name == "ungranted" })
+        #expect(ungranted.state == .failed)
+        #expect(ungranted.lastError?.contains("extism:host/user.hello_world") == true, "\(ungranted.lastError ?? "")")
+        #expect(ungranted.lastError?.contains("host_functions") == true, "\(ungranted.lastError ?? "")")
+        let missing = try #require(status.first { $0.name == "missing" })
+        #expect(missing.state == .failed)
+        #expect(
+            missing.lastError?.contains(
+                "host_functions grants nobody_gives_this, which the program running plugvisor does not provide")
+                == true,
+            "\(missing.lastError ?? "")")
+        do {
+            _ = try await supervisor.call(plugin: "failing", function: "reflect", input: Array("x".utf8))
+            Issue.record("a failing host function failed no call")
+        } catch {
+            #expect(error.message.contains("host function host_reflect failed: the store is closed"), "\(error)")
+        }
+        let started = ContinuousClock.now
+        do {
+            _ = try await supervisor.call(plugin: "hanging", function: "count_vowels", input: Array("x".utf8))
+            Issue.record("a hanging host function did not time out")
+        } catch {
+            #expect(error.code == .timeout, "\(error)")
+        }
+        #expect(started.duration(to: .now) < .seconds(5))
+        // The plugin serves on with a fresh worker; the failing one with the same.
+        do {
+            _ = try await supervisor.call(plugin: "failing", function: "reflect", input: Array("y".utf8))
+        } catch {
+            #expect(error.message.contains("the store is closed"))
+        }
+        await supervisor.shutdown()
+    }
+}
