@@ -73,7 +73,7 @@ struct ModuleShape {
     init(bytes: [UInt8]) throws {
         var types: [FunctionSignature?] = []
         var functionTypes: [UInt32] = []  // type index of each function, imports first
-        var parser = Parser(bytes: bytes)
+        var parser = Parser(bytes: Self.declarations(of: bytes))
         var rawExports: [Export] = []
         while let payload = try parser.parseNext() {
             switch payload {
@@ -130,6 +130,37 @@ struct ModuleShape {
             case .tag: exports.append(Item(name: export.name, kind: .tag))
             }
         }
+    }
+
+    /// The module's header and the sections that declare its shape (types, imports, functions,
+    /// memories, exports), without its code and data: parsing those is most of a large
+    /// module's parse (a Go module's data section, say), and the worker parses them once
+    /// anyway, in `parseWasm`. Bytes that are not a well-formed sequence of sections are
+    /// returned whole, for the parser to say what is wrong with them.
+    static func declarations(of bytes: [UInt8]) -> [UInt8] {
+        let wanted: Set<UInt8> = [1, 2, 3, 5, 7]
+        guard bytes.count >= 8 else { return bytes }
+        var kept = Array(bytes[0..<8])
+        var offset = 8
+        while offset < bytes.count {
+            let start = offset
+            let id = bytes[offset]
+            offset += 1
+            var size = 0
+            var shift = 0
+            while true {
+                guard offset < bytes.count, shift < 35 else { return bytes }
+                let byte = bytes[offset]
+                offset += 1
+                size |= Int(byte & 0x7F) << shift
+                shift += 7
+                if byte & 0x80 == 0 { break }
+            }
+            guard size <= bytes.count - offset else { return bytes }
+            offset += size
+            if wanted.contains(id) { kept += bytes[start..<offset] }
+        }
+        return kept
     }
 
     func export(_ name: String) -> Item? { exports.first { $0.name == name } }

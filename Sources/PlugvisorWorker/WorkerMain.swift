@@ -4,6 +4,7 @@ import Glibc
 import PlugvisorPosix
 import PlugvisorProtocol
 import PlugvisorSandbox
+import WasmKit
 
 /// The worker process: handshake, load, then one call at a time until the supervisor hangs up.
 ///
@@ -170,11 +171,15 @@ enum Inspector {
                 sizeBytes: moduleBytes.count)
         }
         let abi = ABICheck.detectABI(shape)
-        let problems = ABICheck.problems(shape, abi: abi?.guestABI ?? .plugvisor, linked: linked)
+        var problems = ABICheck.problems(shape, abi: abi?.guestABI ?? .plugvisor, linked: linked).map(\.description)
+        // The shape comes from the declaring sections alone; code and data are checked here.
+        do { _ = try parseWasm(bytes: moduleBytes) } catch {
+            problems.append(ModuleShape.notAModule(error, bytes: moduleBytes))
+        }
         let items = shape.moduleItems
         return InspectReport(
             abi: abi, exports: items.exports, imports: items.imports, memoryMinPages: shape.memoryMinPages,
-            memoryMaxPages: shape.memoryMaxPages, problems: problems.map(\.description),
+            memoryMaxPages: shape.memoryMaxPages, problems: problems,
             capabilities: ABICheck.capabilities(shape),
             sizeBytes: moduleBytes.count, functions: abi == .extism ? ABICheck.extismFunctions(shape) : nil)
     }
