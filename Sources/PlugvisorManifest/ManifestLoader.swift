@@ -196,7 +196,6 @@ struct ManifestReader {
             case "fuel":
                 if let n = integer(value, at, in: 1...Int.max) { spec.fuel = UInt64(n) }
             case "host_functions":
-                extismOnlyKeys.append((keyNode, key))
                 if case let .sequence(items) = value {
                     spec.hostFunctions = items.enumerated().compactMap { index, item in
                         guard case let .scalar(scalar) = item, !scalar.string.isEmpty else {

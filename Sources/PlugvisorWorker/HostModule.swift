@@ -1,8 +1,9 @@
+import FoundationEssentials
 import PlugvisorProtocol
 import PlugvisorSandbox
 import WasmKit
 
-/// The `plugvisor` host module a guest may import: log, config_get, http_request.
+/// The `plugvisor` host module a guest may import: log, config_get, http_request, host_call.
 ///
 /// Every pointer and length the guest passes is checked against its memory before use: an
 /// out-of-range one traps the guest, never the worker.
@@ -122,6 +123,39 @@ final class HostModule {
                 }
                 return [.i64(try Self.give(caller, hostService("http", .object(request))))]
             })
+        imports.define(
+            module: "plugvisor", name: "host_call",
+            Function(store: store, parameters: [.i32, .i32, .i32, .i32], results: [.i64]) {
+                [unowned self] caller, args in
+                guard case let .i32(namePointer) = args[0], case let .i32(nameLength) = args[1],
+                    case let .i32(inputPointer) = args[2], case let .i32(inputLength) = args[3]
+                else { return [.i64(0)] }
+                let memory = try Self.memory(caller)
+                guard nameLength <= 256, Int(inputLength) <= Self.maxHostRequest else {
+                    return [
+                        .i64(
+                            try Self.give(
+                                caller, Array("host_call: a name over 256 bytes or an input over 1 MiB".utf8),
+                                failed: true))
+                    ]
+                }
+                let name = String(
+                    decoding: try Self.read(memory, pointer: namePointer, length: nameLength, limit: 256), as: UTF8.self
+                )
+                let input = try Self.read(
+                    memory, pointer: inputPointer, length: inputLength, limit: Self.maxHostRequest)
+                let answer = hostService(
+                    "host_function", ["name": .string(name), "input": .string(Data(input).base64EncodedString())])
+                if let error = answer["error"]?.stringValue {
+                    return [
+                        .i64(try Self.give(caller, Array("host function \(name) failed: \(error)".utf8), failed: true))
+                    ]
+                }
+                guard let text = answer["output"]?.stringValue, let output = Data(base64Encoded: text) else {
+                    return [.i64(try Self.give(caller, Array("host function \(name): no output".utf8), failed: true))]
+                }
+                return [.i64(try Self.give(caller, Array(output), failed: false))]
+            })
         if sandboxDrill {
             imports.define(
                 module: "plugvisor", name: "sandbox_drill",
@@ -135,7 +169,12 @@ final class HostModule {
     /// Copies `answer` into a buffer from the guest's own `allocate` and packs (ptr << 32) | len;
     /// the guest owns the buffer and frees it with `deallocate`.
     static func give(_ caller: borrowing Caller, _ answer: JSONValue) throws -> UInt64 {
-        let bytes = try JSONCoding.encode(answer)
+        try give(caller, try JSONCoding.encode(answer), failed: false)
+    }
+
+    /// `give` for raw bytes; `failed` sets the top bit of the low word (`host_call`'s error
+    /// flag: lengths stay under 1 MiB, so the bit is free).
+    static func give(_ caller: borrowing Caller, _ bytes: [UInt8], failed: Bool) throws -> UInt64 {
         guard let allocate = caller.instance?.exports[function: "allocate"] else {
             throw GuestFault(description: "the guest has no allocate export")
         }
@@ -147,8 +186,12 @@ final class HostModule {
         else {
             throw GuestFault(description: "allocate(\(bytes.count)) returned \(pointer), outside guest memory")
         }
-        memory.withUnsafeMutableBufferPointer(offset: UInt(pointer), count: bytes.count) { $0.copyBytes(from: bytes) }
-        return UInt64(pointer) << 32 | UInt64(bytes.count)
+        if !bytes.isEmpty {
+            memory.withUnsafeMutableBufferPointer(offset: UInt(pointer), count: bytes.count) {
+                $0.copyBytes(from: bytes)
+            }
+        }
+        return UInt64(pointer) << 32 | UInt64(bytes.count) | (failed ? 0x8000_0000 : 0)
     }
 
     /// Links each of `items` as a function that traps, naming itself, when the guest calls it.

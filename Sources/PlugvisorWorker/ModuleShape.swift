@@ -194,6 +194,7 @@ enum ABICheck {
         "log": .init(parameters: [i32, i32, i32], results: []),
         "config_get": .init(parameters: [i32, i32, i32, i32], results: [i32]),
         "http_request": .init(parameters: [i32, i32], results: [i64]),
+        "host_call": .init(parameters: [i32, i32, i32, i32], results: [i64]),
     ]
 
     /// Why a module would not load: `kind` for code, `description` (one sentence naming the

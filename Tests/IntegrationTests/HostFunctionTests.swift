@@ -64,6 +64,43 @@ import Testing
         await supervisor.shutdown()
     }
 
+    @Test func plugvisorABIPluginsCallThemWithHostCall() async throws {
+        let kvGet = HostFunction(name: "kv_get") { call in
+            guard call.input == Array("greeting".utf8) else { throw HostFunctionError("no such key") }
+            return Array("hello from \(call.plugin)".utf8)
+        }
+        let secret = HostFunction(name: "secret") { _ in Array("the secret".utf8) }
+        var spec = PluginSpec(name: "shop", wasm: try Fixtures.plugin("kit-c-host-call"))
+        spec.hostFunctions = ["kv_get"]
+        var swift = PluginSpec(name: "swift-shop", wasm: try Fixtures.plugin("kit-swift-probe"))
+        swift.hostFunctions = ["kv_get"]
+        let supervisor = try Self.supervisor([spec, swift], [kvGet, secret])
+        await supervisor.start()
+        func call(_ function: String, _ input: String) async throws -> JSONValue {
+            try await supervisor.execute(
+                plugin: "shop",
+                context: PluginContext(parameters: ["function": .string(function), "input": .string(input)]))
+        }
+        let found = try await call("kv_get", "greeting")
+        #expect(found["data"] == ["answer": "hello from shop", "length": 15], "\(found)")
+        let missing = try await call("kv_get", "colour")
+        #expect(missing["success"] == false)
+        #expect(missing["error"] == "host function kv_get failed: no such key", "\(missing)")
+        let ungranted = try await call("secret", "")
+        #expect(
+            ungranted["error"] == #"host function secret failed: host function "secret" is not granted to this plugin"#,
+            "\(ungranted)")
+        // The Swift kit's hostCall.
+        let fromSwift = try await supervisor.execute(
+            plugin: "swift-shop",
+            context: PluginContext(parameters: ["host_function": "kv_get", "input": "greeting"]))
+        #expect(fromSwift["data"] == ["answer": "hello from swift-shop"], "\(fromSwift)")
+        let swiftMissing = try await supervisor.execute(
+            plugin: "swift-shop", context: PluginContext(parameters: ["host_function": "kv_get", "input": "colour"]))
+        #expect(swiftMissing["error"] == "host function kv_get failed: no such key", "\(swiftMissing)")
+        await supervisor.shutdown()
+    }
+
     /// A compromised worker asking for a function its plugin is not granted gets a refusal from
     /// the supervisor: the function never runs.
     @Test func theSupervisorChecksTheGrantNotTheWorker() async throws {

@@ -53,6 +53,8 @@ __attribute__((import_module("plugvisor"), import_name("config_get")))
 int32_t plugvisor_config_get(const char *key, int32_t key_length, char *buffer, int32_t buffer_length);
 __attribute__((import_module("plugvisor"), import_name("http_request")))
 uint64_t plugvisor_http_request(const char *request, int32_t length);
+__attribute__((import_module("plugvisor"), import_name("host_call")))
+uint64_t plugvisor_host_call(const char *name, int32_t name_length, const void *input, int32_t input_length);
 
 /* You write this. */
 int plugvisor_handle(const pv_context *context, pv_result *result);
@@ -96,6 +98,12 @@ void pv_result_error(pv_result *result, const char *format, ...) __attribute__((
 /* GETs `url` through the supervisor (only hosts in the manifest's network.allowed_hosts).
  * Returns the answer JSON {"status","headers","body"} or {"error"}; free() it. */
 char *pv_http_get(const char *url);
+/* Calls `name`, a host function of the program embedding plugvisor that the manifest grants
+ * (host_functions), with `length` bytes of `input`. Returns its answer, NUL-terminated, and sets
+ * `*answer_length`; free() it. On failure returns NULL and writes the reason into `error`
+ * (NUL-terminated, cut to `error_capacity`). */
+char *pv_host_call(const char *name, const void *input, size_t length, size_t *answer_length, char *error,
+                   size_t error_capacity);
 
 #ifdef PLUGVISOR_IMPLEMENTATION
 
@@ -376,6 +384,29 @@ char *pv_http_get(const char *url) {
     memcpy(copy, answer, length);
     copy[length] = 0;
     free(answer);
+    return copy;
+}
+
+char *pv_host_call(const char *name, const void *input, size_t length, size_t *answer_length, char *error,
+                   size_t error_capacity) {
+    uint64_t packed = plugvisor_host_call(name, (int32_t)strlen(name), input, (int32_t)length);
+    char *answer = (char *)(uintptr_t)(packed >> 32);
+    uint32_t low = (uint32_t)packed;
+    size_t count = low & 0x7fffffff;
+    if (low >> 31) {
+        if (error_capacity > 0) {
+            size_t shown = count < error_capacity - 1 ? count : error_capacity - 1;
+            memcpy(error, answer, shown);
+            error[shown] = 0;
+        }
+        free(answer);
+        return NULL;
+    }
+    char *copy = malloc(count + 1);
+    memcpy(copy, answer, count);
+    copy[count] = 0;
+    free(answer);
+    if (answer_length) *answer_length = count;
     return copy;
 }
 

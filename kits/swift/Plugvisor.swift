@@ -125,6 +125,29 @@ public func httpRequest(_ url: String, method: String = "GET", headers: JSON = [
                         bodyBase64: answer["body_base64"]?.string)
 }
 
+/// Calls `name`, a host function of the program embedding plugvisor that the manifest grants
+/// (`host_functions`), with `input`.
+/// - Returns: the function's answer.
+/// - Throws: `PluginError` with the host's reason (not granted, not provided, thrown, timed out).
+public func hostCall(_ name: String, _ input: [UInt8]) throws(PluginError) -> [UInt8] {
+    let nameBytes = Array(name.utf8)
+    let packed = nameBytes.withUnsafeBufferPointer { nameBuffer in
+        input.withUnsafeBufferPointer { inputBuffer in
+            hostHostCall(nameBuffer.baseAddress, Int32(nameBuffer.count), inputBuffer.baseAddress, Int32(inputBuffer.count))
+        }
+    }
+    // The top bit of the low word says the buffer holds the reason it failed.
+    let failed = UInt64(bitPattern: packed) & 0x8000_0000 != 0
+    let bytes = takeGuestBuffer(Int64(bitPattern: UInt64(bitPattern: packed) & ~UInt64(0x8000_0000)))
+    if failed { throw PluginError(String(decoding: bytes, as: UTF8.self)) }
+    return bytes
+}
+
+@_extern(wasm, module: "plugvisor", name: "host_call")
+@_extern(c)
+func hostHostCall(_ name: UnsafePointer<UInt8>?, _ nameLength: Int32, _ input: UnsafePointer<UInt8>?,
+                  _ inputLength: Int32) -> Int64
+
 @_extern(wasm, module: "plugvisor", name: "log")
 @_extern(c)
 func hostLog(_ level: Int32, _ message: UnsafePointer<UInt8>?, _ length: Int32)
