@@ -101,6 +101,60 @@ import Testing
         await supervisor.shutdown()
     }
 
+    /// A host function may call another plugin: the calling plugin's worker waits in its host
+    /// call while a worker of the other plugin answers.
+    @Test func aHostFunctionCanCallAnotherPlugin() async throws {
+        let box = Mutex<Supervisor?>(nil)
+        let askVowels = HostFunction(name: "hello_world") { call in
+            guard let supervisor = box.withLock({ $0 }) else { throw HostFunctionError("no supervisor yet") }
+            // The plugin hands over its JSON; the other plugin counts the vowels of a text instead.
+            _ = call.input
+            return try await supervisor.call(
+                plugin: "vowels", function: "count_vowels", input: Array("aeiou and more".utf8))
+        }
+        let supervisor = try Self.supervisor(
+            [
+                Self.extism("caller", "rust/host_function.wasm", grants: ["hello_world"]),
+                Self.extism("vowels", "rust/count_vowels.wasm", grants: []),
+            ], [askVowels])
+        box.withLock { $0 = supervisor }
+        await supervisor.start()
+        let output = try await supervisor.call(plugin: "caller", function: "count_vowels", input: Array("x".utf8))
+        #expect(String(decoding: output, as: UTF8.self) == #"{"count":8}"#)  // "aeiou and more", not "x"
+        await supervisor.shutdown()
+    }
+
+    /// A guest calling a host function in a tight loop: every call is served, the guest's call
+    /// stays within its timeout, and a flood past it ends as a timeout, not a stuck supervisor.
+    @Test func aGuestFloodingAHostFunctionIsBoundedByItsTimeout() async throws {
+        let calls = Mutex(0)
+        let counting = HostFunction(name: "hello_world") { _ in
+            calls.withLock { $0 += 1 }
+            return []
+        }
+        var roomy = PluginSpec(name: "roomy", wasm: try Fixtures.plugin("extism-host-flood"))
+        roomy.abi = .extism
+        roomy.hostFunctions = ["hello_world"]
+        roomy.timeout = .seconds(60)
+        var tight = roomy
+        tight.name = "tight"
+        tight.timeout = .milliseconds(100)
+        let supervisor = try Self.supervisor([roomy, tight], [counting])
+        await supervisor.start()
+        _ = try await supervisor.call(plugin: "roomy", function: "flood", input: [])
+        #expect(calls.withLock { $0 } == 3000)
+        let started = ContinuousClock.now
+        do {
+            _ = try await supervisor.call(plugin: "tight", function: "flood", input: [])
+            Issue.record("3,000 host calls fitted in 100 ms; the test needs a longer flood")
+        } catch {
+            #expect(error.code == .timeout, "\(error)")
+        }
+        #expect(started.duration(to: .now) < .seconds(3))
+        _ = try await supervisor.call(plugin: "roomy", function: "flood", input: [])
+        await supervisor.shutdown()
+    }
+
     /// A compromised worker asking for a function its plugin is not granted gets a refusal from
     /// the supervisor: the function never runs.
     @Test func theSupervisorChecksTheGrantNotTheWorker() async throws {
