@@ -31,6 +31,8 @@ final class PluginController: @unchecked Sendable {
     private var metas: [Generation: JSONValue] = [:]
     private var lastReloadAt: Date?
     private var stats = PluginStats()
+    /// A guest can make a host function fail call after call: its warnings are rate-limited.
+    private var hostFunctionWarnings = LogBudget.guest
     /// Callers queued in the machine, each woken alone when its turn comes.
     private var waiters: [PluginStateMachine.WaiterID: CallWaiter] = [:]
     private var nextWaiterID = 1
@@ -599,11 +601,20 @@ final class PluginController: @unchecked Sendable {
         guard let text = request["input"]?.stringValue, let input = Data(base64Encoded: text) else {
             return ["error": "the host function's input is not base64"]
         }
+        // The worker bounds the input, but a compromised one would not: bound it here too.
+        guard input.count <= HostFunction.maxBytes else {
+            return ["error": .string("the input is \(input.count) bytes, over the \(HostFunction.maxBytes)-byte limit")]
+        }
         switch function.run(Array(input), plugin: spec.name, deadline: deadline) {
         case let .success(output):
             return ["output": .string(Data(output).base64EncodedString())]
         case let .failure(error):
-            logger.warning("host function \(name) failed: \(error.message)")
+            let message = String(decoding: error.message.utf8.prefix(LogLine.maxMessageBytes), as: UTF8.self)
+            let verdict = lock.withLock { hostFunctionWarnings.admit(bytes: message.utf8.count, now: .now) }
+            if case let .logAfterSummary(dropped) = verdict {
+                logger.warning("\(dropped) host function failure lines dropped (rate limit)")
+            }
+            if verdict != .drop { logger.warning("host function \(name) failed: \(message)") }
             return ["error": .string(error.message)]
         }
     }
