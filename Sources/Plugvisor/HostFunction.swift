@@ -20,6 +20,15 @@ public struct HostFunction: Sendable {
     /// The most bytes a host function takes or answers.
     public static let maxBytes = HostRequest.maxRequestBytes
 
+    /// How deeply host functions may nest calls of plugins (a plugin's host function calls a
+    /// plugin whose host function calls ...): each level holds a blocking thread.
+    public static let maxNesting = 8
+
+    /// The plugins whose calls wait, each in a host function, for the code running now
+    /// (outermost first). A host function's own calls of plugins carry it, so that a call is
+    /// never sent to a worker that waits for its answer.
+    @TaskLocal static var waitingCallers: [String] = []
+
     public init(name: String, _ body: @escaping @Sendable (HostFunctionCall) async throws -> [UInt8]) {
         self.name = name
         self.body = body
@@ -28,8 +37,10 @@ public struct HostFunction: Sendable {
     /// Runs the function for `plugin`, waiting at most until `deadline` (the guest call's own):
     /// its output, or why there is none. A function still running at the deadline is cancelled
     /// and left behind; the guest call then times out as any call does.
-    func run(_ input: [UInt8], plugin: String, deadline: ContinuousClock.Instant) -> Result<[UInt8], HostFunctionError>
-    {
+    /// - Parameter callers: the plugins whose calls wait for `plugin`'s (`waitingCallers`).
+    func run(
+        _ input: [UInt8], plugin: String, callers: [String] = [], deadline: ContinuousClock.Instant
+    ) -> Result<[UInt8], HostFunctionError> {
         final class Outcome: @unchecked Sendable {
             // SAFETY: written once before `done` is signalled, read only after waiting on it.
             var result: Result<[UInt8], HostFunctionError> = .failure(HostFunctionError("no answer"))
@@ -38,20 +49,23 @@ public struct HostFunction: Sendable {
         let outcome = Outcome()
         let call = HostFunctionCall(plugin: plugin, input: input)
         let body = body
-        let task = Task {
-            do {
-                let output = try await body(call)
-                outcome.result =
-                    output.count <= Self.maxBytes
-                    ? .success(output)
-                    : .failure(
-                        HostFunctionError("it answered \(output.count) bytes, over the \(Self.maxBytes)-byte limit"))
-            } catch let error as HostFunctionError {
-                outcome.result = .failure(error)
-            } catch {
-                outcome.result = .failure(HostFunctionError("\(error)"))
+        let task = Self.$waitingCallers.withValue(callers + [plugin]) {
+            Task {
+                do {
+                    let output = try await body(call)
+                    outcome.result =
+                        output.count <= Self.maxBytes
+                        ? .success(output)
+                        : .failure(
+                            HostFunctionError("it answered \(output.count) bytes, over the \(Self.maxBytes)-byte limit")
+                        )
+                } catch let error as HostFunctionError {
+                    outcome.result = .failure(error)
+                } catch {
+                    outcome.result = .failure(HostFunctionError("\(error)"))
+                }
+                outcome.done.signal()
             }
-            outcome.done.signal()
         }
         let left = ContinuousClock.now.duration(to: deadline)
         let nanoseconds = max(0, left.components.seconds * 1_000_000_000 + left.components.attoseconds / 1_000_000_000)

@@ -435,11 +435,15 @@ final class PluginController: @unchecked Sendable {
     /// waits past the plugin's timeout.
     /// - Parameter calledAt: when the caller called (it may have waited for a thread since):
     ///   the timeout counts from then.
-    func execute(context: JSONValue, calledAt: ContinuousClock.Instant = .now) -> Result<JSONValue, PluginError> {
+    /// - Parameter callers: plugins whose calls wait for this one in host functions
+    ///   (`HostFunction.waitingCallers`): their workers must not be given it.
+    func execute(
+        context: JSONValue, calledAt: ContinuousClock.Instant = .now, callers: [String] = []
+    ) -> Result<JSONValue, PluginError> {
         let started = calledAt
         let timeout = spec.timeout
         let deadline = started + timeout
-        let result = run(context: context, deadline: deadline, timeout: timeout)
+        let result = run(context: context, deadline: deadline, timeout: timeout, callers: callers)
         let elapsed = ContinuousClock.now - started
         lock.withLock { stats.record(failure: result.failureCode, micros: Int(elapsed.microseconds)) }
         metrics.recordCall(nanoseconds: elapsed.nanoseconds, error: result.failureCode)
@@ -454,7 +458,7 @@ final class PluginController: @unchecked Sendable {
     static let pipelinedFrameLimit = 64 << 10
 
     private func run(
-        context: JSONValue, deadline: ContinuousClock.Instant, timeout: Duration
+        context: JSONValue, deadline: ContinuousClock.Instant, timeout: Duration, callers: [String]
     ) -> Result<JSONValue, PluginError> {
         let call: WorkerConnection.EncodedCall
         do throws(ChannelError) {
@@ -462,8 +466,13 @@ final class PluginController: @unchecked Sendable {
         } catch {
             return .failure(PluginError(.internalError, plugin: name, "\(error)"))
         }
+        // Never behind a busy worker when one of this plugin's workers waits for the answer: it
+        // could be that one. An idle worker then takes it.
         let terms = PluginStateMachine.CallTerms(
-            deadline: deadline, mayPipeline: call.frame.count <= Self.pipelinedFrameLimit)
+            deadline: deadline, mayPipeline: call.frame.count <= Self.pipelinedFrameLimit && !callers.contains(name))
+        let hostService: WorkerConnection.HostService = { request, spec, deadline in
+            self.serve(request, spec: spec, deadline: deadline, callers: callers)
+        }
         var returning = false
         while true {
             let id: WorkerID
@@ -476,7 +485,7 @@ final class PluginController: @unchecked Sendable {
                 (id, worker, spec) = checkedOut
             }
             switch WorkerConnection(worker: worker, plugin: name).call(
-                call, spec: spec, deadline: deadline, hostService: serve)
+                call, spec: spec, deadline: deadline, hostService: hostService)
             {
             case .notRun:
                 // Its worker was lost before reaching it: it goes first to whichever serves next.
@@ -572,14 +581,18 @@ final class PluginController: @unchecked Sendable {
     }
 
     /// A host service the guest asked for during its call; refused unless the manifest grants it.
-    private func serve(_ request: HostRequest, spec: PluginSpec, deadline: ContinuousClock.Instant) -> HostResult {
+    private func serve(
+        _ request: HostRequest, spec: PluginSpec, deadline: ContinuousClock.Instant, callers: [String]
+    ) -> HostResult {
         switch request.op {
         case "http":
             let answer = launcher.broker.perform(request.request, allowedHosts: spec.allowedHosts, deadline: deadline)
             if let error = answer["error"]?.stringValue { logger.notice("http_request refused: \(error)") }
             return HostResult(id: request.id, result: answer)
         case "host_function":
-            return HostResult(id: request.id, result: callHostFunction(request.request, spec: spec, deadline: deadline))
+            return HostResult(
+                id: request.id,
+                result: callHostFunction(request.request, spec: spec, deadline: deadline, callers: callers))
         default:
             return HostResult(id: request.id, result: ["error": .string("unknown host service \(request.op)")])
         }
@@ -588,10 +601,8 @@ final class PluginController: @unchecked Sendable {
     /// Runs the host function a guest named, if its manifest entry grants it: `{"output": BASE64}`
     /// or `{"error"}`. A failure is the guest's to handle; the log gets a line.
     private func callHostFunction(
-        _ request: JSONValue, spec: PluginSpec, deadline: ContinuousClock.Instant
-    )
-        -> JSONValue
-    {
+        _ request: JSONValue, spec: PluginSpec, deadline: ContinuousClock.Instant, callers: [String]
+    ) -> JSONValue {
         let name = request["name"]?.stringValue ?? ""
         guard spec.hostFunctions.contains(name),
             let function = launcher.configuration.hostFunctions.first(where: { $0.name == name })
@@ -605,7 +616,10 @@ final class PluginController: @unchecked Sendable {
         guard input.count <= HostFunction.maxBytes else {
             return ["error": .string("the input is \(input.count) bytes, over the \(HostFunction.maxBytes)-byte limit")]
         }
-        switch function.run(Array(input), plugin: spec.name, deadline: deadline) {
+        let started = ContinuousClock.now
+        let outcome = function.run(Array(input), plugin: spec.name, callers: callers, deadline: deadline)
+        metrics.recordHostFunction(name, nanoseconds: (ContinuousClock.now - started).nanoseconds, outcome: outcome)
+        switch outcome {
         case let .success(output):
             return ["output": .string(Data(output).base64EncodedString())]
         case let .failure(error):

@@ -34,6 +34,9 @@ struct PluginMetrics: Sendable {
         static let guestMemoryBytes = "plugvisor_guest_memory_bytes"
         static let ready = "plugvisor_plugin_ready"
         static let generation = "plugvisor_plugin_generation"
+        static let hostFunctionCalls = "plugvisor_host_function_calls_total"
+        static let hostFunctionErrors = "plugvisor_host_function_errors_total"
+        static let hostFunctionDuration = "plugvisor_host_function_duration_seconds"
     }
 
     /// One answered call: every call counts, a typed error also counts under its code.
@@ -47,6 +50,17 @@ struct PluginMetrics: Sendable {
     }
 
     func recordRestart() { restarts.increment() }
+
+    /// One run of host function `name` for this plugin; a failure (thrown, timed out, too large)
+    /// also counts as an error.
+    func recordHostFunction(_ name: String, nanoseconds: Int64, outcome: Result<[UInt8], HostFunctionError>) {
+        // Created on use: the names are the embedding program's, a fixed set.
+        let dimensions = [("plugin", plugin), ("function", name)]
+        Counter(label: Names.hostFunctionCalls, dimensions: dimensions).increment()
+        Metrics.Timer(label: Names.hostFunctionDuration, dimensions: dimensions, preferredDisplayUnit: .seconds)
+            .recordNanoseconds(nanoseconds)
+        if case .failure = outcome { Counter(label: Names.hostFunctionErrors, dimensions: dimensions).increment() }
+    }
 
     func recordReload(succeeded: Bool) {
         Counter(label: Names.reloads, dimensions: [("plugin", plugin), ("result", succeeded ? "ok" : "failed")])

@@ -150,6 +150,8 @@ public final class Supervisor: Sendable {
     public func execute(plugin name: String, context: JSONValue) async throws(PluginError) -> JSONValue {
         let calledAt = ContinuousClock.now
         let runtime = try core.runtime(name).get()
+        let callers = HostFunction.waitingCallers
+        try Self.checkNesting(of: name, instances: runtime.spec.instances, callers: callers).get()
         let timeout = runtime.spec.timeout
         let threads = core.pool.threads
         return try await core.pool.run(
@@ -168,8 +170,29 @@ public final class Supervisor: Sendable {
                         "call ran longer than \(timeout), \(calledAt.duration(to: startedAt)) of it waiting for a blocking thread"
                     ))
             },
-            { runtime.execute(context: context, calledAt: calledAt) }
+            { runtime.execute(context: context, calledAt: calledAt, callers: callers) }
         ).get()
+    }
+
+    /// A call a host function makes (`callers` wait for it) that could never be answered: every
+    /// worker of `name` waits for it, or the nesting is too deep.
+    static func checkNesting(of name: String, instances: Int, callers: [String]) -> Result<Void, PluginError> {
+        if callers.count >= HostFunction.maxNesting {
+            return .failure(
+                PluginError(
+                    .badRequest, plugin: name,
+                    "host functions nest calls of plugins deeper than \(HostFunction.maxNesting): \(callers.joined(separator: " → ")) → \(name)"
+                ))
+        }
+        let waiting = callers.count { $0 == name }
+        if waiting >= instances {
+            return .failure(
+                PluginError(
+                    .badRequest, plugin: name,
+                    "a host function called \(name) while \(waiting == 1 ? "its only worker waits" : "all \(waiting) of its workers wait") for that function's answer; give \(name) more instances"
+                ))
+        }
+        return .success(())
     }
 
     /// Calls the exported `function` of an `abi: extism` plugin with `input`, as Extism's hosts do.

@@ -228,4 +228,90 @@ import Testing
         }
         await supervisor.shutdown()
     }
+
+    /// A host function calling the plugin that called it: the call is never given to the worker
+    /// that waits for the function (it would wait for itself until the timeout). With one
+    /// instance it is refused at once; with two, the other worker answers.
+    @Test func aHostFunctionCallingItsOwnPluginNeverWaitsForItself() async throws {
+        let box = Mutex<Supervisor?>(nil)
+        let nested = Mutex<Result<String, PluginError>?>(nil)
+        let hostCalls = Mutex(0)
+        let callBack = HostFunction(name: "hello_world") { call in
+            guard let supervisor = box.withLock({ $0 }) else { throw HostFunctionError("no supervisor yet") }
+            // The first one calls the plugin again; that call's own host call just answers.
+            guard
+                hostCalls.withLock({
+                    $0 += 1
+                    return $0
+                }) == 1
+            else { return call.input }
+            do throws(PluginError) {
+                let output = try await supervisor.call(
+                    plugin: call.plugin, function: "count_vowels", input: Array("inner".utf8))
+                nested.withLock { $0 = .success(String(decoding: output, as: UTF8.self)) }
+            } catch {
+                nested.withLock { $0 = .failure(error) }
+            }
+            return call.input
+        }
+        var twice = Self.extism("twice", "rust/host_function.wasm", grants: ["hello_world"])
+        twice.instances = 2
+        let supervisor = try Self.supervisor(
+            [Self.extism("once", "rust/host_function.wasm", grants: ["hello_world"]), twice], [callBack])
+        box.withLock { $0 = supervisor }
+        await supervisor.start()
+
+        let started = ContinuousClock.now
+        _ = try await supervisor.call(plugin: "once", function: "count_vowels", input: Array("x".utf8))
+        #expect(started.duration(to: .now) < .seconds(2), "the nested call waited for the worker that waits for it")
+        switch nested.withLock({ $0 }) {
+        case let .failure(error)?:
+            #expect(error.code == .badRequest)
+            #expect(error.message.contains("its only worker waits"), "\(error)")
+        case let other:
+            Issue.record("the nested call of a one-instance plugin was not refused: \(String(describing: other))")
+        }
+
+        nested.withLock { $0 = nil }
+        hostCalls.withLock { $0 = 0 }
+        _ = try await supervisor.call(plugin: "twice", function: "count_vowels", input: Array("x".utf8))
+        let inner = nested.withLock { $0 }
+        #expect(try inner?.get().contains(#""count":2"#) == true, "\(String(describing: inner))")
+        #expect(started.duration(to: .now) < .seconds(4))
+        await supervisor.shutdown()
+    }
+
+    /// The calling worker dies while its host function runs: the call fails `worker_crashed`, the
+    /// function's late answer goes nowhere, and the next call is served by a fresh worker.
+    @Test func aWorkerKilledDuringAHostCallIsReplaced() async throws {
+        let box = Mutex<Supervisor?>(nil)
+        let killed = Mutex(false)
+        let killCaller = HostFunction(name: "hello_world") { call in
+            guard let supervisor = box.withLock({ $0 }) else { throw HostFunctionError("no supervisor yet") }
+            let first = killed.withLock { done in
+                let first = !done
+                done = true
+                return first
+            }
+            guard first else { return call.input }
+            let workers = supervisor.status().plugins.first { $0.name == call.plugin }?.workers ?? []
+            for worker in workers { kill(worker.pid, SIGKILL) }
+            try await Task.sleep(for: .milliseconds(300))
+            return call.input
+        }
+        let supervisor = try Self.supervisor(
+            [Self.extism("victim", "rust/host_function.wasm", grants: ["hello_world"])], [killCaller])
+        box.withLock { $0 = supervisor }
+        await supervisor.start()
+        do {
+            _ = try await supervisor.call(plugin: "victim", function: "count_vowels", input: Array("x".utf8))
+            Issue.record("the call of a killed worker answered")
+        } catch {
+            #expect(error.code == .workerCrashed, "\(error)")
+        }
+        let output = try await supervisor.call(plugin: "victim", function: "count_vowels", input: Array("aaa".utf8))
+        #expect(String(decoding: output, as: UTF8.self).contains(#""count":3"#), "\(output)")
+        #expect(supervisor.status().plugins[0].restarts >= 1)
+        await supervisor.shutdown()
+    }
 }
