@@ -51,6 +51,8 @@ let package = Package(
                 "Plugvisor", "PlugvisorManifest", "PlugvisorProtocol",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Examples/Embedding"),
 
@@ -71,7 +73,8 @@ let package = Package(
             resources: [
                 .embedInCode("Kits/c/plugvisor.h"), .embedInCode("Kits/c/greeter.c"),
                 .embedInCode("Kits/swift/Plugvisor.swift"), .embedInCode("Kits/swift/greeter.swift"),
-                .embedInCode("Kits/rust/greeter.rs"), .embedInCode("Kits/wat/greeter.wat"),
+                .embedInCode("Kits/rust/plugvisor.rs"), .embedInCode("Kits/rust/greeter.rs"),
+                .embedInCode("Kits/wat/greeter.wat"),
             ]
         ),
         // The trusted supervisor. It never links WasmKit: guest bytes are only touched by workers.

@@ -88,10 +88,12 @@ fi
 if stale ../../kits/wat/greeter.wat greeter-wat.wasm; then
     wat2wasm ../../kits/wat/greeter.wat -o greeter-wat.wasm
 fi
-if stale ../../kits/rust/greeter.rs greeter-rust.wasm; then
-    "$rustc" --edition 2021 --target wasm32-unknown-unknown --crate-type cdylib -O -C strip=symbols \
-        ../../kits/rust/greeter.rs -o greeter-rust.wasm
-fi
+for example in greeter shop; do
+    if stale ../../kits/rust/$example.rs $example-rust.wasm || stale ../../kits/rust/plugvisor.rs $example-rust.wasm; then
+        "$rustc" --edition 2021 --target wasm32-unknown-unknown --crate-type cdylib -O -C strip=symbols \
+            ../../kits/rust/$example.rs -o $example-rust.wasm
+    fi
+done
 if stale ../../kits/swift/greeter.swift greeter-swift.wasm || stale "$swift_kit" greeter-swift.wasm; then
     build_swift greeter-swift.wasm "$swift_kit" ../../kits/swift/greeter.swift
 fi

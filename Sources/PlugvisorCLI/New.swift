@@ -114,7 +114,8 @@ struct PluginTemplate {
         switch language {
         case .c: File(path: "plugvisor.h", contents: text(PackageResources.plugvisor_h))
         case .swift: File(path: "Plugvisor.swift", contents: text(PackageResources.Plugvisor_swift))
-        case .wat, .rust: nil
+        case .rust: File(path: "plugvisor.rs", contents: text(PackageResources.plugvisor_rs))
+        case .wat: nil
         }
     }
 
@@ -251,7 +252,9 @@ struct PluginTemplate {
         case .swift:
             files.append(
                 "- `Plugvisor.swift`: the Swift kit (the exports, `Context`, `JSON`, `log`, `config`, `httpRequest`)")
-        case .wat, .rust: break
+        case .rust:
+            files.append("- `plugvisor.rs`: the Rust kit (the exports, `Json`, `log`, `config`, `host_call`)")
+        case .wat: break
         }
         files += [
             "- `build.sh`: the build; it needs \(needs)",

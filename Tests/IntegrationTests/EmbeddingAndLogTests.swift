@@ -51,15 +51,21 @@ import Testing
     @Test func theEmbeddingExampleRunsPluginsWithoutTheCLI() throws {
         let example = try Fixtures.binary("plugvisor-embedding-example")
         let module = try Fixtures.plugin("json-transformer")
-        let output = ProcessRunner.run([example, module])
+        let shop = try Fixtures.plugin("shop-rust")  // kits/rust/shop.rs: calls the kv_get host function
+        let output = ProcessRunner.run([example, module, shop])
         #expect(output.status == 0, "\(output.stderr)")
         let expected = [
-            "status: [\"transformer ready, 2 workers\"]",
+            "status: [\"transformer ready, 2 workers\", \"shop ready, 1 workers\"]",
+            "shop tea: 2.50",
+            "shop cake: no price for cake: host function kv_get failed: no such key",
             "answered: 10 of 10",
-            "error: unknown_plugin: no plugin named 'missing' (known: transformer)",
+            "error: unknown_plugin: no plugin named 'missing' (known: transformer, shop)",
             "after kill: stopped",
             "after restart: ready",
             "stopped",
+            // The host function's metrics, in the Prometheus registry the program bootstrapped.
+            #"metric: plugvisor_host_function_calls_total{plugin="shop",function="kv_get"} 2"#,
+            #"metric: plugvisor_host_function_errors_total{plugin="shop",function="kv_get"} 1"#,
         ]
         for line in expected { #expect(output.stdout.contains(line + "\n"), "missing '\(line)' in:\n\(output.stdout)") }
         #expect(output.stdout.contains("reload: generation 2, sha256 "))
