@@ -17,6 +17,10 @@ command -v lld-14 >/dev/null || need+=(lld-14)
 # libcurl, and a --static-swift-stdlib build (scripts/bench.sh) needs -lcurl to resolve.
 compgen -G "/usr/lib/*/libcurl.so" >/dev/null || need+=(libcurl4-openssl-dev)
 command -v curl >/dev/null || need+=(curl)
+# For the tests only: the dashboard is checked in a real browser (headless Chromium), and
+# `plugvisor status --watch` in a real terminal (tmux).
+command -v chromium >/dev/null || need+=(chromium)
+command -v tmux >/dev/null || need+=(tmux)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need[*]}" >&2

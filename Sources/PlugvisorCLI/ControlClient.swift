@@ -7,7 +7,8 @@ import PlugvisorProtocol
 struct ControlClient {
     let path: String
 
-    func send(_ request: ControlRequest) -> Result<ControlResponse, PluginError> {
+    /// With a `timeout`, a supervisor that does not answer in time is an error, not a hang.
+    func send(_ request: ControlRequest, timeout: Duration? = nil) -> Result<ControlResponse, PluginError> {
         let socket: OwnedDescriptor
         do throws(ControlSocketTrust.Problem) { socket = try ControlSocketTrust.connect(path: path) } catch {
             switch error {
@@ -22,10 +23,21 @@ struct ControlClient {
         }
         let channel = FrameChannel(descriptor: socket, maxFrameLength: 64 << 20)
         do {
-            try channel.send(request)
-            return .success(try channel.receive(ControlResponse.self))
+            let deadline = timeout.map { ContinuousClock.now + $0 }
+            try channel.send(request, deadline: deadline)
+            return .success(try channel.receive(ControlResponse.self, deadline: deadline))
         } catch {
             return .failure(PluginError(.internalError, "control socket \(path): \(error)"))
+        }
+    }
+
+    func fetchStatus(timeout: Duration? = nil) -> Result<StatusReport, PluginError> {
+        send(ControlRequest(op: .status), timeout: timeout).flatMap { response in
+            if let error = response.error { return .failure(error) }
+            guard let status = response.status else {
+                return .failure(PluginError(.internalError, "no status in the answer"))
+            }
+            return .success(status)
         }
     }
 

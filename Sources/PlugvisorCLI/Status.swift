@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PlugvisorManifest
 import PlugvisorProtocol
 
 struct Status: ParsableCommand {
@@ -8,38 +9,66 @@ struct Status: ParsableCommand {
         abstract: "Show each plugin's version, generation, state, workers, calls, errors, latency, restarts and memory."
     )
 
-    @Flag(help: "Print JSON instead of a table.")
+    @Flag(help: "Print JSON instead of a table (with --watch, one line of JSON each time).")
     var json = false
+
+    @Flag(
+        help: ArgumentHelp(
+            "Redraw the table in place every --interval, with calls/s and errors/s since the last frame; q or Ctrl-C quits.",
+            discussion: "When stdout is not a terminal, a plain table is printed each time instead."))
+    var watch = false
+
+    @Option(help: "How often --watch redraws (e.g. 1s, 500ms; at least 100ms).")
+    var interval = "1s"
 
     @OptionGroup var control: ControlOptions
 
+    func validate() throws { _ = try watchInterval() }
+
+    func watchInterval() throws -> Duration {
+        guard let duration = Units.duration(interval), duration >= .milliseconds(100) else {
+            throw ValidationError("--interval '\(interval)' is not a duration of at least 100ms (e.g. 1s, 500ms)")
+        }
+        return duration
+    }
+
     func run() throws {
-        switch ControlClient(path: control.path).send(ControlRequest(op: .status)) {
+        let client = ControlClient(path: control.path)
+        if watch {
+            StatusWatch(interval: try watchInterval(), json: json) { client.fetchStatus(timeout: .seconds(5)) }.run()
+        }
+        switch client.fetchStatus() {
         case let .failure(error): Output.fail(error)
-        case let .success(response):
-            if let error = response.error { Output.fail(error) }
-            guard let status = response.status else {
-                Output.fail(PluginError(.internalError, "no status in the answer"))
-            }
-            Output.stdout(json ? Output.json(status) : Self.table(status))
+        case let .success(status): Output.stdout(json ? Output.json(status) : Self.table(status))
         }
     }
 
-    static func table(_ status: StatusReport) -> String {
-        let header = [
+    /// Calls and errors per second of each plugin, since the frame before (`status --watch`).
+    typealias Rates = [String: (calls: Double, errors: Double)]
+
+    static func table(_ status: StatusReport, rates: Rates? = nil) -> String {
+        var header = [
             "PLUGIN", "VERSION", "GEN", "STATE", "PIDS", "CALLS", "ERRORS", "P50", "P99", "RESTARTS", "MEMORY",
         ]
+        if rates != nil { header.insert(contentsOf: ["CALLS/S", "ERRORS/S"], at: 7) }
         var rows = [header]
         var notes: [String] = []
         for plugin in status.plugins {
             let rss = plugin.workers.compactMap(\.rssBytes).saturatingSum()
-            rows.append([
+            var row = [
                 plugin.name, plugin.version ?? "-", "\(plugin.generation)", plugin.state.rawValue,
                 plugin.workers.isEmpty ? "-" : plugin.workers.map { "\($0.pid)" }.joined(separator: ","),
                 "\(plugin.calls)", "\(plugin.errors)",
                 plugin.p50Micros.map(formatMicros) ?? "-", plugin.p99Micros.map(formatMicros) ?? "-",
                 "\(plugin.restarts)", rss > 0 ? formatBytes(rss) : "-",
-            ])
+            ]
+            if let rates {
+                let rate = rates[plugin.name]
+                row.insert(
+                    contentsOf: [rate.map { formatRate($0.calls) } ?? "-", rate.map { formatRate($0.errors) } ?? "-"],
+                    at: 7)
+            }
+            rows.append(row)
             if let error = plugin.lastError, plugin.state == .failed || plugin.errors > 0 {
                 notes.append(
                     DisplayText.escaped(
@@ -66,6 +95,10 @@ struct Status: ParsableCommand {
             : micros < 1_000_000
                 ? String(format: "%.1fms", Double(micros) / 1000)
                 : String(format: "%.2fs", Double(micros) / 1e6)
+    }
+
+    static func formatRate(_ perSecond: Double) -> String {
+        perSecond < 100 ? String(format: "%.1f", perSecond) : String(format: "%.0f", perSecond)
     }
 
     static func formatBytes(_ bytes: Int) -> String {

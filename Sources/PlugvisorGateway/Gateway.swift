@@ -117,7 +117,11 @@ public struct Gateway: Sendable {
             let page = Dashboard.page(
                 await supervisor.runBlocking { supervisor.status() }, adminEnabled: configuration.adminToken != nil)
             return Response(
-                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                status: .ok,
+                headers: [
+                    .contentType: "text/html; charset=utf-8", .contentSecurityPolicy: Dashboard.contentSecurityPolicy,
+                    .xContentTypeOptions: "nosniff", .cacheControl: "no-store",
+                ],
                 body: .init(byteBuffer: ByteBuffer(string: page)))
         }
         // Status reads take every plugin's lock and read /proc: on the blocking pool, never on
