@@ -240,6 +240,53 @@ func acceptsConnections(port: Int) -> Bool {
     }
 }
 
+/// GET /v1/plugins every `interval` on a thread of its own, a connection per request as a
+/// browser's poll may be; `stop` says how many were answered 200.
+final class DashboardPoller {
+    private let lock = NSLock()
+    private var stopping = false
+    private var answered = 0
+    private var thread: Thread?
+
+    init(port: Int, interval: TimeInterval) {
+        thread = Thread { [self] in
+            while !lock.withLock({ stopping }) {
+                if DashboardPoller.get(port: port, path: "/v1/plugins") { lock.withLock { answered += 1 } }
+                Thread.sleep(forTimeInterval: interval)
+            }
+        }
+        thread?.start()
+    }
+
+    func stop() -> Int {
+        lock.withLock { stopping = true }
+        Thread.sleep(forTimeInterval: 0.2)
+        return lock.withLock { answered }
+    }
+
+    static func get(port: Int, path: String) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = loopbackAddress(port: port)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard connected else { return false }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8)
+        guard send(fd, request, request.count, 0) == request.count else { return false }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            answer += buffer[..<count]
+        }
+        return answer.starts(with: Array("HTTP/1.1 200".utf8))
+    }
+}
+
 // MARK: Profiling mode
 
 // PLUGVISOR_BENCH_PROFILE=N: only N no-op calls (2 workers, 8 callers), for a profiler such as
@@ -723,6 +770,19 @@ if let wrkPath = onPath("wrk") {
                 "HTTP: POST execute of a no-op, instances 2, 8 connections", "requests/s")
             record("http_noop_p50_us_8c", loaded.p50Micros, "HTTP: POST execute, 8 connections, p50", "µs")
         }
+        // What open dashboards cost the calls: the same load while a poller reads what ten pages
+        // would (each page polls `GET /v1/plugins` once a second: ten polls a second).
+        let polls = DashboardPoller(port: port, interval: 0.1)
+        let watched = wrk(wrkPath, "\(base)/v1/plugins/noop/execute", connections: 8, script: post)
+        let served = polls.stop()
+        if let watched, let unwatched = results["http_noop_requests_per_s"], served > 0 {
+            record(
+                "http_noop_requests_per_s_dashboards", watched.requestsPerSecond,
+                "HTTP: the same, while ten dashboards poll (\(served) polls answered)", "requests/s")
+            record(
+                "dashboard_cost_ratio", watched.requestsPerSecond / unwatched,
+                "HTTP: requests/s with ten dashboards / without", "×")
+        }
         if let health = wrk(wrkPath, "\(base)/healthz", connections: 8) {
             record(
                 "http_healthz_requests_per_s", health.requestsPerSecond, "HTTP: GET /healthz, 8 connections",
@@ -803,6 +863,10 @@ if let allocations = results["extism_allocations_ms"], let goStart = results["ex
 target("failed calls during reload", results["reload_failed_calls"]!, "= 0", results["reload_failed_calls"]! == 0)
 target(
     "plugvisor call from the shell, p50 (ms)", results["cli_call_p50_ms"]!, "≤ 15", results["cli_call_p50_ms"]! <= 15)
+if let dashboards = results["dashboard_cost_ratio"] {
+    // Two wrk runs of 5 s differ by a few per cent by themselves.
+    target("HTTP requests/s with ten dashboards polling / without", dashboards, "≥ 0.95", dashboards >= 0.95)
+}
 if let vsExtism = results["noop_p50_vs_extism"], let throughputVsExtism = results["calls_per_s_2w_vs_extism"] {
     target("no-op p50 / Extism in-process p50", vsExtism, "≤ 3 (stretch)", vsExtism <= 3)
     target(
