@@ -21,6 +21,10 @@ command -v curl >/dev/null || need+=(curl)
 # `plugvisor status --watch` in a real terminal (tmux).
 command -v chromium >/dev/null || need+=(chromium)
 command -v tmux >/dev/null || need+=(tmux)
+# systemd-analyze checks the shipped unit (dist/plugvisor.service).
+command -v systemd-analyze >/dev/null || need+=(systemd)
+# Prometheus scrapes a running gateway, and promtool checks the shipped rules.
+command -v prometheus >/dev/null || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need[*]}" >&2

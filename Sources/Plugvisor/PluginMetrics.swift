@@ -34,6 +34,7 @@ struct PluginMetrics: Sendable {
         static let guestMemoryBytes = "plugvisor_guest_memory_bytes"
         static let ready = "plugvisor_plugin_ready"
         static let generation = "plugvisor_plugin_generation"
+        static let circuitOpen = "plugvisor_circuit_open"
         static let hostFunctionCalls = "plugvisor_host_function_calls_total"
         static let hostFunctionErrors = "plugvisor_host_function_errors_total"
         static let hostFunctionDuration = "plugvisor_host_function_duration_seconds"
@@ -78,5 +79,7 @@ struct PluginMetrics: Sendable {
             status.workers.compactMap(\.memoryBytes).saturatingSum())
         Gauge(label: Names.ready, dimensions: dimensions).record(status.state == .ready ? 1 : 0)
         Gauge(label: Names.generation, dimensions: dimensions).record(status.generation)
+        // 1 while calls fail fast (open or half-open); 0 when closed or without a breaker.
+        Gauge(label: Names.circuitOpen, dimensions: dimensions).record((status.circuit ?? .closed) == .closed ? 0 : 1)
     }
 }

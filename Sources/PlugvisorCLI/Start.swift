@@ -93,6 +93,7 @@ struct Start: ParsableCommand {
             Output.stderr("plugvisor: \(error)")
             throw ExitCode(1)
         }
+        let notifier = ServiceNotifier()  // before any child exists: none inherits NOTIFY_SOCKET
         let supervisor = Supervisor(manifest: loaded, configuration: configuration, logger: logger)
         let stopRequested = HandOff<Void>()  // by `stop`, SIGTERM or SIGINT
         let server: ControlServer
@@ -111,7 +112,9 @@ struct Start: ParsableCommand {
             if number == SIGHUP {
                 source.setEventHandler {
                     logger.info("SIGHUP: re-reading the manifest")
+                    notifier.reloading()
                     _ = supervisor.core.reloadManifest()
+                    notifier.notify("READY=1", ServiceNotifier.serving(supervisor.status()))
                 }
             } else {
                 source.setEventHandler { stopRequested.fulfill(()) }
@@ -160,7 +163,12 @@ struct Start: ParsableCommand {
             "ready: \(loaded.plugins.count - failed.count) of \(loaded.plugins.count) plugins serving; control socket \(server.path)"
         )
 
+        notifier.notify("READY=1", ServiceNotifier.serving(supervisor.status()))
+        let heartbeat = notifier.isActive ? Self.heartbeat(notifier, supervisor) : nil
+
         stopRequested.wait()
+        heartbeat?.cancel()
+        notifier.notify("STOPPING=1", "STATUS=stopping: draining calls in flight")
         logger.info("stopping: draining calls in flight")
         // HTTP first, so that no new call arrives while the workers drain.
         http?.stop(timeout: configuration.gracePeriod)
@@ -168,6 +176,25 @@ struct Start: ParsableCommand {
         server.close()
         withExtendedLifetime(signalSources) {}
         logger.info("stopped")
+    }
+
+    /// Under a service manager: STATUS= when the serving count changes, and with a watchdog,
+    /// WATCHDOG=1 at half its interval. The ping comes from a status snapshot, which takes the
+    /// supervisor's locks, so a supervisor that is stuck stops pinging and gets restarted.
+    static func heartbeat(_ notifier: ServiceNotifier, _ supervisor: Supervisor) -> DispatchSourceTimer {
+        let interval = min(notifier.watchdogInterval ?? .seconds(5), .seconds(5))
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "plugvisor.notify"))
+        var said = ""
+        timer.schedule(deadline: .now(), repeating: .microseconds(Int(interval.microseconds)))
+        timer.setEventHandler {
+            let status = ServiceNotifier.serving(supervisor.status())
+            var lines = notifier.watchdogInterval == nil ? [] : ["WATCHDOG=1"]
+            if status != said { lines.append(status) }
+            said = status
+            if !lines.isEmpty { notifier.notify(lines) }
+        }
+        timer.resume()
+        return timer
     }
 }
 
