@@ -25,6 +25,10 @@ command -v tmux >/dev/null || need+=(tmux)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 # Prometheus scrapes a running gateway, and promtool checks the shipped rules.
 command -v prometheus >/dev/null || need+=(prometheus)
+# Three hosts in network namespaces behind a load balancer: haproxy in front, veth pairs
+# made with iproute2, namespaces entered with util-linux's unshare and nsenter.
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v ip >/dev/null || need+=(iproute2)
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need[*]}" >&2

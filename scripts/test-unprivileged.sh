@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The suites whose tests bound time (a hostile peer answered within its timeout, a client
-# served behind slow ones): they run one at a time, after the others (scripts/test.sh too).
-bounded='HostileJSONTests|CompromisedWorkerTests|GatewayTests|KitTests|SupervisionTests|AsyncPoolTests|ExtismTests|HostFunctionTests|DashboardBrowserTests|StatusWatchTests'
+# served behind slow ones) or run load (several hosts behind haproxy, whose health checks
+# must not starve): they run one at a time, after the others (scripts/test.sh too).
+bounded='HostileJSONTests|CompromisedWorkerTests|GatewayTests|KitTests|SupervisionTests|AsyncPoolTests|ExtismTests|HostFunctionTests|DashboardBrowserTests|StatusWatchTests|SeveralHostsTests'
 if [ "${1:-}" = --bounded-suites ]; then echo "$bounded"; exit 0; fi
 [ "$(id -u)" -eq 0 ] || { echo "test-unprivileged: run as root (it switches to uid 65534)" >&2; exit 1; }
 user=65534

@@ -108,14 +108,8 @@ final class RunningSupervisor: @unchecked Sendable {
         try request(ControlRequest(op: .call, plugin: plugin, context: ["parameters": .object(parameters)]))
     }
 
-    /// Polls `condition` until it holds or `timeout` passes.
     func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return try condition()
+        try pollUntil(timeout: timeout, condition)
     }
 
     /// `plugvisor stop`, then waits for the supervisor process to exit.
@@ -156,6 +150,50 @@ final class RunningSupervisor: @unchecked Sendable {
         guard let path = mkdtemp(&template) else { throw FixtureError("mkdtemp failed") }
         return URL(fileURLWithPath: String(cString: path))
     }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+func pollUntil(timeout: Duration, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return try condition()
+}
+
+/// Starts `arguments` with no descriptor of ours but stdin from /dev/null and stdout and
+/// stderr to `output` (/dev/null by default), for a child that forks daemons: one that kept
+/// Foundation's exit-watch socket would make `waitUntilExit` hang. With `ownProcessGroup` it
+/// leads a process group of its own, which the caller can signal as a whole. The caller reaps it.
+func spawnWithoutDescriptors(
+    _ arguments: [String], environment: [String: String], output: String = "/dev/null", ownProcessGroup: Bool = false
+) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    // glibc ignores a close of a descriptor that was closed meanwhile.
+    let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    for descriptor in open.compactMap(Int32.init) where descriptor > 2 {
+        posix_spawn_file_actions_addclose(&actions, descriptor)
+    }
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    if ownProcessGroup {
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+    }
+    let argv = arguments.map { strdup($0) } + [nil]
+    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
+    guard spawned == 0 else { throw FixtureError("cannot run \(arguments[0]): \(String(cString: strerror(spawned)))") }
+    return pid
 }
 
 /// Whether a process with this pid exists (and is not a zombie we are about to reap).

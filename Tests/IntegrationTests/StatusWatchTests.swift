@@ -32,34 +32,10 @@ import Testing
                 "/usr/bin/tmux", "-u", "-f", "/dev/null", "-S", socket, "new-session", "-d", "-x", "200", "-y", "30",
                 script,
             ]
-            let status = try Self.spawnWithoutDescriptors(arguments)
-            guard status == 0 else { throw FixtureError("tmux new-session exited \(status)") }
-        }
-
-        static func spawnWithoutDescriptors(_ arguments: [String]) throws -> Int32 {
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            for descriptor: Int32 in 0...2 {
-                posix_spawn_file_actions_addopen(
-                    &actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
-            }
-            // glibc ignores a close of a descriptor that was closed meanwhile.
-            let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-            for descriptor in open.compactMap(Int32.init) where descriptor > 2 {
-                posix_spawn_file_actions_addclose(&actions, descriptor)
-            }
-            let argv = arguments.map { strdup($0) } + [nil]
-            let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-            defer { (argv + envp).forEach { free($0) } }
-            var pid: pid_t = 0
-            let spawned = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
-            guard spawned == 0 else {
-                throw FixtureError("cannot run \(arguments[0]): \(String(cString: strerror(spawned)))")
-            }
+            let pid = try spawnWithoutDescriptors(arguments, environment: Self.environment)
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            return (status >> 8) & 0xff
+            guard (status >> 8) & 0xff == 0 else { throw FixtureError("tmux new-session exited \(status)") }
         }
 
         deinit {
