@@ -66,15 +66,6 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            // `plugvisor new` writes the kits and their examples into a plugin's folder. They are
-            // compiled into the binary from kits/ itself (Kits is a link to it), so that there is
-            // one copy to maintain and an installed plugvisor needs no resource bundle.
-            resources: [
-                .embedInCode("Kits/c/plugvisor.h"), .embedInCode("Kits/c/greeter.c"),
-                .embedInCode("Kits/swift/Plugvisor.swift"), .embedInCode("Kits/swift/greeter.swift"),
-                .embedInCode("Kits/rust/plugvisor.rs"), .embedInCode("Kits/rust/greeter.rs"),
-                .embedInCode("Kits/wat/greeter.wat"),
             ]
         ),
         // The trusted supervisor. It never links WasmKit: guest bytes are only touched by workers.
@@ -86,6 +77,18 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            // The embedding example's plugin (docs/embedding.md), not a template of `plugvisor new`.
+            exclude: ["Kits/rust/shop.rs"],
+            // The kits and their examples, compiled into the binary from kits/ itself (Kits is a
+            // link to it), so that there is one copy to maintain and an installed plugvisor needs
+            // no resource bundle: `plugvisor new` writes them into a plugin's folder, and a
+            // plugin built from Swift sources is compiled with the Swift kit.
+            resources: [
+                .embedInCode("Kits/c/plugvisor.h"), .embedInCode("Kits/c/greeter.c"),
+                .embedInCode("Kits/swift/Plugvisor.swift"), .embedInCode("Kits/swift/greeter.swift"),
+                .embedInCode("Kits/rust/plugvisor.rs"), .embedInCode("Kits/rust/greeter.rs"),
+                .embedInCode("Kits/wat/greeter.wat"),
             ]
         ),
         // The optional HTTP gateway and /metrics, in the supervisor's process: it handles

@@ -181,7 +181,12 @@ int pv_landlock_restrict_paths(const char *const *paths, const int *writable, si
             close(ruleset);
             return -saved;
         }
-        beneath.allowed_access = writable[i] ? all & ~LANDLOCK_ACCESS_FS_EXECUTE : read_rights;
+        if (writable[i] & PV_GRANT_WRITE)
+            beneath.allowed_access = all & ~LANDLOCK_ACCESS_FS_EXECUTE;
+        else if (writable[i] & PV_GRANT_LIST_ONLY)
+            beneath.allowed_access = LANDLOCK_ACCESS_FS_READ_DIR;
+        else
+            beneath.allowed_access = read_rights | (writable[i] & PV_GRANT_EXECUTE ? LANDLOCK_ACCESS_FS_EXECUTE : 0);
         long rc = syscall(__NR_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
         int saved = errno;
         close(beneath.parent_fd);
@@ -291,6 +296,9 @@ int pv_enter_empty_root(const char *const *paths, const int *writable, size_t co
             snprintf(step, step_length, "mkdir %s in the new root", paths[i]);
             goto fail;
         }
+        // A folder that holds other grants, to be listed, not bound: what is not granted in it
+        // does not exist here.
+        if (writable[i] & PV_GRANT_LIST_ONLY) continue;
         char source[64];
         snprintf(source, sizeof source, "/proc/self/fd/%d", sources[i]);
         snprintf(buffer, sizeof buffer, ".%s", paths[i]);
@@ -298,9 +306,10 @@ int pv_enter_empty_root(const char *const *paths, const int *writable, size_t co
             snprintf(step, step_length, "bind %s", paths[i]);
             goto fail;
         }
-        unsigned long flags = locked_flags(buffer) | MS_NOSUID | MS_NODEV | (writable[i] ? 0 : MS_RDONLY);
+        int writable_here = writable[i] & PV_GRANT_WRITE;
+        unsigned long flags = locked_flags(buffer) | MS_NOSUID | MS_NODEV | (writable_here ? 0 : MS_RDONLY);
         if (mount(NULL, buffer, NULL, MS_REMOUNT | MS_BIND | flags, NULL) < 0) {
-            snprintf(step, step_length, "remount %s%s", paths[i], writable[i] ? "" : " read-only");
+            snprintf(step, step_length, "remount %s%s", paths[i], writable_here ? "" : " read-only");
             goto fail;
         }
     }

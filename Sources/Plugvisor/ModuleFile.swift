@@ -14,7 +14,12 @@ struct ModuleFile: Sendable {
 
     /// - Throws: when `path` cannot be read, or is not a regular file: a FIFO, a device or a
     ///   directory is refused at once (opened without blocking, then checked), never waited on.
-    init(path: String) throws(SupervisorError) {
+    /// - Parameters: `limit` is the most bytes it may have; `kind` what it must be, for the error.
+    init(
+        path: String, limit: Int = maxBytes, kind expected: String = "a module must be a .wasm file"
+    )
+        throws(SupervisorError)
+    {
         let file: OwnedDescriptor
         do { file = try Descriptors.openForReading(path) } catch {
             throw SupervisorError("\(SystemError("cannot open \(path)", errno: error.errno))")
@@ -25,12 +30,15 @@ struct ModuleFile: Sendable {
             throw SupervisorError("\(SystemError("cannot stat \(path)", errno: error.errno))")
         }
         guard type == S_IFREG else {
-            throw SupervisorError("\(path) is \(Self.kind(type)), not a regular file: a module must be a .wasm file")
+            throw SupervisorError("\(path) is \(Self.kind(type)), not a regular file: \(expected)")
         }
-        do { bytes = try Descriptors.readAll(file.rawValue, limit: Self.maxBytes + 1) } catch {
+        do { bytes = try Descriptors.readAll(file.rawValue, limit: limit + 1) } catch {
             throw SupervisorError("cannot read \(path): \(error)")
         }
-        if bytes.count > Self.maxBytes { throw SupervisorError("\(path) is larger than 256 MiB") }
+        if bytes.count > limit {
+            let size = limit >= 1 << 20 ? "\(limit >> 20) MiB" : "\(limit >> 10) KiB"
+            throw SupervisorError("\(path) is larger than \(size)")
+        }
         sha256 = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }
 
@@ -55,7 +63,7 @@ public enum ModuleInspector {
     ) throws -> InspectReport {
         let module = try ModuleFile(path: path)
         // The inspector's stderr goes into the error, not the log: `inspect` prints no log.
-        let quiet = Logger(label: "plugvisor.inspect") { _ in SwiftLogNoOpLogHandler() }
+        let quiet = Logger.silent("plugvisor.inspect")
         // It never outlives this call, so it is forked from this thread, not the spawner's.
         let launched = try ChildLauncher.launch(
             .inspector(configuration.workerExecutable, module: module.bytes), logger: quiet, spawner: nil)
@@ -88,4 +96,9 @@ public enum ModuleInspector {
             throw SupervisorError("inspecting \(path) failed: \(error) \(stderr)")
         }
     }
+}
+
+extension Logger {
+    /// A logger that drops everything: for a child whose stderr goes into an error instead.
+    package static func silent(_ label: String) -> Logger { Logger(label: label) { _ in SwiftLogNoOpLogHandler() } }
 }

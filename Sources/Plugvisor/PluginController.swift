@@ -46,6 +46,8 @@ final class PluginController: @unchecked Sendable {
         /// The plugin's own module's hash.
         var sha256: String
         var linked: [LinkedModule] = []
+        /// The cached module, for a plugin built from Swift sources.
+        var builtModule: String?
     }
 
     private final class CallWaiter {
@@ -198,6 +200,15 @@ final class PluginController: @unchecked Sendable {
                     .loadFailed, plugin: spec.name,
                     "host_functions grants \(missing), which the program running plugvisor does not provide: \(offered)"
                 ))
+        }
+        if let source = spec.source {
+            let builder = SwiftSourceBuilder(configuration: launcher.configuration, logger: logger)
+            do {
+                let built = try builder.build(source, plugin: spec.name, user: launcher.workerUser(for: spec.name))
+                return .success(ModuleVersion(bytes: built.bytes, sha256: built.sha256, builtModule: built.path))
+            } catch {
+                return .failure(PluginError(.loadFailed, plugin: spec.name, error.description))
+            }
         }
         let module: ModuleFile
         do { module = try ModuleFile(path: spec.wasm) } catch {
@@ -646,6 +657,8 @@ final class PluginController: @unchecked Sendable {
         var version: Int
         var meta: JSONValue?
         var sha256: String?
+        var builtModule: String?
+        var source: String?
         var restarts: Int
         var circuit: CircuitState?
         var queued: Int
@@ -661,6 +674,7 @@ final class PluginController: @unchecked Sendable {
                 state: machine.reportedState, reason: reason, lastReload: machine.lastReload,
                 lastReloadAt: lastReloadAt,
                 version: machine.version, meta: metas[machine.generation], sha256: modules[machine.generation]?.sha256,
+                builtModule: modules[machine.generation]?.builtModule, source: machine.spec.source?.written,
                 restarts: machine.restarts.total, circuit: machine.circuit?.reportedState, queued: machine.waiting,
                 stats: stats)
         }
@@ -685,7 +699,8 @@ final class PluginController: @unchecked Sendable {
             p50Micros: percentiles[0], p99Micros: percentiles[1],
             restarts: snapshot.restarts, lastError: snapshot.reason, sha256: snapshot.sha256,
             circuit: snapshot.circuit, queued: snapshot.queued, generation: snapshot.version,
-            lastReloadAt: snapshot.lastReloadAt.map { ISO8601DateFormatter().string(from: $0) }, lastReload: reload)
+            lastReloadAt: snapshot.lastReloadAt.map { ISO8601DateFormatter().string(from: $0) }, lastReload: reload,
+            source: snapshot.source, module: snapshot.builtModule)
     }
 }
 

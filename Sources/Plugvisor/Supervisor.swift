@@ -36,14 +36,17 @@ public struct SupervisorConfiguration: Sendable {
     /// Functions of the embedding program that plugins may call, each plugin those its manifest
     /// entry grants (`host_functions`).
     public var hostFunctions: [HostFunction]
+    /// Where modules built from Swift sources are kept; nil: `SwiftSourceBuilder.defaultCacheDirectory()`.
+    public var cacheDirectory: String?
 
     public init(
         workerExecutable: String? = nil, maxFrameLength: Int = Framing.defaultMaxFrameLength,
         gracePeriod: Duration = .seconds(10), workerUser: WorkerUser? = nil, sandboxDrill: Bool = false,
         watchFiles: Bool = true, brokerExecutable: String? = nil, workerUIDs: ClosedRange<UInt32> = defaultWorkerUIDs,
-        blockingThreads: Int? = nil, hostFunctions: [HostFunction] = []
+        blockingThreads: Int? = nil, hostFunctions: [HostFunction] = [], cacheDirectory: String? = nil
     ) {
         self.hostFunctions = hostFunctions
+        self.cacheDirectory = cacheDirectory
         precondition(
             workerUIDs.count >= 3, "the worker uid range needs the broker's, inspect's and at least one plugin uid")
         precondition(blockingThreads.map { $0 > 0 } ?? true, "the blocking pool needs at least one thread")

@@ -244,7 +244,7 @@ package final class SupervisorCore: @unchecked Sendable {
     /// The watcher saw these files change: reload the plugins whose module they are, if the
     /// bytes really changed (an unchanged rewrite does nothing).
     private func filesChanged(_ paths: Set<String>) {
-        let affected = registry.withLock { plugins.values.filter { paths.contains($0.spec.wasm) } }
+        let affected = registry.withLock { plugins.values.filter { $0.spec.isChanged(by: paths) } }
         for runtime in affected {
             reloadQueue(runtime.name).async { _ = runtime.reload(spec: runtime.spec, force: false) }
         }
@@ -252,7 +252,7 @@ package final class SupervisorCore: @unchecked Sendable {
 
     private func updateWatches() {
         let (directories, watcher) = registry.withLock {
-            (Set(plugins.values.map { ($0.spec.wasm as NSString).deletingLastPathComponent }), self.watcher)
+            (Set(plugins.values.map(\.spec.watchedDirectory)), self.watcher)
         }
         watcher?.watch(directories: directories)
     }
@@ -308,4 +308,21 @@ private final class Countdown: Sendable {
     init(_ count: Int) { left = Atomic(count) }
     /// True for the job that finishes last.
     func finishOne() -> Bool { left.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 }
+}
+
+extension PluginSpec {
+    /// Where a change means a new version: the module's folder, or the sources' folder.
+    var watchedDirectory: String {
+        guard let source else { return (wasm as NSString).deletingLastPathComponent }
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: source.path, isDirectory: &isDirectory)
+        return isDirectory.boolValue ? source.path : (source.path as NSString).deletingLastPathComponent
+    }
+
+    /// Whether these changed files are this plugin's module or one of its Swift sources.
+    func isChanged(by paths: Set<String>) -> Bool {
+        guard let source else { return paths.contains(wasm) }
+        return paths.contains(source.path)
+            || paths.contains { $0.hasSuffix(".swift") && ($0 as NSString).deletingLastPathComponent == source.path }
+    }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Foundation
 import Plugvisor
+import PlugvisorManifest
 import PlugvisorProtocol
 
 struct Inspect: ParsableCommand {
@@ -9,23 +11,46 @@ struct Inspect: ParsableCommand {
         discussion:
             "The module is parsed by a worker process, never by the supervisor. Exit status 1 when it would not load.")
 
-    @Argument(help: "The .wasm file.")
+    @Argument(help: "The .wasm file, or Swift sources (a .swift file or a folder of them) to build first.")
     var file: String
 
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
+    @OptionGroup var cache: CacheOptions
+
     func run() throws {
-        let report: InspectReport
-        do { report = try ModuleInspector.inspect(path: file) } catch {
+        let configuration = SupervisorConfiguration(cacheDirectory: cache.cacheDirectory)
+        var module = file
+        var isDirectory: ObjCBool = false
+        let isSource =
+            file.hasSuffix(".swift")
+            || (FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) && isDirectory.boolValue)
+        var report: InspectReport
+        do {
+            if isSource {
+                let path = URL(fileURLWithPath: file).standardizedFileURL.path
+                module = try SwiftSourceBuilder.buildForInspection(
+                    PluginSpec.SwiftSource(path: path, written: file), configuration: configuration
+                ).path
+            }
+            report = try ModuleInspector.inspect(path: module, configuration: configuration)
+        } catch {
             Output.fail(PluginError(.loadFailed, "\(error)"))
+        }
+        if isSource {
+            report.source = file
+            report.module = module
         }
         Output.stdout(json ? Output.json(report) : Self.text(report, file: file))
         if !report.problems.isEmpty { throw ExitCode(1) }
     }
 
     static func text(_ report: InspectReport, file: String) -> String {
-        var lines = ["\(file): \(report.sizeBytes) bytes, sha256 \(report.sha256 ?? "?")"]
+        var lines = ["\(report.module ?? file): \(report.sizeBytes) bytes, sha256 \(report.sha256 ?? "?")"]
+        if let source = report.source {
+            lines.insert("built from \(source) (the Swift kit compiled in), cached:", at: 0)
+        }
         lines.append("ABI: \(report.abi?.rawValue ?? "none recognised")")
         if let min = report.memoryMinPages {
             lines.append(

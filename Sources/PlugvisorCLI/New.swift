@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Plugvisor
 import PlugvisorManifest
 
 struct New: ParsableCommand {
@@ -71,7 +72,7 @@ enum PluginLanguage: String, CaseIterable, ExpressibleByArgument {
 }
 
 /// The files of a new plugin's folder. The sources are kits/ as compiled into this binary
-/// (Package.swift's resources); the build commands are those of scripts/build-fixtures.sh.
+/// (`KitSources`); the build commands are those of scripts/build-fixtures.sh.
 struct PluginTemplate {
     struct File {
         let path: String
@@ -103,18 +104,18 @@ struct PluginTemplate {
 
     var exampleSource: String {
         switch language {
-        case .c: text(PackageResources.greeter_c)
-        case .swift: text(PackageResources.greeter_swift)
-        case .wat: text(PackageResources.greeter_wat)
-        case .rust: text(PackageResources.greeter_rs)
+        case .c: text(KitSources.cGreeter)
+        case .swift: text(KitSources.swiftGreeter)
+        case .wat: text(KitSources.watGreeter)
+        case .rust: text(KitSources.rustGreeter)
         }
     }
 
     var kitFile: File? {
         switch language {
-        case .c: File(path: "plugvisor.h", contents: text(PackageResources.plugvisor_h))
-        case .swift: File(path: "Plugvisor.swift", contents: text(PackageResources.Plugvisor_swift))
-        case .rust: File(path: "plugvisor.rs", contents: text(PackageResources.plugvisor_rs))
+        case .c: File(path: "plugvisor.h", contents: text(KitSources.cHeader))
+        case .swift: File(path: "Plugvisor.swift", contents: text(KitSources.swiftKit))
+        case .rust: File(path: "plugvisor.rs", contents: text(KitSources.rustKit))
         case .wat: nil
         }
     }

@@ -53,6 +53,8 @@ struct Start: ParsableCommand {
 
     @OptionGroup var control: ControlOptions
 
+    @OptionGroup var cache: CacheOptions
+
     @OptionGroup(title: "HTTP gateway") var gateway: GatewayOptions
 
     func run() throws {
@@ -83,7 +85,7 @@ struct Start: ParsableCommand {
             throw ExitCode(1)
         }
 
-        var configuration = SupervisorConfiguration(sandboxDrill: sandboxDrill)
+        var configuration = SupervisorConfiguration(sandboxDrill: sandboxDrill, cacheDirectory: cache.cacheDirectory)
         do {
             configuration.workerUIDs = try SupervisorConfiguration.uidRange(workerUIDs)
             if let workerUser, geteuid() == 0 {

@@ -32,6 +32,13 @@ struct Status: ParsableCommand {
         return duration
     }
 
+    /// A note under the table: each line escaped (a guest may have written it), continuation
+    /// lines (a compiler's diagnostics) indented.
+    static func note(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { DisplayText.escaped(String($0)) }
+            .joined(separator: "\n    ")
+    }
+
     func run() throws {
         let client = ControlClient(path: control.path)
         if watch {
@@ -71,12 +78,11 @@ struct Status: ParsableCommand {
             rows.append(row)
             if let error = plugin.lastError, plugin.state == .failed || plugin.errors > 0 {
                 notes.append(
-                    DisplayText.escaped(
-                        "\(plugin.name): \(plugin.state == .failed ? "failed: " : "last error: ")\(error)"))
+                    Self.note("\(plugin.name): \(plugin.state == .failed ? "failed: " : "last error: ")\(error)"))
             }
             // A failed reload leaves the old version serving: only this says it happened.
             if let reload = plugin.lastReload, reload.hasPrefix("failed"), plugin.state != .failed {
-                notes.append(DisplayText.escaped("\(plugin.name): last reload \(reload)"))
+                notes.append(Self.note("\(plugin.name): last reload \(reload)"))
             }
         }
         // Versions and errors are what guests and workers wrote: data, never terminal controls.

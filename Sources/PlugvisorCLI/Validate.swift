@@ -17,8 +17,10 @@ struct Validate: ParsableCommand {
     @Argument(help: "The manifest (YAML or JSON).")
     var manifest: String
 
-    @Flag(help: "Check only the manifest, not the modules it names.")
+    @Flag(help: "Check only the manifest, not the modules it names (nor build Swift sources).")
     var noModules = false
+
+    @OptionGroup var cache: CacheOptions
 
     func run() throws {
         let loaded: Manifest
@@ -27,7 +29,8 @@ struct Validate: ParsableCommand {
             Output.stdout("\(error.problems.count) problem(s)")
             throw ExitCode(1)
         }
-        let problems = noModules ? [] : loaded.plugins.flatMap { Self.moduleProblems($0) }
+        let configuration = SupervisorConfiguration(cacheDirectory: cache.cacheDirectory)
+        let problems = noModules ? [] : loaded.plugins.flatMap { Self.moduleProblems($0, configuration: configuration) }
         guard problems.isEmpty else {
             problems.forEach { Output.stdout("\(manifest): \($0)") }
             Output.stdout("\(problems.count) problem(s)")
@@ -40,10 +43,20 @@ struct Validate: ParsableCommand {
     }
 
     /// What `inspect` finds wrong with `plugin`'s module, or that it speaks another ABI than declared.
-    static func moduleProblems(_ plugin: PluginSpec) -> [String] {
-        let at = "plugin \(plugin.name): \(plugin.wasm)"
+    /// A plugin from Swift sources is built first (or found in the cache), and its module inspected.
+    static func moduleProblems(_ plugin: PluginSpec, configuration: SupervisorConfiguration) -> [String] {
+        var module = plugin.wasm
+        if let source = plugin.source {
+            do { module = try SwiftSourceBuilder.buildForInspection(source, configuration: configuration).path } catch {
+                return ["plugin \(plugin.name): \(error)"]
+            }
+        }
+        let at = "plugin \(plugin.name): \(plugin.source?.written ?? module)"
         let report: InspectReport
-        do { report = try ModuleInspector.inspect(path: plugin.wasm, linked: plugin.modules.map(\.name)) } catch {
+        do {
+            report = try ModuleInspector.inspect(
+                path: module, linked: plugin.modules.map(\.name), configuration: configuration)
+        } catch {
             return ["\(at): \(error)"]
         }
         var problems = report.problems.map { "\(at): \($0)" }

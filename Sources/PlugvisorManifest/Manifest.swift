@@ -64,8 +64,22 @@ public struct PluginSpec: Sendable, Equatable {
     }
 
     public var name: String
-    /// Absolute path of the module.
+    /// Absolute path of the module; empty for a plugin built from `source`.
     public var wasm: String
+    /// Swift sources the supervisor builds into the module (with the Swift kit), instead of `wasm`.
+    public var source: SwiftSource?
+
+    /// A `.swift` file, or a folder whose `.swift` files are the plugin (one module, with the kit).
+    public struct SwiftSource: Sendable, Equatable, Codable {
+        /// Absolute.
+        public var path: String
+        /// As the manifest gives it: diagnostics name the sources this way.
+        public var written: String
+        public init(path: String, written: String) {
+            self.path = path
+            self.written = written
+        }
+    }
     /// Lower-case hex; when set, a module with another hash is refused.
     public var sha256: String?
     public var abi: ABI = .plugvisor

@@ -121,14 +121,14 @@ struct ManifestReader {
 
     private mutating func readPlugin(_ node: Node, path: String) -> PluginSpec? {
         guard case let .mapping(fields) = node else {
-            problem(node, path, "must be a mapping with at least 'name' and 'wasm'")
+            problem(node, path, "must be a mapping with at least 'name' and 'wasm' (or 'source')")
             return nil
         }
         var spec = PluginSpec(name: "", wasm: "")
         var valid = true
         var extismOnlyKeys: [(Node, String)] = []
         let known: Set<String> = [
-            "name", "wasm", "sha256", "abi", "instances", "standby", "max_queue", "timeout", "fuel", "memory",
+            "name", "wasm", "source", "sha256", "abi", "instances", "standby", "max_queue", "timeout", "fuel", "memory",
             "filesystem", "network", "env", "config", "restart", "circuit", "args", "unknown_imports", "vars",
             "modules", "host_functions",
         ]
@@ -163,6 +163,18 @@ struct ManifestReader {
                         problem(value, at, "is a directory, not a .wasm file: \(resolved)")
                     } else {
                         spec.wasm = resolved
+                    }
+                }
+            case "source":
+                if let written = string(value, at) {
+                    let resolved = resolve(written)
+                    var isDirectory: ObjCBool = false
+                    if !FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory) {
+                        problem(value, at, "no such file or folder: \(resolved)")
+                    } else if !isDirectory.boolValue && !resolved.hasSuffix(".swift") {
+                        problem(value, at, "must be a .swift file or a folder of them: \(resolved)")
+                    } else {
+                        spec.source = PluginSpec.SwiftSource(path: resolved, written: written)
                     }
                 }
             case "sha256":
@@ -269,9 +281,25 @@ struct ManifestReader {
             problem(node, path, "missing required key 'name'")
             valid = false
         }
-        if fields["wasm"] == nil {
-            problem(node, path, "missing required key 'wasm'")
+        switch (fields["wasm"], fields["source"]) {
+        case (nil, nil):
+            problem(node, path, "missing required key 'wasm' (a module) or 'source' (Swift sources to build)")
             valid = false
+        case (_?, let source?):
+            problem(source, "\(path).source", "give either 'wasm' or 'source', not both")
+            valid = false
+        case (nil, _?):
+            for key in ["sha256", "abi", "modules"] where fields[key] != nil && (key != "abi" || spec.abi != .plugvisor)
+            {
+                problem(
+                    fields[key], "\(path).\(key)",
+                    key == "sha256"
+                        ? "pins a module's bytes, which a build from 'source' does not fix: pin a built .wasm instead"
+                        : "is not for a plugin built from 'source' (its ABI is plugvisor's, through the Swift kit)")
+                valid = false
+            }
+        default:
+            break
         }
         for (keyNode, key) in extismOnlyKeys where spec.abi != .extism {
             problem(keyNode, "\(path).\(key)", "is for abi: extism plugins; this plugin's abi is \(spec.abi.rawValue)")

@@ -67,13 +67,17 @@ public struct PluginStatus: Codable, Sendable, Equatable {
     /// When the plugin was last reloaded (ISO 8601), and how that went: "ok" or "failed: why".
     public var lastReloadAt: String?
     public var lastReload: String?
+    /// For a plugin built from Swift sources: the sources (as the manifest names them) and the
+    /// cached module built from them that serves.
+    public var source: String?
+    public var module: String?
 
     public init(
         name: String, version: String?, state: State, workers: [WorkerStatus], calls: Int, errors: Int,
         errorsByCode: [String: Int], p50Micros: Int?, p99Micros: Int?, restarts: Int, lastError: String?,
         sha256: String?, circuit: CircuitState? = nil, queued: Int = 0, generation: Int = 0,
         lastReloadAt: String? = nil,
-        lastReload: String? = nil
+        lastReload: String? = nil, source: String? = nil, module: String? = nil
     ) {
         self.name = name
         self.version = version
@@ -92,6 +96,8 @@ public struct PluginStatus: Codable, Sendable, Equatable {
         self.generation = generation
         self.lastReloadAt = lastReloadAt
         self.lastReload = lastReload
+        self.source = source
+        self.module = module
     }
 }
 

@@ -280,6 +280,10 @@ public enum SupervisorMessage: Sendable, Equatable {
     /// Describe the module on fd 4 without running any of it.
     case inspect(InspectRequest)
     case hostResult(HostResult)
+    /// Run a compiler locked down: the worker applies `CompileRequest`'s sandbox, points its
+    /// stdout and stderr at the channel (which carries the diagnostics from then on, as bytes),
+    /// and executes the program.
+    case compile(CompileRequest)
 }
 
 private enum TypeKey: String, CodingKey { case type, reason }
@@ -337,6 +341,7 @@ extension SupervisorMessage: Codable {
         case "call": self = .call(try CallRequest(from: decoder))
         case "inspect": self = .inspect(try InspectRequest(from: decoder))
         case "host_result": self = .hostResult(try HostResult(from: decoder))
+        case "compile": self = .compile(try CompileRequest(from: decoder))
         case let other:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: c, debugDescription: "unknown supervisor message type \"\(other)\"")
@@ -358,7 +363,56 @@ extension SupervisorMessage: Codable {
         case let .hostResult(m):
             try c.encode("host_result", forKey: .type)
             try m.encode(to: encoder)
+        case let .compile(m):
+            try c.encode("compile", forKey: .type)
+            try m.encode(to: encoder)
         }
+    }
+}
+
+/// A build step of a plugin from source (the compiler, then the linker), run by a worker
+/// process that locks itself down first: only `directories` exist for it, in namespaces of its
+/// own (no network), as `workerUser` when it starts as root, within `limits`.
+public struct CompileRequest: Codable, Sendable, Equatable {
+    public struct Directory: Codable, Sendable, Equatable {
+        /// `list`: a folder holding other grants, whose entries may be listed; nothing else of
+        /// it is visible.
+        public enum Access: String, Codable, Sendable { case read, execute, write, list }
+        public var path: String
+        public var access: Access
+        public init(_ path: String, _ access: Access) {
+            self.path = path
+            self.access = access
+        }
+    }
+    public struct Limits: Codable, Sendable, Equatable {
+        public var cpuSeconds: UInt64
+        public var dataBytes: UInt64
+        public var fileBytes: UInt64
+        public init(cpuSeconds: UInt64, dataBytes: UInt64, fileBytes: UInt64) {
+            self.cpuSeconds = cpuSeconds
+            self.dataBytes = dataBytes
+            self.fileBytes = fileBytes
+        }
+    }
+    /// Absolute path; argv[0] is this path too.
+    public var program: String
+    public var arguments: [String]
+    public var environment: [String: String]
+    public var directories: [Directory]
+    public var workerUser: WorkerUser?
+    public var limits: Limits
+
+    public init(
+        program: String, arguments: [String], environment: [String: String], directories: [Directory],
+        workerUser: WorkerUser?, limits: Limits
+    ) {
+        self.program = program
+        self.arguments = arguments
+        self.environment = environment
+        self.directories = directories
+        self.workerUser = workerUser
+        self.limits = limits
     }
 }
 
@@ -419,6 +473,9 @@ public struct InspectReport: Codable, Sendable, Equatable {
     public var sha256: String?
     /// For an Extism plugin: the exports a call may name (`plugvisor call NAME --function F`).
     public var functions: [String]?
+    /// For Swift sources (`plugvisor inspect greeter.swift`): the sources and the cached module built from them.
+    public var source: String?
+    public var module: String?
 
     public init(
         abi: ABI?, exports: [ModuleItem], imports: [ModuleItem], memoryMinPages: UInt64?, memoryMaxPages: UInt64?,

@@ -34,9 +34,23 @@ public struct LockdownPlan: Sendable {
     public struct Directory: Sendable, Equatable {
         public var path: String
         public var writable: Bool
-        public init(path: String, writable: Bool) {
+        /// Programs in it may be executed (a compiler's binaries); never with `writable`.
+        public var executable: Bool
+        /// Only its entries may be listed, and the empty root does not bind it: it holds other
+        /// grants, and nothing else of it exists there.
+        public var listOnly: Bool
+        public init(path: String, writable: Bool, executable: Bool = false, listOnly: Bool = false) {
+            precondition(
+                [writable, executable, listOnly].filter { $0 }.count <= 1, "a directory is granted one way")
             self.path = path
             self.writable = writable
+            self.executable = executable
+            self.listOnly = listOnly
+        }
+
+        /// How the C side spells it (PV_GRANT_*).
+        var grant: Int32 {
+            writable ? PV_GRANT_WRITE : executable ? PV_GRANT_EXECUTE : listOnly ? PV_GRANT_LIST_ONLY : 0
         }
 
         /// A granted directory, at its host path (Landlock rules know nothing of the guest's).
@@ -112,7 +126,7 @@ public enum Lockdown {
         let owned = directories.map { strdup($0.path) }
         defer { owned.forEach { free($0) } }
         let paths: [UnsafePointer<CChar>?] = owned.map { $0.map { UnsafePointer($0) } }
-        let writable: [Int32] = directories.map { $0.writable ? 1 : 0 }
+        let writable: [Int32] = directories.map(\.grant)
         var step = [CChar](repeating: 0, count: 256)
         let rc = pv_enter_empty_root(paths, writable, directories.count, &step, step.count)
         if rc != 0 {
@@ -134,7 +148,7 @@ public enum Lockdown {
         let owned = directories.map { strdup($0.path) }
         defer { owned.forEach { free($0) } }
         let paths: [UnsafePointer<CChar>?] = owned.map { $0.map { UnsafePointer($0) } }
-        let writable: [Int32] = directories.map { $0.writable ? 1 : 0 }
+        let writable: [Int32] = directories.map(\.grant)
         let rc = pv_landlock_restrict_paths(paths, writable, directories.count, network ? 1 : 0)
         if rc != 0 { throw SandboxError(step: "landlock", errno: -rc) }
     }

@@ -67,6 +67,8 @@ public enum PlugvisorWorker {
                 }
                 try channel.send(WorkerMessage.ready(host.ready))
                 serve(host, channel)
+            case let .compile(request):
+                CompileStep.run(request, channel: channelFD)
             case .call, .hostResult:
                 fail("the supervisor sent \(first) before load")
             }
@@ -150,7 +152,7 @@ public enum PlugvisorWorker {
         }
     }
 
-    private static func writeError(_ line: String) {
+    static func writeError(_ line: String) {
         let bytes = Array((line + "\n").utf8)
         _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }

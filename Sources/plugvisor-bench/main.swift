@@ -63,7 +63,7 @@ func spec(_ name: String, _ file: String, instances: Int = 1, timeout: Duration 
 }
 
 let benchConfiguration = SupervisorConfiguration(workerExecutable: "\(bin)/plugvisor-worker", watchFiles: false)
-let quiet = Logger(label: "plugvisor.bench", factory: { _ in SwiftLogNoOpLogHandler() })
+let quiet = Logger.silent("plugvisor.bench")
 
 func supervisor(_ specs: [PluginSpec]) -> SupervisorCore {
     let configuration = benchConfiguration

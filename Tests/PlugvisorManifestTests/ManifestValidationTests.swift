@@ -136,9 +136,9 @@ struct BadField: Sendable, CustomTestStringConvertible {
                 "is a directory, not a .wasm file: \(folder.directory)/modules",
                 "'Second' is not a valid name: lower-case letters, digits, '-' and '_', starting with a letter or digit, at most 64 characters",
                 "file not found: \(folder.directory)/missing.wasm",
-                "must be a mapping with at least 'name' and 'wasm'",
+                "must be a mapping with at least 'name' and 'wasm' (or 'source')",
                 "missing required key 'name'",
-                "missing required key 'wasm'",
+                "missing required key 'wasm' (a module) or 'source' (Swift sources to build)",
             ])
     }
 
@@ -196,7 +196,7 @@ struct BadField: Sendable, CustomTestStringConvertible {
     @Test(arguments: [
         BadField(
             "    timout: 5s", "plugins[0].timout",
-            "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, host_functions, instances, max_queue, memory, modules, name, network, restart, sha256, standby, timeout, unknown_imports, vars, wasm); did you mean 'timeout'?"
+            "unknown key (known: abi, args, circuit, config, env, filesystem, fuel, host_functions, instances, max_queue, memory, modules, name, network, restart, sha256, source, standby, timeout, unknown_imports, vars, wasm); did you mean 'timeout'?"
         ),
         BadField("    Name: other", "plugins[0].Name", "; did you mean 'name'?"),
         BadField(
@@ -236,7 +236,43 @@ struct BadField: Sendable, CustomTestStringConvertible {
         let problem = try ManifestDirectory().problem("plugins:\n  - name: echo\n")
         #expect(problem.line == 2)
         #expect(problem.keyPath == "plugins[0]")
-        #expect(problem.message == "missing required key 'wasm'")
+        #expect(problem.message == "missing required key 'wasm' (a module) or 'source' (Swift sources to build)")
+    }
+
+    @Test func aSourceIsASwiftFileOrAFolderResolvedBesideTheManifest() throws {
+        let folder = try ManifestDirectory()
+        try folder.file("plugins/greeter.swift", contents: Data("// greeter\n".utf8))
+        let file = try folder.plugin("plugins:\n  - {name: greeter, source: plugins/greeter.swift}\n")
+        #expect(
+            file.source
+                == PluginSpec.SwiftSource(
+                    path: folder.directory + "/plugins/greeter.swift", written: "plugins/greeter.swift"))
+        #expect(file.wasm.isEmpty)
+        let whole = try folder.plugin("plugins:\n  - {name: greeter, source: plugins}\n")
+        #expect(whole.source?.path == folder.directory + "/plugins")
+    }
+
+    @Test func aSourceThatIsNotSwiftOrComesWithAModuleOrAPinIsRefused() throws {
+        let folder = try ManifestDirectory()
+        try folder.file("notes.txt", contents: Data("hello".utf8))
+        try folder.file("greeter.swift", contents: Data("// greeter\n".utf8))
+        #expect(
+            try folder.problem("plugins:\n  - {name: a, source: notes.txt}\n").message
+                == "must be a .swift file or a folder of them: \(folder.directory)/notes.txt")
+        #expect(
+            try folder.problem("plugins:\n  - {name: a, source: missing.swift}\n").message
+                == "no such file or folder: \(folder.directory)/missing.swift")
+        let both = try folder.problem("plugins:\n  - {name: a, wasm: echo.wasm, source: greeter.swift}\n")
+        #expect(both.message == "give either 'wasm' or 'source', not both")
+        #expect(both.keyPath == "plugins[0].source")
+        let pinned = try folder.problem(
+            "plugins:\n  - name: a\n    source: greeter.swift\n    sha256: \(String(repeating: "a", count: 64))\n")
+        #expect(pinned.keyPath == "plugins[0].sha256" && pinned.line == 4)
+        #expect(pinned.message.contains("pin a built .wasm instead"))
+        #expect(
+            try folder.problem("plugins:\n  - {name: a, source: greeter.swift, abi: extism}\n").message
+                .contains("not for a plugin built from 'source'"))
+        #expect(try folder.plugin("plugins:\n  - {name: a, source: greeter.swift, abi: plugvisor}\n").source != nil)
     }
 
     @Test func aManifestWithoutPluginsSaysSo() throws {

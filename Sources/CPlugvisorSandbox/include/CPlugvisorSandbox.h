@@ -45,7 +45,15 @@ int pv_seccomp_install_mode(const pv_seccomp_rule *rules, size_t count, int deny
 /// The Landlock ABI version the kernel offers, or 0 when it has none.
 int pv_landlock_abi(void);
 
-/// Restricts the filesystem to `paths` (read-only, or read-write when `writable[i]`) and
+/// How a path is granted, in the `writable` arrays below: 0 read-only, PV_GRANT_WRITE read and
+/// write (never execute), PV_GRANT_EXECUTE read and execute (a compiler's own binaries),
+/// PV_GRANT_LIST_ONLY a folder whose entries may be listed, holding other grants (with
+/// `pv_enter_empty_root` it is not bound: only the grants in it exist).
+#define PV_GRANT_WRITE 1
+#define PV_GRANT_EXECUTE 2
+#define PV_GRANT_LIST_ONLY 4
+
+/// Restricts the filesystem to `paths` (granted as `writable[i]` says) and
 /// forbids TCP bind/connect where the ABI allows. Returns 0 or a negative errno.
 int pv_landlock_restrict(const char *const *paths, const int *writable, size_t count);
 
@@ -64,7 +72,7 @@ int pv_rlimit_fsize(void);
 
 /// Gives the calling process its own user, mount, network, IPC and UTS namespaces, with an
 /// empty, read-only root in which only `paths` exist (bind mounts at the same paths, read-only
-/// unless `writable[i]`), as nsjail and bubblewrap do. Call after dropping privileges (it maps
+/// unless `writable[i]` has PV_GRANT_WRITE), as nsjail and bubblewrap do. Call after dropping privileges (it maps
 /// the caller's own uid and gid, so it works the same for root and for an ordinary user).
 /// Afterwards no capability is left in the new namespace either. Returns 0, or a negative errno
 /// with `step` naming what failed.

@@ -1,0 +1,451 @@
+import Crypto
+import Foundation
+import Logging
+import PlugvisorManifest
+import PlugvisorPosix
+import PlugvisorProtocol
+
+/// A plugin given as Swift sources (`source:` in the manifest), built into its module with the
+/// Swift kit (kits/swift/Plugvisor.swift, compiled into plugvisor) by the toolchain on PATH,
+/// and cached by what went into it.
+///
+/// Plugin sources are as untrusted as plugin modules, so the supervisor only reads, hashes and
+/// copies them; the compiler and the linker each run in a worker process that locks itself down
+/// first (`CompileRequest`): namespaces of its own with nothing in its root but the toolchain,
+/// the libraries and the copied sources (read-only) and its output folder, no network, the
+/// plugin's worker uid when started as root, rlimits, and a wall-clock timeout. The frontend is
+/// run directly, with no plugin search path, so no macro or other compiler plugin can load
+/// (and the toolchain's plugin folder is not in the sandbox either).
+public struct SwiftSourceBuilder: Sendable {
+    /// A module built, or found in the cache.
+    public struct Built: Sendable {
+        /// The cached module.
+        public var path: String
+        public var bytes: [UInt8]
+        public var sha256: String
+        public var fromCache: Bool
+    }
+
+    /// The toolchain and the wasm32 libraries a build uses.
+    struct Toolchain: Sendable {
+        /// Holds `usr/bin/swift-frontend`.
+        var root: String
+        var frontend: String
+        var linker: String
+        /// The frontend's path, size and modification time: the compiler's part of the cache
+        /// key, known without running it.
+        var identity: String
+        var embeddedLibrary: String
+        var builtins: String
+    }
+
+    /// How long each step may take, and what it may use.
+    static let compileTimeout: Duration = .seconds(120)
+    static let limits = CompileRequest.Limits(cpuSeconds: 120, dataBytes: 4 << 30, fileBytes: 256 << 20)
+    static let maxSourceFiles = 128
+    static let maxSourceBytes = 4 << 20
+    static let maxDiagnosticBytes = 64 << 10
+    static let wasiLibc = "/usr/lib/wasm32-wasi"
+    /// Changes when the flags below do, so that older cache entries are not used.
+    static let recipe = "plugvisor-swift-source-1"
+
+    let configuration: SupervisorConfiguration
+    let logger: Logger
+
+    public init(configuration: SupervisorConfiguration, logger: Logger = Logger(label: "plugvisor.build")) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Where built modules are kept: `$CACHE_DIRECTORY` (systemd's CacheDirectory=), else
+    /// `$XDG_CACHE_HOME/plugvisor`, else `~/.cache/plugvisor`.
+    public static func defaultCacheDirectory() -> String {
+        let environment = ProcessInfo.processInfo.environment
+        if let systemd = environment["CACHE_DIRECTORY"]?.split(separator: ":").first, systemd.hasPrefix("/") {
+            return String(systemd)
+        }
+        if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return xdg + "/plugvisor" }
+        let home = environment["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? NSHomeDirectory()
+        return home + "/.cache/plugvisor"
+    }
+
+    var cacheDirectory: String { (configuration.cacheDirectory ?? Self.defaultCacheDirectory()) + "/swift" }
+
+    /// The module of `source`: from the cache when the same sources, kit and compiler built it
+    /// before (no compiler runs then), else built now and cached.
+    /// - Parameter user: who the compiler runs as when the supervisor runs as root.
+    public func build(
+        _ source: PluginSpec.SwiftSource, plugin: String, user: WorkerUser?
+    ) throws(SupervisorError) -> Built {
+        let toolchain = try Self.findToolchain()
+        let files = try Self.readSources(source)
+        let key = Self.cacheKey(toolchain: toolchain, kit: KitSources.swiftKit, files: files)
+        let cached = cacheDirectory + "/\(key).wasm"
+        if FileManager.default.fileExists(atPath: cached) {
+            let module = try ModuleFile(path: cached)
+            logger.info("module from the cache", metadata: ["plugin": "\(plugin)", "module": "\(cached)"])
+            return Built(path: cached, bytes: module.bytes, sha256: module.sha256, fromCache: true)
+        }
+
+        let started = ContinuousClock.now
+        let work = try Self.makeWorkDirectory()
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let (src, kitDirectory, out) = (work + "/src", work + "/kit", work + "/out")
+        do {
+            for directory in [src, kitDirectory, out] {
+                try FileManager.default.createDirectory(
+                    atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+            }
+            for file in files {
+                try Data(file.bytes).write(to: URL(fileURLWithPath: src + "/" + file.name))
+            }
+            try Data(KitSources.swiftKit).write(to: URL(fileURLWithPath: kitDirectory + "/Plugvisor.swift"))
+            if let user, geteuid() == 0, chown(out, user.uid, user.gid) != 0 {
+                throw SystemError("chown \(out)")
+            }
+        } catch {
+            throw SupervisorError("cannot prepare the build of \(source.written) in \(work): \(error)")
+        }
+        let rename = DiagnosticNames(
+            replacing: [
+                (src + "/", Self.displayFolder(of: source)),
+                (kitDirectory + "/", "kits/swift/"),
+                (out + "/", ""),
+            ])
+        var directories = Self.toolchainDirectories(toolchain)
+        directories += [.init(src, .read), .init(kitDirectory, .read), .init(out, .write)]
+
+        // No /proc in the sandbox, so the loader cannot expand the toolchain's $ORIGIN run paths.
+        let environment = [
+            "TMPDIR": out,
+            "LD_LIBRARY_PATH": "\(toolchain.root)/usr/lib/swift/linux:\(toolchain.root)/usr/lib/swift/host/compiler",
+        ]
+        let compile = CompileRequest(
+            program: toolchain.frontend,
+            arguments: ["-frontend", "-c", kitDirectory + "/Plugvisor.swift"] + files.map { src + "/" + $0.name } + [
+                "-target", "wasm32-unknown-none-wasm", "-disable-objc-interop", "-no-color-diagnostics",
+                "-diagnostic-style", "llvm", "-Xcc", "-fno-color-diagnostics", "-Osize", "-disable-stack-protector",
+                "-enable-experimental-feature", "Embedded", "-enable-experimental-feature", "Extern",
+                // Named, since the frontend cannot find itself without /proc.
+                "-resource-dir", toolchain.root + "/usr/lib/swift",
+                "-empty-abi-descriptor", "-module-name", "Plugin", "-enable-default-cmo", "-parse-as-library",
+                "-module-cache-path", out + "/module-cache", "-o", out + "/plugin.o",
+            ],
+            environment: environment, directories: directories, workerUser: user, limits: Self.limits)
+        try run(compile, failure: "\(source.written) does not compile", rename: rename)
+        let link = CompileRequest(
+            program: toolchain.linker,
+            arguments: [
+                "--no-entry", "--strip-all", out + "/plugin.o", "-L\(Self.wasiLibc)", "-lc",
+                "-L\(toolchain.embeddedLibrary)",
+                "-lswiftUnicodeDataTables", toolchain.builtins, "-o", out + "/plugin.wasm",
+            ],
+            environment: environment, directories: directories, workerUser: user, limits: Self.limits)
+        try run(link, failure: "\(source.written) does not link", rename: rename)
+
+        let module = try ModuleFile(path: out + "/plugin.wasm")
+        try Self.store(module.bytes, at: cached)
+        let milliseconds = (ContinuousClock.now - started).microseconds / 1000
+        logger.info(
+            "built from source", metadata: ["plugin": "\(plugin)", "module": "\(cached)", "ms": "\(milliseconds)"])
+        return Built(path: cached, bytes: module.bytes, sha256: module.sha256, fromCache: false)
+    }
+
+    /// For `plugvisor validate` and `inspect`, which print no log: built as `plugvisor
+    /// inspect`'s user when run as root.
+    public static func buildForInspection(
+        _ source: PluginSpec.SwiftSource, configuration: SupervisorConfiguration
+    ) throws(SupervisorError) -> Built {
+        try SwiftSourceBuilder(configuration: configuration, logger: .silent("plugvisor.build")).build(
+            source, plugin: (source.path as NSString).lastPathComponent,
+            user: geteuid() == 0 ? configuration.inspectUser : nil)
+    }
+
+    // MARK: Steps
+
+    /// Runs one step in a locked-down worker; throws `failure` with its diagnostics unless it
+    /// exits 0 within `compileTimeout`.
+    private func run(_ request: CompileRequest, failure: String, rename: DiagnosticNames) throws(SupervisorError) {
+        // Its stderr before the exec (a sandbox step that failed) goes into the error, not the log.
+        let quiet = Logger.silent("plugvisor.build")
+        let launched: LaunchedChild
+        do {
+            // It never outlives this call, so it is forked from this thread.
+            launched = try ChildLauncher.launch(
+                ChildRole(executable: configuration.workerExecutable, arguments: ["compile"], module: nil),
+                logger: quiet, spawner: nil)
+        } catch {
+            throw SupervisorError("cannot start \(configuration.workerExecutable) to build: \(error)")
+        }
+        let process = launched.process
+        process.monitor { _ in }
+        defer {
+            process.kill(because: .stopped)
+            _ = process.awaitExit(timeout: .seconds(5))
+        }
+        let deadline = ContinuousClock.now + Self.compileTimeout
+        let channel = FrameChannel(descriptor: launched.channel)
+        let output: DiagnosticOutput
+        do {
+            guard case .hello = try channel.receive(WorkerMessage.self, deadline: deadline) else {
+                throw SupervisorError("the worker did not start with hello")
+            }
+            try channel.send(SupervisorMessage.compile(request), deadline: deadline)
+            // From here the channel carries the step's stdout and stderr, as bytes.
+            output = DiagnosticOutput.read(launched.channel.rawValue, limit: Self.maxDiagnosticBytes, until: deadline)
+        } catch {
+            process.kill(because: .protocolViolation)
+            _ = process.awaitExit(timeout: .seconds(5))
+            throw SupervisorError(
+                "\(failure): the build worker failed: \(error) \(process.crashReport.stderrTail.joined(separator: "\n"))"
+            )
+        }
+        if output.timedOut {
+            process.kill(because: .timeout)
+            throw SupervisorError("\(failure): it took longer than \(Self.compileTimeout)")
+        }
+        let exit = process.awaitExit(timeout: .seconds(10))
+        guard exit == .exited(code: 0) else {
+            let stderr = process.crashReport.stderrTail.joined(separator: "\n")
+            let diagnostics = rename.apply(output.text + stderr)
+            throw SupervisorError("\(failure) (\(exit.map { "\($0)" } ?? "did not exit")):\n\(diagnostics)")
+        }
+    }
+
+    // MARK: Inputs
+
+    struct SourceFile: Sendable {
+        var name: String
+        var bytes: [UInt8]
+    }
+
+    /// The `.swift` files of `source`: the file itself, or the folder's own (not its
+    /// subfolders'), each a regular file in it (a link could name any file the supervisor can
+    /// read), with a name that cannot be mistaken for a compiler option.
+    static func readSources(_ source: PluginSpec.SwiftSource) throws(SupervisorError) -> [SourceFile] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source.path, isDirectory: &isDirectory) else {
+            throw SupervisorError("\(source.written): no such file or folder")
+        }
+        let folder: String
+        var names: [String]
+        if isDirectory.boolValue {
+            folder = source.path
+            do { names = try FileManager.default.contentsOfDirectory(atPath: folder) } catch {
+                throw SupervisorError("cannot list \(source.written): \(error.localizedDescription)")
+            }
+            names = names.filter { $0.hasSuffix(".swift") }.sorted()
+            guard !names.isEmpty else { throw SupervisorError("\(source.written) has no .swift files") }
+            guard names.count <= maxSourceFiles else {
+                throw SupervisorError("\(source.written) has \(names.count) .swift files; at most \(maxSourceFiles)")
+            }
+        } else {
+            folder = (source.path as NSString).deletingLastPathComponent
+            names = [(source.path as NSString).lastPathComponent]
+        }
+        var files: [SourceFile] = []
+        var total = 0
+        for name in names {
+            let path = folder + "/" + name
+            guard isPlainSourceName(name) else {
+                throw SupervisorError(
+                    "\(path): a source file's name must be letters, digits, '.', '_', '+' or '-', not starting with '-' or '.'"
+                )
+            }
+            var info = stat()
+            if isDirectory.boolValue, lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK {
+                throw SupervisorError(
+                    "\(path) is a symbolic link: the sources of a plugin are the files in its folder, not links to elsewhere"
+                )
+            }
+            let file = try ModuleFile(path: path, limit: maxSourceBytes, kind: "a source must be a .swift file")
+            total += file.bytes.count
+            guard total <= maxSourceBytes else {
+                throw SupervisorError("\(source.written): its sources are larger than \(maxSourceBytes >> 20) MiB")
+            }
+            files.append(SourceFile(name: name, bytes: file.bytes))
+        }
+        return files
+    }
+
+    static func isPlainSourceName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first != "-", first != "." else { return false }
+        return name.unicodeScalars.allSatisfy {
+            $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._+-".unicodeScalars.contains($0))
+        }
+    }
+
+    /// The sha256 of everything a build depends on: the recipe, the compiler, the kit, and each
+    /// source file's name and bytes.
+    static func cacheKey(toolchain: Toolchain, kit: [UInt8], files: [SourceFile]) -> String {
+        var hash = SHA256()
+        func add(_ bytes: some Sequence<UInt8>) {
+            let array = Array(bytes)
+            hash.update(data: Array("\(array.count):".utf8))
+            hash.update(data: array)
+        }
+        add(recipe.utf8)
+        add(toolchain.identity.utf8)
+        add(kit)
+        for file in files {
+            add(file.name.utf8)
+            add(file.bytes)
+        }
+        return hash.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The folder diagnostics name a source file by: as the manifest wrote it.
+    static func displayFolder(of source: PluginSpec.SwiftSource) -> String {
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: source.path, isDirectory: &isDirectory)
+        let folder = isDirectory.boolValue ? source.written : (source.written as NSString).deletingLastPathComponent
+        return folder.isEmpty ? "" : folder.hasSuffix("/") ? folder : folder + "/"
+    }
+
+    /// The `swiftc` on PATH, resolved to its toolchain, with the wasm32 libraries beside it.
+    static func findToolchain() throws(SupervisorError) -> Toolchain {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        guard
+            let swiftc = path.split(separator: ":").map({ String($0) + "/swiftc" }).first(where: {
+                access($0, X_OK) == 0
+            })
+        else {
+            throw SupervisorError(
+                "no swiftc on PATH (\(path)): a plugin built from source needs a Swift 6.3 toolchain with Embedded Swift"
+            )
+        }
+        let bin = (URL(fileURLWithPath: swiftc).resolvingSymlinksInPath().path as NSString).deletingLastPathComponent
+        let root = ((bin as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+        let frontend = bin + "/swift-frontend"
+        let linker = bin + "/wasm-ld"
+        var info = stat()
+        guard stat(frontend, &info) == 0, access(linker, X_OK) == 0 else {
+            throw SupervisorError("\(swiftc) has no swift-frontend and wasm-ld beside it in \(bin)")
+        }
+        let embedded = root + "/usr/lib/swift/embedded/wasm32-unknown-none-wasm"
+        guard FileManager.default.fileExists(atPath: embedded) else {
+            throw SupervisorError("the toolchain in \(root) has no Embedded Swift for wasm32 (\(embedded))")
+        }
+        guard FileManager.default.fileExists(atPath: wasiLibc + "/libc.a") else {
+            throw SupervisorError("\(wasiLibc)/libc.a is missing: install Debian's wasi-libc")
+        }
+        var found = glob_t()
+        defer { globfree(&found) }
+        let pattern = "/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a"
+        let builtins: [String] =
+            glob(pattern, 0, nil, &found) == 0
+            ? (0..<Int(found.gl_pathc)).compactMap { found.gl_pathv[$0].map { String(cString: $0) } } : []
+        guard let newest = builtins.max(by: { $0.compare($1, options: .numeric) == .orderedAscending }) else {
+            throw SupervisorError("no \(pattern): install Debian's libclang-rt-dev-wasm32")
+        }
+        let identity = "\(frontend) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        return Toolchain(
+            root: root, frontend: frontend, linker: linker, identity: identity, embeddedLibrary: embedded,
+            builtins: newest)
+    }
+
+    /// What the sandboxed compiler and linker see: the toolchain's binaries (executable) and
+    /// libraries without its compiler plugins, the system's shared libraries, and the wasm32 libraries.
+    static func toolchainDirectories(_ toolchain: Toolchain) -> [CompileRequest.Directory] {
+        let swiftLibraries = toolchain.root + "/usr/lib/swift"
+        // The compiler lists the library folder for module maps; only these entries are in it.
+        var directories: [CompileRequest.Directory] = [
+            .init(toolchain.root + "/usr/bin", .execute), .init(swiftLibraries, .list),
+        ]
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: swiftLibraries)) ?? []
+        for entry in entries.sorted() where entry != "host" {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: swiftLibraries + "/" + entry, isDirectory: &isDirectory),
+                isDirectory.boolValue
+            {
+                directories.append(.init(swiftLibraries + "/" + entry, .read))
+            }
+        }
+        // The frontend's own shared libraries; not `host/plugins`, the macro implementations.
+        directories.append(.init(swiftLibraries + "/host/compiler", .read))
+        #if arch(x86_64)
+        let multiarch = "x86_64-linux-gnu"
+        #elseif arch(arm64)
+        let multiarch = "aarch64-linux-gnu"
+        #else
+        let multiarch = "unknown"
+        #endif
+        // The dynamic loader is executed with each program, so its folders need execute.
+        for folder in ["/lib64", "/lib/\(multiarch)", "/usr/lib/\(multiarch)"]
+        where FileManager.default.fileExists(atPath: folder) {
+            directories.append(.init(folder, .execute))
+        }
+        directories.append(.init(wasiLibc, .read))
+        directories.append(.init((toolchain.builtins as NSString).deletingLastPathComponent, .read))
+        return directories.filter { FileManager.default.fileExists(atPath: $0.path) }
+    }
+
+    private static func makeWorkDirectory() throws(SupervisorError) -> String {
+        var template = Array((NSTemporaryDirectory() + "/plugvisor-build-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw SupervisorError(
+                "cannot make a build folder in \(NSTemporaryDirectory()): \(String(cString: strerror(errno)))")
+        }
+        let path = String(cString: made)
+        // The compiler may run as another uid (the plugin's): it must reach src, kit and out.
+        chmod(path, 0o755)
+        return path
+    }
+
+    /// Writes `bytes` to `path` whole or not at all (a temporary file renamed over it).
+    private static func store(_ bytes: [UInt8], at path: String) throws(SupervisorError) {
+        let folder = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw SupervisorError(
+                "cannot keep the built module in \(folder): \(error.localizedDescription) (give another with --cache-dir)"
+            )
+        }
+    }
+}
+
+/// Compiler output names the sandbox's copies: these replacements name the user's files instead.
+struct DiagnosticNames {
+    var replacing: [(String, String)]
+
+    /// The text, with control characters other than newline and tab dropped, and paths renamed.
+    func apply(_ text: String) -> String {
+        var clean = String(
+            String.UnicodeScalarView(
+                text.unicodeScalars.filter { $0 == "\n" || $0 == "\t" || $0.value >= 0x20 && $0.value != 0x7f }))
+        for (from, to) in replacing { clean = clean.replacingOccurrences(of: from, with: to) }
+        return clean.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// What a build step wrote, read until it closes its end, at most `limit` bytes kept (the rest
+/// is read and dropped, so the step never blocks on a full pipe), or until the deadline.
+struct DiagnosticOutput {
+    var text: String
+    var timedOut: Bool
+
+    static func read(_ descriptor: Int32, limit: Int, until deadline: ContinuousClock.Instant) -> DiagnosticOutput {
+        var kept: [UInt8] = []
+        var dropped = 0
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        while true {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return DiagnosticOutput(text: "", timedOut: true) }
+            var poll = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = Glibc.poll(&poll, 1, Int32(min(left.microseconds / 1000 + 1, 1000)))
+            if ready < 0 && errno != EINTR { break }
+            if ready <= 0 { continue }
+            let count = Glibc.read(descriptor, &chunk, chunk.count)
+            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            if count <= 0 { break }
+            let room = max(0, limit - kept.count)
+            kept += chunk[0..<min(count, room)]
+            dropped += count - min(count, room)
+        }
+        var text = String(decoding: kept, as: UTF8.self)
+        if dropped > 0 { text += "\n(\(dropped) more bytes of diagnostics dropped)" }
+        return DiagnosticOutput(text: text, timedOut: false)
+    }
+}
