@@ -10,8 +10,10 @@ struct New: ParsableCommand {
         discussion: """
             The plugin greets parameters.name, from the same greeter example plugvisor tests in \
             each language. The folder is self-contained: it carries the kit it uses (plugvisor.h \
-            for C, Plugvisor.swift for Swift). Then: ./build.sh, plugvisor start plugin.yaml, \
-            plugvisor call NAME -p name=Ada.
+            for C, plugvisor.rs for Rust) and a build.sh. A Swift plugin is its source alone: its \
+            manifest says `source: plugin.swift`, and plugvisor builds it (with the Swift kit \
+            compiled in) when it starts. Then: ./build.sh (not for Swift), plugvisor start \
+            plugin.yaml, plugvisor call NAME -p name=Ada.
             """)
 
     @Argument(help: "The plugin's name, as in a manifest: lower-case letters, digits, '-' and '_'.")
@@ -59,7 +61,7 @@ struct New: ParsableCommand {
             """
             wrote \(folder.path)/: \(template.files.map(\.path).joined(separator: ", "))
             next:
-              cd \(directory ?? name) && ./build.sh
+              cd \(directory ?? name)\(template.fromSource ? "" : " && ./build.sh")
               plugvisor start plugin.yaml &
               plugvisor call \(name) -p name=Ada
               plugvisor stop
@@ -83,11 +85,15 @@ struct PluginTemplate {
     let name: String
     let language: PluginLanguage
 
+    /// A Swift plugin is its source alone: the manifest names it (`source:`) and the supervisor
+    /// builds it with the kit compiled in. The others carry their kit and a build script.
+    var fromSource: Bool { language == .swift }
+
     var files: [File] {
         let source = File(path: "plugin.\(sourceExtension)", contents: personalized(exampleSource))
         let kit = kitFile.map { [$0] } ?? []
-        return [source] + kit + [
-            File(path: "build.sh", contents: buildScript, executable: true),
+        let build = fromSource ? [] : kit + [File(path: "build.sh", contents: buildScript, executable: true)]
+        return [source] + build + [
             File(path: "plugin.yaml", contents: manifest),
             File(path: "README.md", contents: readme),
         ]
@@ -226,19 +232,24 @@ struct PluginTemplate {
             # see "Manifest reference" in plugvisor's README (memory, timeout, network, ...).
             plugins:
               - name: \(name)
-                wasm: \(name).wasm
+                \(fromSource ? "source: plugin.swift           # built by plugvisor, cached" : "wasm: \(name).wasm")
 
             """ + config
     }
 
     var readme: String {
-        let commands = [
-            ("./build.sh", "writes \(name).wasm"),
-            ("plugvisor inspect \(name).wasm", "what it exports and imports"),
-            ("plugvisor start plugin.yaml &", "a supervisor on this folder's manifest"),
-            ("plugvisor call \(name) -p name=Ada", #"{"data":{"message":"Hello, Ada!",...},"success":true}"#),
-            ("plugvisor stop", ""),
-        ]
+        let commands =
+            (fromSource
+                ? [("plugvisor validate plugin.yaml", "builds plugin.swift, or says where it does not compile")]
+                : [
+                    ("./build.sh", "writes \(name).wasm"),
+                    ("plugvisor inspect \(name).wasm", "what it exports and imports"),
+                ])
+            + [
+                ("plugvisor start plugin.yaml &", "a supervisor on this folder's manifest"),
+                ("plugvisor call \(name) -p name=Ada", #"{"data":{"message":"Hello, Ada!",...},"success":true}"#),
+                ("plugvisor stop", ""),
+            ]
         let width = commands.map(\.0.count).max()! + 2
         let block = commands.map { command, comment in
             comment.isEmpty
@@ -251,16 +262,28 @@ struct PluginTemplate {
                 "- `plugvisor.h`: the C kit (the exports, the context, the answer, `pv_log`, `pv_config`, `pv_http_get`)"
             )
         case .swift:
-            files.append(
-                "- `Plugvisor.swift`: the Swift kit (the exports, `Context`, `JSON`, `log`, `config`, `httpRequest`)")
+            break
         case .rust:
             files.append("- `plugvisor.rs`: the Rust kit (the exports, `Json`, `log`, `config`, `host_call`)")
         case .wat: break
         }
-        files += [
-            "- `build.sh`: the build; it needs \(needs)",
-            "- `plugin.yaml`: the manifest entry; grant capabilities here",
-        ]
+        if !fromSource { files.append("- `build.sh`: the build; it needs \(needs)") }
+        files.append("- `plugin.yaml`: the manifest entry; grant capabilities here")
+        let rebuild =
+            fromSource
+            ? """
+            Make it yours by changing \(entryPoint), and its version in \(metaDeclaration)
+            (`plugvisor status` shows it), and save: a running supervisor builds it again (in a
+            sandbox, with the Swift kit, kits/swift/Plugvisor.swift, compiled in) and serves the
+            new version; one that does not compile leaves the old one serving and `plugvisor
+            status` says where. Building needs \(needs); the module is cached in
+            ~/.cache/plugvisor, so a second start does not compile again.
+            """
+            : """
+            Make it yours by changing \(entryPoint), and its version in \(metaDeclaration)
+            (`plugvisor status` shows it), then run `./build.sh` again: a running supervisor
+            reloads the new \(name).wasm by itself.
+            """
         return """
             # \(name)
 
@@ -269,9 +292,7 @@ struct PluginTemplate {
 
             \(block)
 
-            Make it yours by changing \(entryPoint), and its version in \(metaDeclaration)
-            (`plugvisor status` shows it), then run `./build.sh` again: a running supervisor
-            reloads the new \(name).wasm by itself.
+            \(rebuild)
 
             \(files.joined(separator: "\n"))
 

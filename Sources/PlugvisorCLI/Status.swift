@@ -80,6 +80,10 @@ struct Status: ParsableCommand {
                 notes.append(
                     Self.note("\(plugin.name): \(plugin.state == .failed ? "failed: " : "last error: ")\(error)"))
             }
+            if let source = plugin.source {
+                notes.append(
+                    Self.note("\(plugin.name): built from \(source)" + (plugin.module.map { ", serving \($0)" } ?? "")))
+            }
             // A failed reload leaves the old version serving: only this says it happened.
             if let reload = plugin.lastReload, reload.hasPrefix("failed"), plugin.state != .failed {
                 notes.append(Self.note("\(plugin.name): last reload \(reload)"))

@@ -75,6 +75,8 @@ import Testing
         let module = try #require(status.module)
         #expect(module.hasPrefix(project.cache + "/swift/") && module.hasSuffix(".wasm"))
         #expect(supervisor.log.contains("built from source"))
+        #expect(
+            supervisor.cli(["status"]).stdout.contains("greeter: built from plugins/greeter.swift, serving \(module)"))
         let answer = supervisor.call("greeter", "-p", "name=Ada")
         #expect(answer.status == 0 && answer.json?["data"]?["message"] == "Hello, Ada!", "\(answer.stderr)")
         #expect(supervisor.stop().status == 0)
