@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 static void report(const char *what, int ok) {
@@ -34,7 +35,25 @@ static int can_write(const char *path) {
     return ok;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+#ifdef PROBE_LINK_TO_SECRET
+    // As the linker (it gets --no-entry), leave a link where the module should be, to a file
+    // the sandbox cannot reach but the supervisor could; as the compiler, succeed.
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc && strstr(argv[i + 1], "plugin.wasm")) {
+            return symlink(PROBE_SECRET, argv[i + 1]) == 0 ? 0 : 1;
+        }
+    }
+    return 0;
+#endif
+    (void)argc;
+    (void)argv;
+    // A child that would outlive the step if the step's process group were not killed.
+    pid_t child = fork();
+    if (child == 0) {
+        for (;;) pause();
+    }
+    printf("probe: child %d\n", (int)child);
     report("read a file beside the sources", can_read(PROBE_SECRET));
     report("read the original source", can_read(PROBE_SOURCE));
     report("read /etc/passwd", can_read("/etc/passwd"));
@@ -47,8 +66,8 @@ int main(void) {
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(PROBE_PORT)};
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     report("connect to the host's loopback", fd >= 0 && connect(fd, (struct sockaddr *)&address, sizeof address) == 0);
-    char *argv[] = {"/bin/sh", "-c", "true", NULL};
-    execv("/bin/sh", argv);
+    char *shell[] = {"/bin/sh", "-c", "true", NULL};
+    execv("/bin/sh", shell);
     report("run /bin/sh", 0);
     fflush(stdout);
     return 1;

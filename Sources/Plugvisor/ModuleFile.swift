@@ -14,14 +14,17 @@ struct ModuleFile: Sendable {
 
     /// - Throws: when `path` cannot be read, or is not a regular file: a FIFO, a device or a
     ///   directory is refused at once (opened without blocking, then checked), never waited on.
-    /// - Parameters: `limit` is the most bytes it may have; `kind` what it must be, for the error.
+    /// - Parameters: `limit` is the most bytes it may have; `kind` what it must be, for the
+    ///   error; `followingLinks: false` refuses a symbolic link (a file a sandboxed process wrote).
     init(
-        path: String, limit: Int = maxBytes, kind expected: String = "a module must be a .wasm file"
-    )
-        throws(SupervisorError)
-    {
+        path: String, limit: Int = maxBytes, kind expected: String = "a module must be a .wasm file",
+        followingLinks: Bool = true
+    ) throws(SupervisorError) {
         let file: OwnedDescriptor
-        do { file = try Descriptors.openForReading(path) } catch {
+        do { file = try Descriptors.openForReading(path, followingLinks: followingLinks) } catch {
+            if error.errno == ELOOP && !followingLinks {
+                throw SupervisorError("\(path) is a symbolic link, not a file: \(expected)")
+            }
             throw SupervisorError("\(SystemError("cannot open \(path)", errno: error.errno))")
         }
         defer { file.close() }

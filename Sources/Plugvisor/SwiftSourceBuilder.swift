@@ -81,11 +81,12 @@ public struct SwiftSourceBuilder: Sendable {
         let files = try Self.readSources(source)
         let key = Self.cacheKey(toolchain: toolchain, kit: KitSources.swiftKit, files: files)
         let cached = cacheDirectory + "/\(key).wasm"
-        if FileManager.default.fileExists(atPath: cached) {
-            let module = try ModuleFile(path: cached)
-            logger.info("module from the cache", metadata: ["plugin": "\(plugin)", "module": "\(cached)"])
-            return Built(path: cached, bytes: module.bytes, sha256: module.sha256, fromCache: true)
-        }
+        if let built = try cachedModule(at: cached, plugin: plugin) { return built }
+        // One build at a time: a compiler takes hundreds of MiB, and a manifest of many
+        // plugins from source would otherwise start them all at once.
+        Self.buildLock.lock()
+        defer { Self.buildLock.unlock() }
+        if let built = try cachedModule(at: cached, plugin: plugin) { return built }
 
         let started = ContinuousClock.now
         let work = try Self.makeWorkDirectory()
@@ -143,7 +144,8 @@ public struct SwiftSourceBuilder: Sendable {
             environment: environment, directories: directories, workerUser: user, limits: Self.limits)
         try run(link, failure: "\(source.written) does not link", rename: rename)
 
-        let module = try ModuleFile(path: out + "/plugin.wasm")
+        // Written by the sandboxed linker: a link it left there would be followed by us.
+        let module = try ModuleFile(path: out + "/plugin.wasm", followingLinks: false)
         try Self.store(module.bytes, at: cached)
         let milliseconds = (ContinuousClock.now - started).microseconds / 1000
         logger.info(
@@ -159,6 +161,15 @@ public struct SwiftSourceBuilder: Sendable {
         try SwiftSourceBuilder(configuration: configuration, logger: .silent("plugvisor.build")).build(
             source, plugin: (source.path as NSString).lastPathComponent,
             user: geteuid() == 0 ? configuration.inspectUser : nil)
+    }
+
+    private static let buildLock = NSLock()
+
+    private func cachedModule(at path: String, plugin: String) throws(SupervisorError) -> Built? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let module = try ModuleFile(path: path)
+        logger.info("module from the cache", metadata: ["plugin": "\(plugin)", "module": "\(path)"])
+        return Built(path: path, bytes: module.bytes, sha256: module.sha256, fromCache: true)
     }
 
     // MARK: Steps
@@ -180,6 +191,9 @@ public struct SwiftSourceBuilder: Sendable {
         let process = launched.process
         process.monitor { _ in }
         defer {
+            // The step leads a process group (pv_spawn), which the sandbox forbids leaving:
+            // whatever it started goes with it.
+            Glibc.kill(-process.pid, SIGKILL)
             process.kill(because: .stopped)
             _ = process.awaitExit(timeout: .seconds(5))
         }
@@ -192,7 +206,11 @@ public struct SwiftSourceBuilder: Sendable {
             }
             try channel.send(SupervisorMessage.compile(request), deadline: deadline)
             // From here the channel carries the step's stdout and stderr, as bytes.
-            output = DiagnosticOutput.read(launched.channel.rawValue, limit: Self.maxDiagnosticBytes, until: deadline)
+            // Until the step exits, not until the channel closes: a process it left behind may
+            // hold the channel open (it dies with the step's process group, below).
+            output = DiagnosticOutput.read(
+                launched.channel.rawValue, limit: Self.maxDiagnosticBytes, until: deadline,
+                finished: { process.hasExited })
         } catch {
             process.kill(because: .protocolViolation)
             _ = process.awaitExit(timeout: .seconds(5))
@@ -258,7 +276,10 @@ public struct SwiftSourceBuilder: Sendable {
                     "\(path) is a symbolic link: the sources of a plugin are the files in its folder, not links to elsewhere"
                 )
             }
-            let file = try ModuleFile(path: path, limit: maxSourceBytes, kind: "a source must be a .swift file")
+            // Not followed either if it became a link since (the one file a manifest names may be one).
+            let file = try ModuleFile(
+                path: path, limit: maxSourceBytes, kind: "a source must be a .swift file",
+                followingLinks: !isDirectory.boolValue)
             total += file.bytes.count
             guard total <= maxSourceBytes else {
                 throw SupervisorError("\(source.written): its sources are larger than \(maxSourceBytes >> 20) MiB")
@@ -420,22 +441,28 @@ struct DiagnosticNames {
     }
 }
 
-/// What a build step wrote, read until it closes its end, at most `limit` bytes kept (the rest
-/// is read and dropped, so the step never blocks on a full pipe), or until the deadline.
+/// What a build step wrote, read until it closes its end or `finished` says it exited (and
+/// nothing more is waiting), or until the deadline; at most `limit` bytes are kept (the rest is
+/// read and dropped, so the step never blocks on a full socket).
 struct DiagnosticOutput {
     var text: String
     var timedOut: Bool
 
-    static func read(_ descriptor: Int32, limit: Int, until deadline: ContinuousClock.Instant) -> DiagnosticOutput {
+    static func read(
+        _ descriptor: Int32, limit: Int, until deadline: ContinuousClock.Instant, finished: () -> Bool
+    ) -> DiagnosticOutput {
         var kept: [UInt8] = []
         var dropped = 0
         var chunk = [UInt8](repeating: 0, count: 16 << 10)
         while true {
             let left = deadline - ContinuousClock.now
             guard left > .zero else { return DiagnosticOutput(text: "", timedOut: true) }
+            // Checked before the poll, so that what it wrote before it exited is still read.
+            let exited = finished()
             var poll = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = Glibc.poll(&poll, 1, Int32(min(left.microseconds / 1000 + 1, 1000)))
+            let ready = Glibc.poll(&poll, 1, exited ? 0 : Int32(min(left.microseconds / 1000 + 1, 50)))
             if ready < 0 && errno != EINTR { break }
+            if ready == 0 && exited { break }
             if ready <= 0 { continue }
             let count = Glibc.read(descriptor, &chunk, chunk.count)
             if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }

@@ -28,9 +28,13 @@ extension Descriptors {
     }
 
     /// Opens `path` for reading without ever blocking on it (a FIFO or a device answers at once)
-    /// and without it becoming our controlling terminal.
-    public static func openForReading(_ path: String) throws(SystemError) -> OwnedDescriptor {
-        let fd = try retryingInterrupts("open \(path)") { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) }
+    /// and without it becoming our controlling terminal; with `followingLinks: false`, a
+    /// symbolic link as its last component is refused (ELOOP) rather than followed.
+    public static func openForReading(
+        _ path: String, followingLinks: Bool = true
+    ) throws(SystemError) -> OwnedDescriptor {
+        let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (followingLinks ? 0 : O_NOFOLLOW)
+        let fd = try retryingInterrupts("open \(path)") { open(path, flags) }
         return OwnedDescriptor(fd)
     }
 

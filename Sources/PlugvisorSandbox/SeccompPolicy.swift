@@ -112,7 +112,10 @@ public struct SeccompPolicy: Sendable, Equatable {
     /// nothing but the toolchain's own binaries execute; the compiler is large, multi-threaded and changes with every toolchain, so an
     /// allowlist of its syscalls would break with the next release.
     public static let compiler = SeccompPolicy(
-        rules: broker.rules.filter { !["execve", "execveat"].contains($0.name) }, mode: .denyList)
+        rules: broker.rules.filter { !["execve", "execveat"].contains($0.name) } + [
+            Rule("setsid", why: "the step's process group is killed when it ends: nothing may leave it"),
+            Rule("setpgid", why: "the step's process group is killed when it ends: nothing may leave it"),
+        ], mode: .denyList)
 
     /// What a locked-down worker needs: read and write its frames, allocate, run WasmKit, and
     /// serve the WASI functions its grants allow. No sockets, exec, fork, ptrace; no open at all

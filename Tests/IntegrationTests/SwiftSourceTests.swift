@@ -198,36 +198,43 @@ import Testing
             validated.output.stdout.contains("plugins/secret.swift is a symbolic link"), "\(validated.output.stdout)")
     }
 
-    /// What a compiler taken over by a hostile source could reach: a probe in the compiler's
-    /// place (a toolchain on PATH whose swift-frontend it is) tries to read beside the sources,
-    /// write outside its output folder, connect to the host and run a shell.
-    @Test func theCompilerReachesNothingButItsToolchainAndItsOutputFolder() throws {
-        let project = try Project(
-            manifest: Self.greeterManifest("plugins/greeter.swift"),
-            files: ["plugins/greeter.swift": "// greeter\n", "plugins/secret.txt": "s3cr3t\n"])
-        let listener = try LoopbackListener()
-        let outside = project.directory.appendingPathComponent("escaped").path
+    /// A toolchain whose swift-frontend (and wasm-ld, and swiftc) is the probe, built with
+    /// `defines`; returns the PATH that puts it first.
+    static func probeToolchain(in project: Project, defines: [String]) throws -> String {
         let toolchain = project.directory.appendingPathComponent("toolchain/usr")
         for folder in ["bin", "lib/swift/embedded/wasm32-unknown-none-wasm"] {
             try FileManager.default.createDirectory(
                 at: toolchain.appendingPathComponent(folder), withIntermediateDirectories: true)
         }
         let probe = toolchain.appendingPathComponent("bin/swift-frontend").path
-        let built = ProcessRunner.run([
-            "/usr/bin/env", "clang", "-O1", "-o", probe,
-            Fixtures.root.appendingPathComponent("Fixtures/build/compiler-probe.c").path,
-            "-DPROBE_SECRET=\"\(project.directory.path)/plugins/secret.txt\"",
-            "-DPROBE_SOURCE=\"\(project.directory.path)/plugins/greeter.swift\"",
-            "-DPROBE_OUTSIDE=\"\(outside)\"", "-DPROBE_PORT=\(listener.port)",
-        ])
+        let built = ProcessRunner.run(
+            ["/usr/bin/env", "clang", "-O1", "-o", probe]
+                + [Fixtures.root.appendingPathComponent("Fixtures/build/compiler-probe.c").path]
+                + defines.map { "-D" + $0 })
         try #require(built.status == 0, "\(built.stderr)")
         for tool in ["swiftc", "wasm-ld"] {
             #expect(symlink(probe, toolchain.appendingPathComponent("bin/\(tool)").path) == 0)
         }
         chmod(project.directory.appendingPathComponent("toolchain").path, 0o755)
+        return toolchain.appendingPathComponent("bin").path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")
+    }
 
-        let path =
-            toolchain.appendingPathComponent("bin").path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "")
+    /// What a compiler taken over by a hostile source could reach: a probe in the compiler's
+    /// place tries to read beside the sources, write outside its output folder, connect to the
+    /// host, run a shell and leave a process behind.
+    @Test func theCompilerReachesNothingButItsToolchainAndItsOutputFolder() throws {
+        let project = try Project(
+            manifest: Self.greeterManifest("plugins/greeter.swift"),
+            files: ["plugins/greeter.swift": "// greeter\n", "plugins/secret.txt": "s3cr3t\n"])
+        let listener = try LoopbackListener()
+        let outside = project.directory.appendingPathComponent("escaped").path
+        let path = try Self.probeToolchain(
+            in: project,
+            defines: [
+                "PROBE_SECRET=\"\(project.directory.path)/plugins/secret.txt\"",
+                "PROBE_SOURCE=\"\(project.directory.path)/plugins/greeter.swift\"",
+                "PROBE_OUTSIDE=\"\(outside)\"", "PROBE_PORT=\(listener.port)",
+            ])
         let validated = try project.validate(environment: ["PATH": path])
         let report = validated.output.stdout
         #expect(validated.output.status == 1)
@@ -240,6 +247,34 @@ import Testing
         }
         #expect(!FileManager.default.fileExists(atPath: outside))
         #expect(listener.acceptedAny() == false)
+        let child = report.components(separatedBy: "probe: child ").dropFirst().first.flatMap {
+            Int32($0.prefix { $0.isNumber })
+        }
+        // The pid is the sandbox's view; with no pid namespace it is the host's too.
+        let leftover = try #require(child, "\(report)")
+        #expect(pollUntil(timeout: .seconds(5)) { !processIsAlive(leftover) }, "the probe's child outlived its step")
+    }
+
+    /// A linker taken over leaves a link where the module should be, to a file the sandbox
+    /// cannot reach: the supervisor must not follow it (and cache what it points to).
+    @Test func aModuleThatTheLinkerLeftAsALinkIsRefused() throws {
+        let project = try Project(
+            manifest: Self.greeterManifest("greeter.swift"), files: ["greeter.swift": "// greeter\n"])
+        let secret = project.directory.appendingPathComponent("secret").path
+        try "\0asm s3cr3t".write(toFile: secret, atomically: true, encoding: .utf8)
+        let path = try Self.probeToolchain(
+            in: project,
+            defines: [
+                "PROBE_LINK_TO_SECRET", "PROBE_SECRET=\"\(secret)\"", "PROBE_SOURCE=\"\"", "PROBE_OUTSIDE=\"\"",
+                "PROBE_PORT=0",
+            ])
+        let validated = try project.validate(environment: ["PATH": path])
+        #expect(validated.output.status == 1)
+        #expect(
+            validated.output.stdout.contains("plugin.wasm is a symbolic link, not a file"), "\(validated.output.stdout)"
+        )
+        let cached = (try? FileManager.default.contentsOfDirectory(atPath: project.cache + "/swift")) ?? []
+        #expect(cached.filter { $0.hasSuffix(".wasm") }.isEmpty, "nothing was cached: \(cached)")
     }
 }
 
