@@ -93,16 +93,23 @@ public struct SwiftSourceBuilder: Sendable {
         defer { try? FileManager.default.removeItem(atPath: work) }
         let (src, kitDirectory, out) = (work + "/src", work + "/kit", work + "/out")
         do {
-            for directory in [src, kitDirectory, out] {
+            // Only the compiler's user (and root) may read the copies or write the output.
+            var written = [src, kitDirectory, out]
+            for directory in written {
                 try FileManager.default.createDirectory(
-                    atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
+                    atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
             }
-            for file in files {
-                try Data(file.bytes).write(to: URL(fileURLWithPath: src + "/" + file.name))
+            for (path, bytes) in files.map({ (src + "/" + $0.name, $0.bytes) })
+                + [(kitDirectory + "/Plugvisor.swift", KitSources.swiftKit)]
+            {
+                guard
+                    FileManager.default.createFile(
+                        atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o600])
+                else { throw SystemError("write \(path)") }
+                written.append(path)
             }
-            try Data(KitSources.swiftKit).write(to: URL(fileURLWithPath: kitDirectory + "/Plugvisor.swift"))
-            if let user, geteuid() == 0, chown(out, user.uid, user.gid) != 0 {
-                throw SystemError("chown \(out)")
+            if let user, geteuid() == 0 {
+                for path in written where chown(path, user.uid, user.gid) != 0 { throw SystemError("chown \(path)") }
             }
         } catch {
             throw SupervisorError("cannot prepare the build of \(source.written) in \(work): \(error)")
@@ -408,8 +415,9 @@ public struct SwiftSourceBuilder: Sendable {
                 "cannot make a build folder in \(NSTemporaryDirectory()): \(String(cString: strerror(errno)))")
         }
         let path = String(cString: made)
-        // The compiler may run as another uid (the plugin's): it must reach src, kit and out.
-        chmod(path, 0o755)
+        // The compiler may run as another uid (the plugin's): it must reach src, kit and out,
+        // which are its own, but list nothing here.
+        chmod(path, 0o711)
         return path
     }
 
