@@ -161,10 +161,12 @@ public struct SwiftSourceBuilder: Sendable {
     }
 
     /// For `plugvisor validate` and `inspect`, which print no log: built as `plugvisor
-    /// inspect`'s user when run as root.
+    /// inspect`'s user when run as root. (Untyped: a typed throw caught in the CLI's release
+    /// build crashed Swift 6.3.1's LLVM verifier, "swifterror value can only be loaded and
+    /// stored from".)
     public static func buildForInspection(
         _ source: PluginSpec.SwiftSource, configuration: SupervisorConfiguration
-    ) throws(SupervisorError) -> Built {
+    ) throws -> Built {
         try SwiftSourceBuilder(configuration: configuration, logger: .silent("plugvisor.build")).build(
             source, plugin: (source.path as NSString).lastPathComponent,
             user: geteuid() == 0 ? configuration.inspectUser : nil)
