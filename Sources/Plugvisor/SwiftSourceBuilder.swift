@@ -424,11 +424,21 @@ public struct SwiftSourceBuilder: Sendable {
     }
 
     /// Writes `bytes` to `path` whole or not at all (a temporary file renamed over it).
+    /// The cache is the supervisor's user's alone (0700, 0600), as the sources may be private.
     private static func store(_ bytes: [UInt8], at path: String) throws(SupervisorError) {
         let folder = (path as NSString).deletingLastPathComponent
         do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try FileManager.default.createDirectory(
+                atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let temporary = path + ".\(getpid()).tmp"
+            guard
+                FileManager.default.createFile(
+                    atPath: temporary, contents: Data(bytes), attributes: [.posixPermissions: 0o600])
+            else { throw SystemError("write \(temporary)") }
+            guard rename(temporary, path) == 0 else {
+                unlink(temporary)
+                throw SystemError("rename \(temporary)")
+            }
         } catch {
             throw SupervisorError(
                 "cannot keep the built module in \(folder): \(error.localizedDescription) (give another with --cache-dir)"

@@ -7,11 +7,15 @@ import Testing
 /// of the test's own (what systemd listens on), and the shipped unit checked by systemd.
 @Suite(.timeLimit(.minutes(2))) struct ServiceManagerTests {
     /// A bound datagram socket that collects what is sent to it.
+    /// A service manager's end of the notify protocol: a datagram socket in a folder of its
+    /// own, which goes with it.
     final class NotifyListener {
+        let directory: URL
         let path: String
         let descriptor: Int32
 
-        init(in directory: URL) throws {
+        init() throws {
+            directory = try RunningSupervisor.makeTemporaryDirectory()
             path = directory.appendingPathComponent("notify.sock").path
             descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
             var address = sockaddr_un()
@@ -25,7 +29,10 @@ import Testing
             guard bound == 0 else { throw FixtureError("bind \(path): \(String(cString: strerror(errno)))") }
         }
 
-        deinit { close(descriptor) }
+        deinit {
+            close(descriptor)
+            try? FileManager.default.removeItem(at: directory)
+        }
 
         /// The datagrams that arrive within `timeout` until one satisfies `condition`.
         func receive(timeout: Duration = .seconds(15), until condition: (String) -> Bool) -> [String] {
@@ -51,13 +58,16 @@ import Testing
           - {name: greeter, wasm: "{{plugins}}/greeter-wat.wasm"}
         """
 
-    @Test func readyStatusWatchdogReloadingAndStoppingReachTheManager() throws {
-        let directory = try RunningSupervisor.makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let listener = try NotifyListener(in: directory)
+    /// A supervisor on the manifest with NOTIFY_SOCKET pointing at a listener, and `environment`.
+    func notifying(_ environment: [String: String]) throws -> (RunningSupervisor, NotifyListener) {
+        let listener = try NotifyListener()
         let supervisor = try RunningSupervisor(
-            manifest: Self.manifest,
-            environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "400000"])
+            manifest: Self.manifest, environment: environment.merging(["NOTIFY_SOCKET": listener.path]) { $1 })
+        return (supervisor, listener)
+    }
+
+    @Test func readyStatusWatchdogReloadingAndStoppingReachTheManager() throws {
+        let (supervisor, listener) = try notifying(["WATCHDOG_USEC": "400000"])
 
         let started = listener.receive { $0.contains("READY=1") }
         #expect(started.last?.split(separator: "\n").contains("STATUS=2 of 2 plugins serving") == true, "\(started)")
@@ -86,12 +96,7 @@ import Testing
     }
 
     @Test func aWatchdogMeantForAnotherProcessIsNotPinged() throws {
-        let directory = try RunningSupervisor.makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let listener = try NotifyListener(in: directory)
-        let supervisor = try RunningSupervisor(
-            manifest: Self.manifest,
-            environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"])
+        let (supervisor, listener) = try notifying(["WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"])
         #expect(listener.receive { $0.contains("READY=1") }.last?.contains("READY=1") == true)
         let pings = listener.receive(timeout: .seconds(1)) { _ in false }.filter { $0.contains("WATCHDOG=1") }
         #expect(pings.isEmpty, "\(pings)")
