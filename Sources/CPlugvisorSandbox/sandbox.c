@@ -254,7 +254,8 @@ static unsigned long locked_flags(const char *path) {
 
 #define PV_STEP(name) do { snprintf(step, step_length, "%s", name); goto fail; } while (0)
 
-int pv_enter_empty_root(const char *const *paths, const int *writable, size_t count, char *step, size_t step_length) {
+int pv_enter_empty_root(const char *const *paths, const int *writable, size_t count, int new_pid_namespace, char *step,
+                        size_t step_length) {
     enum { max_paths = 64 };
     int sources[max_paths];
     size_t opened = 0;
@@ -266,7 +267,9 @@ int pv_enter_empty_root(const char *const *paths, const int *writable, size_t co
     }
     uid_t uid = geteuid();
     gid_t gid = getegid();
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) < 0) PV_STEP("unshare");
+    int namespaces = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+    if (new_pid_namespace) namespaces |= CLONE_NEWPID;
+    if (unshare(namespaces) < 0) PV_STEP("unshare");
     // The credential change made the process undumpable, which gives /proc/self to root:
     // dumpable again for the three writes that map our own ids, undumpable after.
     if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) PV_STEP("PR_SET_DUMPABLE");

@@ -15,13 +15,19 @@ struct ModuleFile: Sendable {
     /// - Throws: when `path` cannot be read, or is not a regular file: a FIFO, a device or a
     ///   directory is refused at once (opened without blocking, then checked), never waited on.
     /// - Parameters: `limit` is the most bytes it may have; `kind` what it must be, for the
-    ///   error; `followingLinks: false` refuses a symbolic link (a file a sandboxed process wrote).
+    ///   error; `followingLinks: false` refuses a symbolic link (a file a sandboxed process
+    ///   wrote); with `folder`, the file named `path`'s last component is opened in that open
+    ///   folder (so a folder swapped since it was opened is not read).
     init(
         path: String, limit: Int = maxBytes, kind expected: String = "a module must be a .wasm file",
-        followingLinks: Bool = true
+        followingLinks: Bool = true, in folder: OwnedDescriptor? = nil
     ) throws(SupervisorError) {
         let file: OwnedDescriptor
-        do { file = try Descriptors.openForReading(path, followingLinks: followingLinks) } catch {
+        do {
+            file = try Descriptors.openForReading(
+                folder == nil ? path : (path as NSString).lastPathComponent, followingLinks: followingLinks,
+                in: folder?.rawValue ?? AT_FDCWD)
+        } catch {
             if error.errno == ELOOP && !followingLinks {
                 throw SupervisorError("\(path) is a symbolic link, not a file: \(expected)")
             }

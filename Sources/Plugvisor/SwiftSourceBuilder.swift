@@ -32,8 +32,8 @@ public struct SwiftSourceBuilder: Sendable {
         var root: String
         var frontend: String
         var linker: String
-        /// The frontend's path, size and modification time: the compiler's part of the cache
-        /// key, known without running it.
+        /// The path, size and modification time of the frontend, the linker and the libraries
+        /// it links: the toolchain's part of the cache key, known without running anything.
         var identity: String
         var embeddedLibrary: String
         var builtins: String
@@ -176,7 +176,8 @@ public struct SwiftSourceBuilder: Sendable {
 
     private func cachedModule(at path: String, plugin: String) throws(SupervisorError) -> Built? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let module = try ModuleFile(path: path)
+        try Self.checkOwnership(of: (path as NSString).deletingLastPathComponent)
+        let module = try ModuleFile(path: path, followingLinks: false)
         logger.info("module from the cache", metadata: ["plugin": "\(plugin)", "module": "\(path)"])
         return Built(path: path, bytes: module.bytes, sha256: module.sha256, fromCache: true)
     }
@@ -200,9 +201,8 @@ public struct SwiftSourceBuilder: Sendable {
         let process = launched.process
         process.monitor { _ in }
         defer {
-            // The step leads a process group (pv_spawn), which the sandbox forbids leaving:
-            // whatever it started goes with it.
-            Glibc.kill(-process.pid, SIGKILL)
+            // The compiler is pid 1 of its own PID namespace, under this worker: what it
+            // started dies with it.
             process.kill(because: .stopped)
             _ = process.awaitExit(timeout: .seconds(5))
         }
@@ -270,6 +270,18 @@ public struct SwiftSourceBuilder: Sendable {
             folder = (source.path as NSString).deletingLastPathComponent
             names = [(source.path as NSString).lastPathComponent]
         }
+        // Each file is opened in the folder as opened now, never through a link: a source's
+        // author could otherwise point it, or swap it, at any file the supervisor can read.
+        let folderDescriptor = open(
+            folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (isDirectory.boolValue ? O_NOFOLLOW : 0))
+        guard folderDescriptor >= 0 else {
+            throw SupervisorError(
+                errno == ELOOP || errno == ENOTDIR
+                    ? "\(source.written) is a symbolic link: name the folder itself"
+                    : "cannot open \(folder): \(String(cString: strerror(errno)))")
+        }
+        let opened = OwnedDescriptor(folderDescriptor)
+        defer { opened.close() }
         var files: [SourceFile] = []
         var total = 0
         for name in names {
@@ -280,15 +292,15 @@ public struct SwiftSourceBuilder: Sendable {
                 )
             }
             var info = stat()
-            if isDirectory.boolValue, lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK {
+            if fstatat(opened.rawValue, name, &info, AT_SYMLINK_NOFOLLOW) == 0, info.st_mode & S_IFMT == S_IFLNK {
                 throw SupervisorError(
                     "\(path) is a symbolic link: the sources of a plugin are the files in its folder, not links to elsewhere"
                 )
             }
-            // Not followed either if it became a link since (the one file a manifest names may be one).
+            // Not followed either if it became one since.
             let file = try ModuleFile(
-                path: path, limit: maxSourceBytes, kind: "a source must be a .swift file",
-                followingLinks: !isDirectory.boolValue)
+                path: path, limit: maxSourceBytes, kind: "a source must be a .swift file", followingLinks: false,
+                in: opened)
             total += file.bytes.count
             guard total <= maxSourceBytes else {
                 throw SupervisorError("\(source.written): its sources are larger than \(maxSourceBytes >> 20) MiB")
@@ -368,7 +380,14 @@ public struct SwiftSourceBuilder: Sendable {
         guard let newest = builtins.max(by: { $0.compare($1, options: .numeric) == .orderedAscending }) else {
             throw SupervisorError("no \(pattern): install Debian's libclang-rt-dev-wasm32")
         }
-        let identity = "\(frontend) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+        // Every program and library a build uses, by path, size and modification time.
+        let identity = [
+            frontend, linker, newest, wasiLibc + "/libc.a", embedded + "/libswiftUnicodeDataTables.a",
+        ].map { path in
+            var file = stat()
+            _ = stat(path, &file)
+            return "\(path) \(file.st_size) \(file.st_mtim.tv_sec).\(file.st_mtim.tv_nsec)"
+        }.joined(separator: "\n")
         return Toolchain(
             root: root, frontend: frontend, linker: linker, identity: identity, embeddedLibrary: embedded,
             builtins: newest)
@@ -424,12 +443,27 @@ public struct SwiftSourceBuilder: Sendable {
     }
 
     /// Writes `bytes` to `path` whole or not at all (a temporary file renamed over it).
+    /// A cache folder someone else could write is not trusted: a module planted there would
+    /// be served, and a link followed.
+    static func checkOwnership(of folder: String) throws(SupervisorError) {
+        var info = stat()
+        guard lstat(folder, &info) == 0 else {
+            throw SupervisorError("cannot use the cache \(folder): \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(), info.st_mode & 0o022 == 0 else {
+            throw SupervisorError(
+                "the cache \(folder) is not a folder of this user's that only it can write: give another with --cache-dir"
+            )
+        }
+    }
+
     /// The cache is the supervisor's user's alone (0700, 0600), as the sources may be private.
     private static func store(_ bytes: [UInt8], at path: String) throws(SupervisorError) {
         let folder = (path as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(
                 atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try checkOwnership(of: folder)
             let temporary = path + ".\(getpid()).tmp"
             guard
                 FileManager.default.createFile(
@@ -441,7 +475,7 @@ public struct SwiftSourceBuilder: Sendable {
             }
         } catch {
             throw SupervisorError(
-                "cannot keep the built module in \(folder): \(error.localizedDescription) (give another with --cache-dir)"
+                "cannot keep the built module in \(folder): \(error) (give another with --cache-dir)"
             )
         }
     }

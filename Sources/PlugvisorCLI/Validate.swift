@@ -32,7 +32,8 @@ struct Validate: ParsableCommand {
         let configuration = SupervisorConfiguration(cacheDirectory: cache.cacheDirectory)
         let problems = noModules ? [] : loaded.plugins.flatMap { Self.moduleProblems($0, configuration: configuration) }
         guard problems.isEmpty else {
-            problems.forEach { Output.stdout("\(manifest): \($0)") }
+            // A compiler's diagnostics span lines: indented, so none reads as a problem of its own.
+            problems.forEach { Output.stdout("\(manifest): " + $0.replacingOccurrences(of: "\n", with: "\n    ")) }
             Output.stdout("\(problems.count) problem(s)")
             throw ExitCode(1)
         }

@@ -167,7 +167,10 @@ struct ManifestReader {
                 }
             case "source":
                 if let written = string(value, at) {
-                    let resolved = resolve(written)
+                    // Without resolving links (standardizingPath would): a source that is a
+                    // link is refused when it is read.
+                    let joined = written.hasPrefix("/") ? written : baseDirectory + "/" + written
+                    let resolved = URL(fileURLWithPath: joined).standardized.path
                     var isDirectory: ObjCBool = false
                     if !FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory) {
                         problem(value, at, "no such file or folder: \(resolved)")

@@ -30,11 +30,12 @@ extension Descriptors {
     /// Opens `path` for reading without ever blocking on it (a FIFO or a device answers at once)
     /// and without it becoming our controlling terminal; with `followingLinks: false`, a
     /// symbolic link as its last component is refused (ELOOP) rather than followed.
+    /// A relative `path` is taken in the folder open as `directory` (openat).
     public static func openForReading(
-        _ path: String, followingLinks: Bool = true
+        _ path: String, followingLinks: Bool = true, in directory: Int32 = AT_FDCWD
     ) throws(SystemError) -> OwnedDescriptor {
         let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (followingLinks ? 0 : O_NOFOLLOW)
-        let fd = try retryingInterrupts("open \(path)") { open(path, flags) }
+        let fd = try retryingInterrupts("open \(path)") { openat(directory, path, flags) }
         return OwnedDescriptor(fd)
     }
 

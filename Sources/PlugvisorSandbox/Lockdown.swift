@@ -67,14 +67,19 @@ public struct LockdownPlan: Sendable {
     /// workers, no for the network broker, whose job is to connect through the host's network
     /// with the host's resolver configuration and certificates.
     public var isolated: Bool
+    /// (isolated) The next child is pid 1 of a PID namespace of its own (a build step's
+    /// compiler): nothing it starts can outlive it, and it sees no process outside.
+    public var childInOwnPIDNamespace: Bool
 
     public init(
-        directories: [Directory], user: WorkerUser?, policy: SeccompPolicy, isolated: Bool = true
+        directories: [Directory], user: WorkerUser?, policy: SeccompPolicy, isolated: Bool = true,
+        childInOwnPIDNamespace: Bool = false
     ) {
         self.directories = directories
         self.user = user
         self.policy = policy
         self.isolated = isolated
+        self.childInOwnPIDNamespace = childInOwnPIDNamespace
     }
 }
 
@@ -116,19 +121,19 @@ public enum Lockdown {
                 throw SandboxError(step: "drop privileges to \(user.uid):\(user.gid)", errno: errno)
             }
         }
-        if plan.isolated { try enterEmptyRoot(plan.directories) }
+        if plan.isolated { try enterEmptyRoot(plan.directories, newPIDNamespace: plan.childInOwnPIDNamespace) }
         if pv_rearm_parent_death_signal(parent) != 0 { throw SandboxError(step: "PR_SET_PDEATHSIG", errno: errno) }
         try restrictFilesystem(plan.directories, network: plan.isolated)
         try plan.policy.install()  // must stay last
     }
 
-    static func enterEmptyRoot(_ directories: [LockdownPlan.Directory]) throws(SandboxError) {
+    static func enterEmptyRoot(_ directories: [LockdownPlan.Directory], newPIDNamespace: Bool) throws(SandboxError) {
         let owned = directories.map { strdup($0.path) }
         defer { owned.forEach { free($0) } }
         let paths: [UnsafePointer<CChar>?] = owned.map { $0.map { UnsafePointer($0) } }
         let writable: [Int32] = directories.map(\.grant)
         var step = [CChar](repeating: 0, count: 256)
-        let rc = pv_enter_empty_root(paths, writable, directories.count, &step, step.count)
+        let rc = pv_enter_empty_root(paths, writable, directories.count, newPIDNamespace ? 1 : 0, &step, step.count)
         if rc != 0 {
             let name = String(decoding: step.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw SandboxError(step: "namespaces (\(name))", errno: -rc)

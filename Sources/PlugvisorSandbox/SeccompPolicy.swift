@@ -108,14 +108,13 @@ public struct SeccompPolicy: Sendable, Equatable {
         ], mode: .denyList)
 
     /// A compiler's filter, for a plugin built from source: the broker's denylist, but execve
-    /// is allowed, since the filter is installed before the compiler is executed. Landlock lets
-    /// nothing but the toolchain's own binaries execute; the compiler is large, multi-threaded and changes with every toolchain, so an
-    /// allowlist of its syscalls would break with the next release.
+    /// is allowed, since the filter is installed before the compiler is executed (as pid 1 of
+    /// a PID namespace of its own, so that what it starts cannot outlive it or see other
+    /// processes). Landlock lets nothing but the toolchain's own binaries execute; the compiler
+    /// is large, multi-threaded and changes with every toolchain, so an allowlist of its
+    /// syscalls would break with the next release.
     public static let compiler = SeccompPolicy(
-        rules: broker.rules.filter { !["execve", "execveat"].contains($0.name) } + [
-            Rule("setsid", why: "the step's process group is killed when it ends: nothing may leave it"),
-            Rule("setpgid", why: "the step's process group is killed when it ends: nothing may leave it"),
-        ], mode: .denyList)
+        rules: broker.rules.filter { !["execve", "execveat"].contains($0.name) }, mode: .denyList)
 
     /// What a locked-down worker needs: read and write its frames, allocate, run WasmKit, and
     /// serve the WASI functions its grants allow. No sockets, exec, fork, ptrace; no open at all

@@ -76,7 +76,11 @@ int pv_rlimit_fsize(void);
 /// the caller's own uid and gid, so it works the same for root and for an ordinary user).
 /// Afterwards no capability is left in the new namespace either. Returns 0, or a negative errno
 /// with `step` naming what failed.
-int pv_enter_empty_root(const char *const *paths, const int *writable, size_t count, char *step, size_t step_length);
+/// With `new_pid_namespace`, the next child of the caller is the first process (pid 1) of a
+/// PID namespace of its own: it sees no process outside, and when it exits every process in
+/// the namespace is killed.
+int pv_enter_empty_root(const char *const *paths, const int *writable, size_t count, int new_pid_namespace, char *step,
+                        size_t step_length);
 
 /// setgroups([]), setgid, setuid, and a check that they cannot be undone. 0 or -1 with errno.
 int pv_drop_privileges(uid_t uid, gid_t gid);
