@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -62,6 +63,13 @@ int main(int argc, char **argv) {
     char inside[4096];
     snprintf(inside, sizeof inside, "%s/probe", tmp ? tmp : "/nonexistent");
     report("write in its output folder", can_write(inside));
+    // A folder with a file in it, closed to everyone: the build folder must still go.
+    snprintf(inside, sizeof inside, "%s/trap", tmp ? tmp : "/nonexistent");
+    mkdir(inside, 0700);
+    snprintf(inside + strlen(inside), sizeof inside - strlen(inside), "/file");
+    can_write(inside);
+    *strrchr(inside, '/') = 0;
+    chmod(inside, 0);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(PROBE_PORT)};
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -90,7 +90,7 @@ public struct SwiftSourceBuilder: Sendable {
 
         let started = ContinuousClock.now
         let work = try Self.makeWorkDirectory()
-        defer { try? FileManager.default.removeItem(atPath: work) }
+        defer { Self.remove(work) }
         let (src, kitDirectory, out) = (work + "/src", work + "/kit", work + "/out")
         do {
             // Only the compiler's user (and root) may read the copies or write the output.
@@ -442,7 +442,21 @@ public struct SwiftSourceBuilder: Sendable {
         return path
     }
 
-    /// Writes `bytes` to `path` whole or not at all (a temporary file renamed over it).
+    /// Removes a build folder whatever the compiler left in it: folders it made unreadable or
+    /// unwritable are given back to their owner first (links are removed, never followed).
+    static func remove(_ path: String) {
+        func reopen(_ folder: String) {
+            var info = stat()
+            guard lstat(folder, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return }
+            chmod(folder, 0o700)
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+                reopen(folder + "/" + entry)
+            }
+        }
+        reopen(path)
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
     /// A cache folder someone else could write is not trusted: a module planted there would
     /// be served, and a link followed.
     static func checkOwnership(of folder: String) throws(SupervisorError) {
@@ -457,7 +471,8 @@ public struct SwiftSourceBuilder: Sendable {
         }
     }
 
-    /// The cache is the supervisor's user's alone (0700, 0600), as the sources may be private.
+    /// Writes `bytes` to `path` whole or not at all (a temporary file renamed over it). The
+    /// cache is the supervisor's user's alone (0700, 0600), as the sources may be private.
     private static func store(_ bytes: [UInt8], at path: String) throws(SupervisorError) {
         let folder = (path as NSString).deletingLastPathComponent
         do {

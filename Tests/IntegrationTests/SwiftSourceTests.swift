@@ -271,10 +271,14 @@ import Testing
                 "PROBE_SOURCE=\"\(project.directory.path)/plugins/greeter.swift\"",
                 "PROBE_OUTSIDE=\"\(outside)\"", "PROBE_PORT=\(listener.port)",
             ])
-        let validated = try project.validate(environment: ["PATH": path])
+        let temporary = project.directory.appendingPathComponent("tmp").path
+        try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+        let validated = try project.validate(environment: ["PATH": path, "TMPDIR": temporary])
         let report = validated.output.stdout
         #expect(validated.output.status == 1)
         #expect(report.contains("probe: write in its output folder: ok"), "the probe ran in the sandbox: \(report)")
+        // It left a folder closed to everyone in its output: the build folder went anyway.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty)
         for attempt in [
             "read a file beside the sources", "read the original source", "read /etc/passwd",
             "write outside its output folder", "connect to the host's loopback", "run /bin/sh",
