@@ -55,6 +55,17 @@ int main(int argc, char **argv) {
         for (;;) pause();
     }
     printf("probe: child %d\n", (int)child);
+    // A fork bomb, stopped at 400: under root the step's uid may hold 256 processes.
+    int forks = 0;
+    while (forks < 400) {
+        pid_t more = fork();
+        if (more < 0) break;
+        if (more == 0) {
+            for (;;) pause();
+        }
+        forks++;
+    }
+    printf("probe: forks %d\n", forks);
     report("read a file beside the sources", can_read(PROBE_SECRET));
     report("read the original source", can_read(PROBE_SOURCE));
     report("read /etc/passwd", can_read("/etc/passwd"));

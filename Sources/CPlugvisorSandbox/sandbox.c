@@ -346,6 +346,7 @@ int pv_rlimit_nofile(void) { return RLIMIT_NOFILE; }
 int pv_rlimit_core(void) { return RLIMIT_CORE; }
 int pv_rlimit_cpu(void) { return RLIMIT_CPU; }
 int pv_rlimit_fsize(void) { return RLIMIT_FSIZE; }
+int pv_rlimit_nproc(void) { return RLIMIT_NPROC; }
 
 int pv_drop_privileges(uid_t uid, gid_t gid) {
     if (setgroups(0, NULL) < 0) return -1;

@@ -12,6 +12,9 @@ public struct ResourceLimits: Sendable, Equatable {
     public var cpuSeconds: UInt64
     /// RLIMIT_FSIZE: the largest file a plugin may write in a granted directory.
     public var fileBytes: UInt64
+    /// RLIMIT_NPROC, counted per uid: set only for a process that runs as a uid of its own
+    /// (a build step under root, as its plugin's uid), where it bounds a fork bomb.
+    public var processes: UInt64? = nil
 
     /// Limits for a plugin whose linear memory is capped at `memoryLimit` bytes. Growing a
     /// memory copies it, so the data limit leaves room for two copies plus the runtime, and
@@ -102,6 +105,9 @@ public enum Lockdown {
         ]
         for (name, resource, value) in steps where pv_set_rlimit(resource, value) != 0 {
             throw SandboxError(step: name, errno: errno)
+        }
+        if let processes = limits.processes, pv_set_rlimit(pv_rlimit_nproc(), processes) != 0 {
+            throw SandboxError(step: "RLIMIT_NPROC", errno: errno)
         }
     }
 

@@ -8,10 +8,13 @@ import PlugvisorSandbox
 enum CompileStep {
     static func run(_ request: CompileRequest, channel: Int32) -> Never {
         do {
-            try Lockdown.setResourceLimits(
-                ResourceLimits(
-                    dataBytes: request.limits.dataBytes, openFiles: 1024, cpuSeconds: request.limits.cpuSeconds,
-                    fileBytes: request.limits.fileBytes))
+            var limits = ResourceLimits(
+                dataBytes: request.limits.dataBytes, openFiles: 1024, cpuSeconds: request.limits.cpuSeconds,
+                fileBytes: request.limits.fileBytes)
+            // Under root the step runs as its plugin's uid, which no one else shares: the count
+            // of processes bounds it alone (as an ordinary user it would count the user's own).
+            if geteuid() == 0 && request.workerUser != nil { limits.processes = 256 }
+            try Lockdown.setResourceLimits(limits)
             try Lockdown.apply(
                 LockdownPlan(
                     directories: request.directories.map {

@@ -288,6 +288,13 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: outside))
         #expect(listener.acceptedAny() == false)
         #expect(report.contains("probe: child "), "\(report)")
+        let forks = report.components(separatedBy: "probe: forks ").dropFirst().first.flatMap {
+            Int($0.prefix { $0.isNumber })
+        }
+        if geteuid() == 0 {
+            // Its own uid, so RLIMIT_NPROC counts its processes alone.
+            #expect(forks.map { $0 < 256 } == true, "\(report)")
+        }
         // Its pid is the sandbox's own; what shows it gone is that no process runs the probe.
         let probe = project.directory.appendingPathComponent("toolchain/usr/bin/swift-frontend").path
         #expect(

@@ -69,6 +69,7 @@ int pv_rlimit_nofile(void);
 int pv_rlimit_core(void);
 int pv_rlimit_cpu(void);
 int pv_rlimit_fsize(void);
+int pv_rlimit_nproc(void);
 
 /// Gives the calling process its own user, mount, network, IPC and UTS namespaces, with an
 /// empty, read-only root in which only `paths` exist (bind mounts at the same paths, read-only
