@@ -313,10 +313,7 @@ private final class Countdown: Sendable {
 extension PluginSpec {
     /// Where a change means a new version: the module's folder, or the sources' folder.
     var watchedDirectory: String {
-        guard let source else { return (wasm as NSString).deletingLastPathComponent }
-        var isDirectory: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: source.path, isDirectory: &isDirectory)
-        return isDirectory.boolValue ? source.path : (source.path as NSString).deletingLastPathComponent
+        source?.folder ?? (wasm as NSString).deletingLastPathComponent
     }
 
     /// Whether these changed files are this plugin's module or one of its Swift sources.

@@ -23,7 +23,6 @@ public struct SwiftSourceBuilder: Sendable {
         public var path: String
         public var bytes: [UInt8]
         public var sha256: String
-        public var fromCache: Bool
     }
 
     /// The toolchain and the wasm32 libraries a build uses.
@@ -157,7 +156,7 @@ public struct SwiftSourceBuilder: Sendable {
         let milliseconds = (ContinuousClock.now - started).microseconds / 1000
         logger.info(
             "built from source", metadata: ["plugin": "\(plugin)", "module": "\(cached)", "ms": "\(milliseconds)"])
-        return Built(path: cached, bytes: module.bytes, sha256: module.sha256, fromCache: false)
+        return Built(path: cached, bytes: module.bytes, sha256: module.sha256)
     }
 
     /// For `plugvisor validate` and `inspect`, which print no log: built as `plugvisor
@@ -179,7 +178,7 @@ public struct SwiftSourceBuilder: Sendable {
         try Self.checkOwnership(of: (path as NSString).deletingLastPathComponent)
         let module = try ModuleFile(path: path, followingLinks: false)
         logger.info("module from the cache", metadata: ["plugin": "\(plugin)", "module": "\(path)"])
-        return Built(path: path, bytes: module.bytes, sha256: module.sha256, fromCache: true)
+        return Built(path: path, bytes: module.bytes, sha256: module.sha256)
     }
 
     // MARK: Steps
@@ -250,14 +249,13 @@ public struct SwiftSourceBuilder: Sendable {
     /// subfolders'), each a regular file in it (a link could name any file the supervisor can
     /// read), with a name that cannot be mistaken for a compiler option.
     static func readSources(_ source: PluginSpec.SwiftSource) throws(SupervisorError) -> [SourceFile] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: source.path, isDirectory: &isDirectory) else {
+        guard FileManager.default.fileExists(atPath: source.path) else {
             throw SupervisorError("\(source.written): no such file or folder")
         }
-        let folder: String
+        let isFolder = source.isFolder
+        let folder = source.folder
         var names: [String]
-        if isDirectory.boolValue {
-            folder = source.path
+        if isFolder {
             do { names = try FileManager.default.contentsOfDirectory(atPath: folder) } catch {
                 throw SupervisorError("cannot list \(source.written): \(error.localizedDescription)")
             }
@@ -267,13 +265,11 @@ public struct SwiftSourceBuilder: Sendable {
                 throw SupervisorError("\(source.written) has \(names.count) .swift files; at most \(maxSourceFiles)")
             }
         } else {
-            folder = (source.path as NSString).deletingLastPathComponent
             names = [(source.path as NSString).lastPathComponent]
         }
         // Each file is opened in the folder as opened now, never through a link: a source's
         // author could otherwise point it, or swap it, at any file the supervisor can read.
-        let folderDescriptor = open(
-            folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (isDirectory.boolValue ? O_NOFOLLOW : 0))
+        let folderDescriptor = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (isFolder ? O_NOFOLLOW : 0))
         guard folderDescriptor >= 0 else {
             throw SupervisorError(
                 errno == ELOOP || errno == ENOTDIR
@@ -291,16 +287,10 @@ public struct SwiftSourceBuilder: Sendable {
                     "\(path): a source file's name must be letters, digits, '.', '_', '+' or '-', not starting with '-' or '.'"
                 )
             }
-            var info = stat()
-            if fstatat(opened.rawValue, name, &info, AT_SYMLINK_NOFOLLOW) == 0, info.st_mode & S_IFMT == S_IFLNK {
-                throw SupervisorError(
-                    "\(path) is a symbolic link: the sources of a plugin are the files in its folder, not links to elsewhere"
-                )
-            }
-            // Not followed either if it became one since.
             let file = try ModuleFile(
-                path: path, limit: maxSourceBytes, kind: "a source must be a .swift file", followingLinks: false,
-                in: opened)
+                path: path, limit: maxSourceBytes,
+                kind: "a source is a .swift file in the plugin's folder, not a link to elsewhere",
+                followingLinks: false, in: opened)
             total += file.bytes.count
             guard total <= maxSourceBytes else {
                 throw SupervisorError("\(source.written): its sources are larger than \(maxSourceBytes >> 20) MiB")
@@ -338,9 +328,7 @@ public struct SwiftSourceBuilder: Sendable {
 
     /// The folder diagnostics name a source file by: as the manifest wrote it.
     static func displayFolder(of source: PluginSpec.SwiftSource) -> String {
-        var isDirectory: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: source.path, isDirectory: &isDirectory)
-        let folder = isDirectory.boolValue ? source.written : (source.written as NSString).deletingLastPathComponent
+        let folder = source.isFolder ? source.written : (source.written as NSString).deletingLastPathComponent
         return folder.isEmpty ? "" : folder.hasSuffix("/") ? folder : folder + "/"
     }
 

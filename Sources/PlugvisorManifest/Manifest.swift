@@ -1,3 +1,4 @@
+import Foundation
 import PlugvisorProtocol
 
 /// A validated plugin manifest (DESIGN §5). Every capability defaults to denied.
@@ -79,6 +80,15 @@ public struct PluginSpec: Sendable, Equatable {
             self.path = path
             self.written = written
         }
+
+        /// Whether `path` is a folder of sources (else one file), as it is now.
+        public var isFolder: Bool {
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+        }
+
+        /// The folder the sources are in: `path` itself, or the one file's.
+        public var folder: String { isFolder ? path : (path as NSString).deletingLastPathComponent }
     }
     /// Lower-case hex; when set, a module with another hash is refused.
     public var sha256: String?
