@@ -82,10 +82,7 @@ struct WorkerConnection {
 
         init(id: UInt64, context: JSONValue) throws(ChannelError) {
             self.id = id
-            do {
-                frame = Framing.frame(
-                    try JSONCoding.encode(SupervisorMessage.call(CallRequest(id: id, fn: .execute, payload: context))))
-            } catch {
+            do { frame = try CallFrame.call(id: id, context: context) } catch {
                 throw .malformed("cannot encode the call: \(error)")
             }
         }

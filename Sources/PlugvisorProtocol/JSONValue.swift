@@ -98,6 +98,11 @@ public enum JSONCoding {
         try JSONWriter.write(try JSONValueEncoder.encode(value))
     }
 
+    /// `value` as JSON in the same dialect, without going through Codable: for trees that are
+    /// already built (a call's context, an answer the worker assembled).
+    /// - Throws: `EncodingError` for a number JSON cannot spell (NaN, infinity).
+    public static func write(_ value: JSONValue) throws -> [UInt8] { try JSONWriter.write(value) }
+
     /// How deeply a protocol message may nest: a value checked at `JSONValue.maxDepth` where it
     /// entered (a request body, a guest's answer), inside the few envelopes that carry it.
     public static let maxMessageDepth = JSONValue.maxDepth + 8
@@ -111,6 +116,11 @@ public enum JSONCoding {
     ) throws -> T {
         let value = try JSONValue(parsing: bytes, maxDepth: maxDepth)
         return try JSONValueDecoder(value).decode(type)
+    }
+
+    /// Decodes `T` from a tree already parsed (by `JSONValue.parsingEnvelope`, say).
+    public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
+        try JSONValueDecoder(value).decode(type)
     }
 
     /// Human-readable rendering for terminals.

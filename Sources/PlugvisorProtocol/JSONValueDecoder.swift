@@ -86,6 +86,27 @@ struct JSONValueDecoder: Decoder, SingleValueDecodingContainer {
         }
     }
 
+    // MARK: Members by hand
+
+    /// Member `key` of this object, for decoders written by hand (the messages every call
+    /// carries, `CallFrames.swift`), with the errors KeyedDecodingContainer would give.
+    func member(_ key: String) throws -> JSONValueDecoder {
+        guard case let .object(members) = value else { throw mismatch([String: Any].self) }
+        guard let member = members[key] else {
+            throw DecodingError.keyNotFound(
+                AnyKey(stringValue: key),
+                .init(codingPath: codingPath, debugDescription: "No value associated with key \"\(key)\"."))
+        }
+        return child(member, AnyKey(stringValue: key))
+    }
+
+    /// Member `key`, or nil when it is missing or null (`decodeIfPresent`'s rule).
+    func optionalMember(_ key: String) throws -> JSONValueDecoder? {
+        guard case let .object(members) = value else { throw mismatch([String: Any].self) }
+        guard let member = members[key], member != .null else { return nil }
+        return child(member, AnyKey(stringValue: key))
+    }
+
     // MARK: Errors, worded as JSONDecoder's
 
     fileprivate func mismatch(_ type: Any.Type) -> DecodingError {

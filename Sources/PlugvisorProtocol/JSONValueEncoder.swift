@@ -169,7 +169,7 @@ enum JSONWriter {
         return out
     }
 
-    private static func write(_ value: JSONValue, into out: inout [UInt8]) throws {
+    static func write(_ value: JSONValue, into out: inout [UInt8]) throws {
         switch value {
         case .null: out += "null".utf8
         case let .bool(bool): out += (bool ? "true" : "false").utf8

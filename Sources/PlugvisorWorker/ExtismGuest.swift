@@ -162,7 +162,12 @@ public final class ExtismGuest {
 
     // MARK: - Calls
 
-    public func execute(context: JSONValue) -> Result<JSONValue, PluginError> {
+    /// - Returns: the answer plugvisor's ABI would give (`ExtismCall.result`), as JSON.
+    public func execute(context: CallContext) -> Result<[UInt8], PluginError> {
+        GuestAnswer.written(call(context.value), plugin: request.plugin)
+    }
+
+    private func call(_ context: JSONValue) -> Result<JSONValue, PluginError> {
         let plugin = request.plugin
         guard let (function, input) = ExtismCall.request(from: context) else {
             return .failure(

@@ -89,6 +89,26 @@ public enum GuestAnswer {
         return .success(value)
     }
 
+    /// `execute`'s answer checked once, where the guest wrote it: parsed (`decodeResult`), its
+    /// shape checked (`checkResultShape`); the bytes then travel to the supervisor as they came,
+    /// never written again.
+    public static func checkedAnswer(_ bytes: [UInt8], plugin: String?) -> Result<[UInt8], PluginError> {
+        decodeResult(bytes, plugin: plugin).flatMap { checkResultShape($0, plugin: plugin) }.map { _ in bytes }
+    }
+
+    /// An answer the worker built (an Extism call's, a WASI command's) as the JSON bytes a
+    /// checked answer is.
+    public static func written(
+        _ answer: Result<JSONValue, PluginError>, plugin: String?
+    ) -> Result<[UInt8], PluginError> {
+        answer.flatMap { value in
+            do { return .success(try JSONCoding.write(value)) } catch {
+                return .failure(
+                    PluginError(.invalidResult, plugin: plugin, "the answer cannot be written as JSON: \(error)"))
+            }
+        }
+    }
+
     /// Checks the shape DESIGN §4 requires of `execute`'s answer.
     public static func checkResultShape(_ value: JSONValue, plugin: String?) -> Result<JSONValue, PluginError> {
         guard case let .object(members) = value else {

@@ -107,8 +107,9 @@ public final class GuestHost {
                 "config": .object(request.config.mapValues { .string($0) }),
             ])
             let answer = invoke(
-                initFunction, form: form, input: (try? JSONCoding.encode(config)) ?? [], what: "init result"
+                initFunction, form: form, input: ArraySlice((try? JSONCoding.write(config)) ?? []), what: "init result"
             )
+            .flatMap { GuestAnswer.decodeResult($0, plugin: request.plugin, what: "init result") }
             .flatMap { GuestAnswer.checkResultShape($0, plugin: request.plugin) }
             switch answer {
             case let .failure(error): throw loadFailed("init failed: \(error.message)")
@@ -119,7 +120,9 @@ public final class GuestHost {
         }
         var meta: JSONValue?
         if let (function, form) = metaFunction {
-            switch invoke(function, form: form, input: nil, what: "meta") {
+            switch invoke(function, form: form, input: nil, what: "meta").flatMap({
+                GuestAnswer.decodeResult($0, plugin: request.plugin, what: "meta")
+            }) {
             case let .success(value): meta = value
             case let .failure(error): throw loadFailed("meta failed: \(error.message)")
             }
@@ -128,13 +131,10 @@ public final class GuestHost {
     }
 
     /// Runs `execute` with the plugin context.
-    public func execute(context input: JSONValue) -> Result<JSONValue, PluginError> {
-        let bytes: [UInt8]
-        do { bytes = try JSONCoding.encode(input) } catch {
-            return .failure(PluginError(.badRequest, plugin: plugin, "cannot encode the context: \(error)"))
-        }
-        return invoke(execute, form: executeForm, input: bytes, what: "result")
-            .flatMap { GuestAnswer.checkResultShape($0, plugin: plugin) }
+    /// - Returns: the guest's answer, checked (`GuestAnswer.checkedAnswer`), as the bytes it wrote.
+    public func execute(context: CallContext) -> Result<[UInt8], PluginError> {
+        invoke(execute, form: executeForm, input: context.json, what: "result")
+            .flatMap { GuestAnswer.checkedAnswer($0, plugin: plugin) }
     }
 
     /// Calls the guest's `destroy`, if any; errors are only logged, as the worker is ending.
@@ -151,10 +151,11 @@ public final class GuestHost {
     // MARK: - The call protocol
 
     /// allocate → copy input → call → read answer (bounds-checked) → deallocate both.
+    /// - Returns: the answer's bytes, not yet parsed.
     private func invoke(
-        _ function: Function, form: ABICheck.ResultForm, input: [UInt8]?, what: String
+        _ function: Function, form: ABICheck.ResultForm, input: ArraySlice<UInt8>?, what: String
     )
-        -> Result<JSONValue, PluginError>
+        -> Result<[UInt8], PluginError>
     {
         defer { hostModule.reportDroppedLines() }
         setFuel()
@@ -218,13 +219,13 @@ public final class GuestHost {
             if let (pointer, length) = resultRegion, length > 0 {
                 try deallocate.invoke([.i32(pointer), .i32(length)])
             }
-            return GuestAnswer.decodeResult(answer, plugin: plugin, what: what)
+            return .success(answer)
         } catch {
             return .failure(Self.classify(error, plugin: plugin, fuel: fuel))
         }
     }
 
-    private func invalid(_ message: String) -> Result<JSONValue, PluginError> {
+    private func invalid(_ message: String) -> Result<[UInt8], PluginError> {
         .failure(PluginError(.invalidResult, plugin: plugin, message))
     }
 

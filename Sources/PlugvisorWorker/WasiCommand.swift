@@ -45,11 +45,12 @@ public final class WasiCommand {
         ready = ReadyInfo(meta: ["name": .string(request.plugin)], memoryBytes: 0)
     }
 
-    public func execute(context input: JSONValue) -> Result<JSONValue, PluginError> {
-        let bytes: [UInt8]
-        do { bytes = try JSONCoding.encode(input) } catch {
-            return .failure(PluginError(.badRequest, plugin: plugin, "cannot encode the context: \(error)"))
-        }
+    /// - Returns: the program's answer (its output, or the result object it printed), as JSON.
+    public func execute(context: CallContext) -> Result<[UInt8], PluginError> {
+        GuestAnswer.written(run(stdin: context.json), plugin: plugin)
+    }
+
+    private func run(stdin bytes: ArraySlice<UInt8>) -> Result<JSONValue, PluginError> {
         guard ftruncate(stdin, 0) == 0, ftruncate(stdout, 0) == 0,
             bytes.withUnsafeBytes({ pwrite(stdin, $0.baseAddress, $0.count, 0) }) == bytes.count,
             lseek(stdin, 0, SEEK_SET) == 0, lseek(stdout, 0, SEEK_SET) == 0

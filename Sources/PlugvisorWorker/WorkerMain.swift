@@ -95,12 +95,12 @@ public enum PlugvisorWorker {
         do {
             try channel.send(WorkerMessage.host(HostRequest(id: id, op: op, request: request)))
             while true {
-                switch try channel.receive(SupervisorMessage.self) {
-                case let .hostResult(answer) where answer.id == id:
+                switch try receive(channel) {
+                case let (.hostResult(answer), _) where answer.id == id:
                     return answer.result
-                case let .call(next) where callsSentAhead.count < maxCallsSentAhead:
+                case let (.call(next), context?) where callsSentAhead.count < maxCallsSentAhead:
                     // The supervisor sends the next call while this one runs (pipelining).
-                    callsSentAhead.append(next)
+                    callsSentAhead.append((next.id, context))
                 default:
                     fail("the supervisor answered a host request with something else")
                 }
@@ -112,7 +112,7 @@ public enum PlugvisorWorker {
 
     nonisolated(unsafe) private static var nextHostRequest: UInt64 = 0
     /// Calls that came while the guest waited for a host service, run next in the order sent.
-    nonisolated(unsafe) private static var callsSentAhead: [CallRequest] = []
+    nonisolated(unsafe) private static var callsSentAhead: [(id: UInt64, context: CallContext)] = []
     /// The supervisor sends at most one call behind the running one; a few more is a bug.
     private static let maxCallsSentAhead = 4
 
@@ -125,11 +125,18 @@ public enum PlugvisorWorker {
 
     private static func serve(_ host: any Guest, _ channel: FrameChannel) -> Never {
         while true {
-            let message: SupervisorMessage
+            let id: UInt64
+            let context: CallContext
             if !callsSentAhead.isEmpty {
-                message = .call(callsSentAhead.removeFirst())
+                (id, context) = callsSentAhead.removeFirst()
             } else {
-                do { message = try channel.receive(SupervisorMessage.self) } catch .closed {
+                do {
+                    let (message, received) = try receive(channel)
+                    guard case let .call(request) = message, let received else {
+                        fail("unexpected message while serving: \(message)")
+                    }
+                    (id, context) = (request.id, received)
+                } catch .closed {
                     // The supervisor hung up: it is shutting down (or gone). Let the guest clean up.
                     host.destroy()
                     exit(0)
@@ -137,19 +144,30 @@ public enum PlugvisorWorker {
                     fail("\(error)")
                 }
             }
-            guard case let .call(request) = message else { fail("unexpected message while serving: \(message)") }
             let started = ContinuousClock.now
-            let outcome = host.execute(context: request.payload ?? .object([:]))
+            let outcome = host.execute(context: context)
             let elapsed = ContinuousClock.now - started
             let stats = CallStats(micros: Int(elapsed.microseconds), memoryBytes: host.memoryBytes)
-            let result: CallResult
-            switch outcome {
-            case let .success(payload): result = CallResult(id: request.id, payload: payload, stats: stats)
-            case let .failure(error): result = CallResult(id: request.id, error: error, stats: stats)
+            do {
+                switch outcome {
+                case let .success(answer):
+                    try channel.writeAll(CallFrame.result(id: id, answer: answer, stats: stats))
+                case let .failure(error):
+                    try channel.send(WorkerMessage.result(CallResult(id: id, error: error, stats: stats)))
+                }
+            } catch {
+                fail("\(error)")
             }
-            do { try channel.send(WorkerMessage.result(result)) } catch { fail("\(error)") }
             host.prepareNextCall()
         }
+    }
+
+    /// The supervisor's next message; for a call, its context too, with the bytes it came as.
+    private static func receive(_ channel: FrameChannel) throws(ChannelError) -> (SupervisorMessage, CallContext?) {
+        let (message, body, ranges) = try channel.receiveEnvelope(SupervisorMessage.self)
+        guard case let .call(request) = message else { return (message, nil) }
+        let json = ranges["payload"].map { body[$0] } ?? ArraySlice("{}".utf8)
+        return (message, CallContext(value: request.payload ?? .object([:]), json: json))
     }
 
     static func writeError(_ line: String) {
@@ -191,7 +209,8 @@ enum Inspector {
 protocol Guest {
     var ready: ReadyInfo { get }
     var memoryBytes: Int { get }
-    func execute(context: JSONValue) -> Result<JSONValue, PluginError>
+    /// The JSON of a checked result object (DESIGN §4), or why the call failed.
+    func execute(context: CallContext) -> Result<[UInt8], PluginError>
     /// Work for between calls, once the result is sent (a fresh instance after a spent one).
     func prepareNextCall()
     func destroy()

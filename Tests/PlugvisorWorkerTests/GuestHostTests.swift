@@ -136,3 +136,18 @@ import Testing
         #expect(ABICheck.capabilities(c) == ["config", "log"])
     }
 }
+
+extension GuestHost {
+    /// A call as the worker makes it (the context's bytes in, the checked answer's bytes out),
+    /// its answer read back as the supervisor reads it.
+    func execute(context: JSONValue) -> Result<JSONValue, PluginError> {
+        do {
+            switch execute(context: try CallContext(context)) {
+            case let .success(answer): return .success(try JSONValue(parsing: answer))
+            case let .failure(error): return .failure(error)
+            }
+        } catch {
+            return .failure(PluginError(.internalError, plugin: plugin, "\(error)"))
+        }
+    }
+}
