@@ -452,7 +452,7 @@ final class PluginController: @unchecked Sendable {
         context: JSONValue, calledAt: ContinuousClock.Instant = .now, callers: [String] = []
     ) -> Result<JSONValue, PluginError> {
         let started = calledAt
-        let timeout = spec.timeout
+        let timeout = lock.withLock { machine.spec.timeout }
         let deadline = started + timeout
         let result = run(context: context, deadline: deadline, timeout: timeout, callers: callers)
         let elapsed = ContinuousClock.now - started

@@ -32,7 +32,7 @@ public enum ChannelError: Error, Equatable, CustomStringConvertible {
 /// reads and writes and EINTR; never buffers more than one frame ceiling, whatever the peer sends.
 public final class FrameChannel: @unchecked Sendable {
     // SAFETY: sending touches only immutable state and is serialised by `sending`; the receive
-    // state (`decoder`, `readBuffer`, `lastFrameLength`, `spin`) belongs to the one thread that
+    // state (`decoder`, `readBuffer`, `lastFrameLength`, `spin`, `lastSpinFoundInputAtOnce`) belongs to the one thread that
     // receives at a time, and ownership of that role moves between threads, never shared.
     public let descriptor: OwnedDescriptor
     private let sending = Lock()
@@ -45,6 +45,9 @@ public final class FrameChannel: @unchecked Sendable {
     /// costs tens of them (DESIGN §8), so a short spin halves a no-op round trip. The spin
     /// yields the CPU between polls, so that a peer on the same core gets to answer.
     public var spin: Duration
+
+    /// Whether the last spin's first look found input (`spinRead`).
+    private var lastSpinFoundInputAtOnce = true
 
     /// The body length of the last frame received, for ceilings that depend on its kind.
     public private(set) var lastFrameLength = 0
@@ -85,8 +88,11 @@ public final class FrameChannel: @unchecked Sendable {
     /// Called under `sending`: frames from several threads never interleave.
     private func writeWhole(_ bytes: [UInt8], deadline: ContinuousClock.Instant?) throws(ChannelError) {
         var offset = 0
+        // A socket is tried first and polled only once it is full: a small frame into a
+        // buffer with room costs one system call, not two.
+        var full = !isSocket
         while offset < bytes.count {
-            if let deadline { try waitUntilReady(for: Int16(POLLOUT), until: deadline) }
+            if let deadline, full { try waitUntilReady(for: Int16(POLLOUT), until: deadline) }
             // With a deadline, a socket is written without blocking (a full buffer makes us wait
             // in poll, which knows the deadline); a pipe, in pieces of at most PIPE_BUF, which
             // POLLOUT promises room for.
@@ -104,7 +110,10 @@ public final class FrameChannel: @unchecked Sendable {
                     }
                 }
             } catch {
-                if error.errno == EAGAIN || error.errno == EWOULDBLOCK { continue }
+                if error.errno == EAGAIN || error.errno == EWOULDBLOCK {
+                    full = true
+                    continue
+                }
                 if error.errno == EPIPE || error.errno == ECONNRESET { throw .closed }
                 throw .system(error)
             }
@@ -122,6 +131,20 @@ public final class FrameChannel: @unchecked Sendable {
     ) throws(ChannelError) -> T {
         let body = try receiveFrame(deadline: deadline, limit: limit)
         do { return try JSONCoding.decode(T.self, from: body) } catch {
+            throw .malformed(Self.describe(error))
+        }
+    }
+
+    /// The next message, with the bytes it came as and where each of its members lies in them,
+    /// for a payload passed on as bytes (`JSONValue.parsingEnvelope`): parsed once.
+    public func receiveEnvelope<T: Decodable>(
+        _ type: T.Type, deadline: ContinuousClock.Instant? = nil, limit: Int? = nil
+    ) throws(ChannelError) -> (message: T, body: [UInt8], memberRanges: [String: Range<Int>]) {
+        let body = try receiveFrame(deadline: deadline, limit: limit)
+        do {
+            let (tree, ranges) = try JSONValue.parsingEnvelope(body, maxDepth: JSONCoding.maxMessageDepth)
+            return (try JSONCoding.decode(T.self, from: tree), body, ranges)
+        } catch {
             throw .malformed(Self.describe(error))
         }
     }
@@ -175,10 +198,17 @@ public final class FrameChannel: @unchecked Sendable {
     /// nothing came and the caller should block.
     private func spinRead() throws(ChannelError) -> Int? {
         let until = ContinuousClock.now + spin
+        // Where answers come back at once (the next call already queued behind the current
+        // one), look first; where the last one was not there yet (a lone caller and its worker,
+        // on one core or two), yield first: the look would only find nothing.
+        var first = true
         repeat {
+            if first && !lastSpinFoundInputAtOnce { sched_yield() }
             let n = readBuffer.withUnsafeMutableBytes {
                 recv(descriptor.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
             }
+            if first { lastSpinFoundInputAtOnce = n >= 0 }
+            first = false
             if n >= 0 { return n }
             let code = errno
             if code == ECONNRESET { throw .closed }

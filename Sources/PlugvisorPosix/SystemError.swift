@@ -56,7 +56,7 @@ public final class OwnedDescriptor: @unchecked Sendable {
 /// A pthread mutex with a condition variable, for the few places that must block a thread.
 public final class Lock: @unchecked Sendable {
     // SAFETY: the pthread objects are heap-allocated once and never moved.
-    fileprivate let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    @usableFromInline let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition: Condition
 
     public init() {
@@ -69,6 +69,9 @@ public final class Lock: @unchecked Sendable {
         mutex.deallocate()
     }
 
+    /// Inlinable: it is on every call's path, and unspecialised across modules it costs a
+    /// generic closure call each time.
+    @inlinable
     public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
