@@ -1,3 +1,4 @@
+import Glibc
 import PlugvisorPosix
 
 /// The calls sent to one worker and not answered yet, in the order they were sent. The worker
@@ -7,7 +8,7 @@ import PlugvisorPosix
 /// channel, so the worker never idles for a round trip between calls.
 final class CallPipeline: @unchecked Sendable {
     // SAFETY: all state is under `lock`.
-    private let lock = Lock()
+    private let lock: Lock
     /// Calls sent so far, and calls whose answers have been read: the call numbered `answered`
     /// is the one the worker runs (or will run next).
     private var sent = 0
@@ -15,6 +16,16 @@ final class CallPipeline: @unchecked Sendable {
     /// A call's answer will never come (the worker was killed or died during it): the calls
     /// sent behind it were never run.
     private var lost = false
+    /// One condition per place in the line, so that an answer read wakes the one caller whose
+    /// turn is next and not every caller behind it. At most `pipelineDepth` calls are in
+    /// flight, numbered consecutively: `number % pipelineDepth` tells them apart.
+    private let turns: [Lock.Condition]
+
+    init() {
+        let lock = Lock()
+        self.lock = lock
+        turns = (0..<PluginStateMachine.pipelineDepth).map { _ in lock.makeCondition() }
+    }
 
     /// A place in the line: the caller reads its answer when its turn comes.
     struct Ticket: Equatable {
@@ -45,7 +56,7 @@ final class CallPipeline: @unchecked Sendable {
             if idle, let input = check() { return .refused(input) }
             do throws(ChannelError) { try send() } catch {
                 lost = true
-                lock.broadcast()
+                turns.forEach { $0.broadcast() }
                 return .failed(error, sentToIdle: idle)
             }
             defer { sent += 1 }
@@ -63,15 +74,30 @@ final class CallPipeline: @unchecked Sendable {
         case stuck
     }
 
+    /// How long a caller looks for its turn, yielding the CPU between looks, before it sleeps:
+    /// the call ahead usually ends within it, and waking a sleeping thread costs more than the
+    /// call (an inter-processor interrupt on a VM).
+    static let turnSpin: Duration = .microseconds(50)
+
     /// Waits until `ticket`'s answer is next on the channel.
     func awaitTurn(_ ticket: Ticket, until deadline: ContinuousClock.Instant) -> Turn {
-        lock.withLock {
+        let spinUntil = min(ContinuousClock.now + Self.turnSpin, deadline)
+        while ContinuousClock.now < spinUntil {
+            if let turn = lock.withLock({ turn(of: ticket) }) { return turn }
+            sched_yield()
+        }
+        return lock.withLock {
             while true {
-                if lost { return .notRun }
-                if answered == ticket.number { return .yours }
-                if !lock.wait(until: deadline) { return .stuck }
+                if let turn = turn(of: ticket) { return turn }
+                if !turns[ticket.number % turns.count].wait(until: deadline) { return .stuck }
             }
         }
+    }
+
+    /// Called under `lock`: nil while the calls ahead of `ticket` are not answered.
+    private func turn(of ticket: Ticket) -> Turn? {
+        if lost { return .notRun }
+        return answered == ticket.number ? .yours : nil
     }
 
     /// `ticket`'s answer was read: the next call's caller reads now.
@@ -79,7 +105,7 @@ final class CallPipeline: @unchecked Sendable {
         lock.withLock {
             precondition(answered == ticket.number, "answer read out of turn")
             answered += 1
-            lock.broadcast()
+            turns[answered % turns.count].signal()
         }
     }
 
@@ -87,7 +113,7 @@ final class CallPipeline: @unchecked Sendable {
     func lose() {
         lock.withLock {
             lost = true
-            lock.broadcast()
+            turns.forEach { $0.broadcast() }
         }
     }
 }

@@ -464,9 +464,10 @@ final class PluginController: @unchecked Sendable {
     /// How long a caller polls for its answer before sleeping (`FrameChannel.spin`).
     static let answerSpin: Duration = .microseconds(50)
 
-    /// Calls up to this size may be sent behind another worker's call: they fit in a socket's
-    /// buffer, so their send never waits for a worker that is busy.
-    static let pipelinedFrameLimit = 64 << 10
+    /// Calls up to this size may be sent behind another worker's call: the most a pipeline holds
+    /// behind a call (`Pipelining.depth - 1` of them) fits in a socket's buffer, so their send
+    /// never waits for a worker that is busy.
+    static let pipelinedFrameLimit = 32 << 10
 
     private func run(
         context: JSONValue, deadline: ContinuousClock.Instant, timeout: Duration, callers: [String]

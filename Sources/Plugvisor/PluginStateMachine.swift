@@ -516,10 +516,10 @@ struct PluginStateMachine: Sendable {
 
     // MARK: Calls
 
-    /// How many callers a worker holds at most: the one whose call runs and one sent behind it,
-    /// so that the worker finds its next call on its channel instead of waiting for a round
-    /// trip, and a call never waits behind more than one other.
-    static let pipelineDepth = 2
+    /// How many callers a worker holds at most: the one whose call runs and those sent behind
+    /// it, so that the worker finds its next call on its channel instead of waiting for a round
+    /// trip, and its callers wait for their turn there rather than for a hand-off in the queue.
+    static let pipelineDepth = Pipelining.depth
 
     /// A caller asks for a worker: it runs at once when one is idle and nobody queues ahead of
     /// it, or behind a busy worker's call when `pipelineBy` allows; it queues otherwise (up to

@@ -7,6 +7,14 @@ public enum ProtocolVersion {
     public static let current = 2
 }
 
+/// How many calls a worker's channel holds at most: the one the worker runs and those the
+/// supervisor sent behind it, which a worker whose guest waits for a host service keeps and runs
+/// next, in order. Deep enough that several callers of one worker all wait on its channel
+/// rather than in the supervisor's queue (RATIONALE, "Why pipeline calls behind another?").
+public enum Pipelining {
+    public static let depth = 4
+}
+
 /// The worker's first frame. `plugvisor` carries the protocol version (go-plugin style: a
 /// friendly mismatch diagnosis, not a security check).
 public struct Hello: Codable, Sendable, Equatable {

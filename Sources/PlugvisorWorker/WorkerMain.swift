@@ -113,8 +113,8 @@ public enum PlugvisorWorker {
     nonisolated(unsafe) private static var nextHostRequest: UInt64 = 0
     /// Calls that came while the guest waited for a host service, run next in the order sent.
     nonisolated(unsafe) private static var callsSentAhead: [(id: UInt64, context: CallContext)] = []
-    /// The supervisor sends at most one call behind the running one; a few more is a bug.
-    private static let maxCallsSentAhead = 4
+    /// The supervisor sends at most this many calls behind the running one; more is a bug.
+    private static let maxCallsSentAhead = Pipelining.depth - 1
 
     private static func readModule() throws(PluginError) -> [UInt8] {
         defer { close(moduleFD) }

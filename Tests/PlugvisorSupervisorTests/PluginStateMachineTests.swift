@@ -482,18 +482,26 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
         .init(deadline: deadline, mayPipeline: true)
     }
 
-    /// A busy worker takes one call behind its own; later callers queue, and each answer read
-    /// makes room for the next in line while the worker stays busy.
-    @Test func aBusyWorkerTakesOneCallBehindItsOwnAndTheQueueRefillsIt() throws {
-        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 4), at: t0)
+    /// A busy worker takes calls behind its own up to the pipeline's depth; later callers queue,
+    /// and each answer read makes room for the next in line while the worker stays busy.
+    @Test func aBusyWorkerTakesCallsBehindItsOwnUpToTheDepthAndTheQueueRefillsIt() throws {
+        let depth = PluginStateMachine.pipelineDepth
+        #expect(depth >= 2)
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 2 * depth), at: t0)
         let deadline = t0 + .seconds(10)
         #expect(machine.admit(1, now: t0, terms: small(deadline)) == .run(ids[0]))
-        #expect(machine.admit(2, now: t0, terms: small(deadline)) == .run(ids[0]), "sent behind call 1")
-        #expect(machine.admit(3, now: t0, terms: small(deadline)) == .wait, "never two behind one")
-        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.handOff(ids[0], to: 3)])
+        for waiter in 2...depth {
+            #expect(machine.admit(waiter, now: t0, terms: small(deadline)) == .run(ids[0]), "sent behind call 1")
+        }
+        #expect(machine.admit(depth + 1, now: t0, terms: small(deadline)) == .wait, "never more than the depth")
+        #expect(machine.waiting == depth, "calls behind others count as waiting")
+        #expect(
+            machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.handOff(ids[0], to: depth + 1)])
         #expect(machine.reportedState(of: ids[0]) == .busy)
-        #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [])
-        #expect(machine.reportedState(of: ids[0]) == .busy, "call 3 is still to be answered")
+        for _ in 1..<depth {
+            #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [])
+            #expect(machine.reportedState(of: ids[0]) == .busy, "calls behind are still to be answered")
+        }
         #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [])
         #expect(machine.reportedState(of: ids[0]) == .idle)
     }
@@ -524,36 +532,42 @@ func readyMachine(_ spec: PluginSpec, at t0: ContinuousClock.Instant) throws -> 
     /// When a worker is lost during its call, the call sent behind it never ran: its caller
     /// gives the place back, keeps the head of the queue, and goes first to the replacement.
     @Test func aCallBehindALostOneIsDispatchedAgainFirst() throws {
-        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 4), at: t0)
+        let depth = PluginStateMachine.pipelineDepth
+        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 2 * depth), at: t0)
         let deadline = t0 + .seconds(10)
-        #expect(machine.admit(1, now: t0, terms: small(deadline)) == .run(ids[0]))
-        #expect(machine.admit(2, now: t0, terms: small(deadline)) == .run(ids[0]))
-        #expect(machine.admit(3, now: t0, terms: small(deadline)) == .wait)
+        for waiter in 1...depth { #expect(machine.admit(waiter, now: t0, terms: small(deadline)) == .run(ids[0])) }
+        let queued = depth + 1
+        #expect(machine.admit(queued, now: t0, terms: small(deadline)) == .wait)
         #expect(machine.finish(ids[0], failure: .workerCrashed, workerLost: true, now: t0) == [])
-        #expect(machine.returnUnused(ids[0], now: t0) == [], "a dying worker is handed to nobody")
-        #expect(machine.admit(2, now: t0, terms: small(deadline), returning: true) == .wait)
-        #expect(machine.queue == [2, 3])
+        // The callers behind it learn theirs never ran, give the place back and ask again.
+        let behind = Array(2...depth)
+        for waiter in behind {
+            #expect(machine.returnUnused(ids[0], now: t0) == [], "a dying worker is handed to nobody")
+            #expect(machine.admit(waiter, now: t0, terms: small(deadline), returning: true) == .wait)
+        }
+        #expect(machine.queue == behind.reversed() + [queued], "those that were sent go first")
         let replacement = try #require(spawned(machine.workerExited(ids[0], now: t0, description: "SIGKILL")).first)
         #expect(machine.workerSpawning(replacement, now: t0).wanted)
-        #expect(
-            machine.workerReady(replacement, now: t0).actions == [
-                .handOff(replacement, to: 2), .handOff(replacement, to: 3),
-            ])
+        let handed = machine.workerReady(replacement, now: t0).actions
+        #expect(handed == (behind.reversed() + [queued]).prefix(depth).map { .handOff(replacement, to: $0) })
     }
 
     /// Only the serving generation's workers take calls behind their own: after a reload's
     /// switch, an old worker still busy finishes its call and is retired.
     @Test func onlyTheServingGenerationTakesCallsBehindItsOwn() throws {
-        var (machine, ids) = try readyMachine(testSpec(instances: 1, maxQueue: 4), at: t0)
+        var (machine, ids) = try readyMachine(
+            testSpec(instances: 1, maxQueue: 2 * PluginStateMachine.pipelineDepth), at: t0)
         let deadline = t0 + .seconds(10)
         #expect(machine.admit(1, now: t0, terms: small(deadline)) == .run(ids[0]))
         let (_, started) = machine.beginReload(spec: machine.spec, now: t0)
         let fresh = try #require(spawned(started).first)
         #expect(machine.workerSpawning(fresh, now: t0).wanted)
         #expect(machine.workerReady(fresh, now: t0).wanted)
-        #expect(machine.admit(2, now: t0, terms: small(deadline)) == .run(fresh))
-        #expect(machine.admit(3, now: t0, terms: small(deadline)) == .run(fresh))
-        #expect(machine.admit(4, now: t0, terms: small(deadline)) == .wait, "not behind the old worker's call")
+        let depth = PluginStateMachine.pipelineDepth
+        for waiter in 2...(depth + 1) {
+            #expect(machine.admit(waiter, now: t0, terms: small(deadline)) == .run(fresh))
+        }
+        #expect(machine.admit(depth + 2, now: t0, terms: small(deadline)) == .wait, "not behind the old worker's call")
         #expect(machine.finish(ids[0], failure: nil, workerLost: false, now: t0) == [.retire(ids[0])])
     }
 
