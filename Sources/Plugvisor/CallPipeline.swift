@@ -1,4 +1,3 @@
-import Glibc
 import PlugvisorPosix
 
 /// The calls sent to one worker and not answered yet, in the order they were sent. The worker
@@ -74,19 +73,9 @@ final class CallPipeline: @unchecked Sendable {
         case stuck
     }
 
-    /// How long a caller looks for its turn, yielding the CPU between looks, before it sleeps:
-    /// the call ahead usually ends within it, and waking a sleeping thread costs more than the
-    /// call (an inter-processor interrupt on a VM).
-    static let turnSpin: Duration = .microseconds(50)
-
     /// Waits until `ticket`'s answer is next on the channel.
     func awaitTurn(_ ticket: Ticket, until deadline: ContinuousClock.Instant) -> Turn {
-        let spinUntil = min(ContinuousClock.now + Self.turnSpin, deadline)
-        while ContinuousClock.now < spinUntil {
-            if let turn = lock.withLock({ turn(of: ticket) }) { return turn }
-            sched_yield()
-        }
-        return lock.withLock {
+        lock.withLock {
             while true {
                 if let turn = turn(of: ticket) { return turn }
                 if !turns[ticket.number % turns.count].wait(until: deadline) { return .stuck }

@@ -467,7 +467,7 @@ final class PluginController: @unchecked Sendable {
     /// Calls up to this size may be sent behind another worker's call: the most a pipeline holds
     /// behind a call (`Pipelining.depth - 1` of them) fits in a socket's buffer, so their send
     /// never waits for a worker that is busy.
-    static let pipelinedFrameLimit = 32 << 10
+    static let pipelinedFrameLimit = 16 << 10
 
     private func run(
         context: JSONValue, deadline: ContinuousClock.Instant, timeout: Duration, callers: [String]

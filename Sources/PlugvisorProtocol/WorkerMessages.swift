@@ -9,10 +9,11 @@ public enum ProtocolVersion {
 
 /// How many calls a worker's channel holds at most: the one the worker runs and those the
 /// supervisor sent behind it, which a worker whose guest waits for a host service keeps and runs
-/// next, in order. Deep enough that several callers of one worker all wait on its channel
-/// rather than in the supervisor's queue (RATIONALE, "Why pipeline calls behind another?").
+/// next, in order. Deep enough that the callers of one busy worker wait on its channel rather
+/// than in the supervisor's queue (RATIONALE, "Why pipeline calls behind another, and why
+/// eight deep?").
 public enum Pipelining {
-    public static let depth = 4
+    public static let depth = 8
 }
 
 /// The worker's first frame. `plugvisor` carries the protocol version (go-plugin style: a

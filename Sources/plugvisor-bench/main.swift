@@ -288,10 +288,11 @@ final class DashboardPoller {
 
 // MARK: Profiling mode
 
-// PLUGVISOR_BENCH_PROFILE=N: only N no-op calls (2 workers, 8 callers), for a profiler such as
-// `valgrind --tool=callgrind` to show where the supervisor's time goes.
+// PLUGVISOR_BENCH_PROFILE=N: only N no-op calls (2 workers, or PLUGVISOR_BENCH_PROFILE_WORKERS,
+// 8 callers), for a profiler such as `perf record -a -g` to show where the time goes.
 if let calls = ProcessInfo.processInfo.environment["PLUGVISOR_BENCH_PROFILE"].flatMap(Int.init) {
-    let profiled = supervisor([spec("noop2", "noop", instances: 2)])
+    let workers = ProcessInfo.processInfo.environment["PLUGVISOR_BENCH_PROFILE_WORKERS"].flatMap(Int.init) ?? 2
+    let profiled = supervisor([spec("noop2", "noop", instances: workers)])
     let sample = measure(profiled, "noop2", callers: 8, calls: calls / 8)
     print(String(format: "profiled %d calls: %.0f calls/s", calls, sample.perSecond))
     profiled.shutdown()
