@@ -297,20 +297,29 @@ public enum SupervisorMessage: Sendable, Equatable {
 
 private enum TypeKey: String, CodingKey { case type, reason }
 
+/// A message's `type`, read from our decoder's tree without a keyed container (every call's
+/// frames come this way); through one when it is missing or not a string, for its error.
+private func messageType(_ decoder: Decoder) throws -> String {
+    if let decoder = decoder as? JSONValueDecoder, case let .string(type)? = decoder.value["type"] { return type }
+    return try decoder.container(keyedBy: TypeKey.self).decode(String.self, forKey: .type)
+}
+
 extension WorkerMessage: Codable {
     public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: TypeKey.self)
-        switch try c.decode(String.self, forKey: .type) {
+        switch try messageType(decoder) {
         case "hello": self = .hello(try Hello(from: decoder))
         case "ready": self = .ready(try ReadyInfo(from: decoder))
-        case "load_failed": self = .loadFailed(reason: try c.decode(String.self, forKey: .reason))
+        case "load_failed":
+            self = .loadFailed(
+                reason: try decoder.container(keyedBy: TypeKey.self).decode(String.self, forKey: .reason))
         case "result": self = .result(try CallResult(from: decoder))
         case "log": self = .log(try LogLine(from: decoder))
         case "inspected": self = .inspected(try InspectReport(from: decoder))
         case "host": self = .host(try HostRequest(from: decoder))
         case let other:
             throw DecodingError.dataCorruptedError(
-                forKey: .type, in: c, debugDescription: "unknown worker message type \"\(other)\"")
+                forKey: .type, in: try decoder.container(keyedBy: TypeKey.self),
+                debugDescription: "unknown worker message type \"\(other)\"")
         }
     }
 
@@ -344,8 +353,7 @@ extension WorkerMessage: Codable {
 
 extension SupervisorMessage: Codable {
     public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: TypeKey.self)
-        switch try c.decode(String.self, forKey: .type) {
+        switch try messageType(decoder) {
         case "load": self = .load(try LoadRequest(from: decoder))
         case "call": self = .call(try CallRequest(from: decoder))
         case "inspect": self = .inspect(try InspectRequest(from: decoder))
@@ -353,7 +361,8 @@ extension SupervisorMessage: Codable {
         case "compile": self = .compile(try CompileRequest(from: decoder))
         case let other:
             throw DecodingError.dataCorruptedError(
-                forKey: .type, in: c, debugDescription: "unknown supervisor message type \"\(other)\"")
+                forKey: .type, in: try decoder.container(keyedBy: TypeKey.self),
+                debugDescription: "unknown supervisor message type \"\(other)\"")
         }
     }
 

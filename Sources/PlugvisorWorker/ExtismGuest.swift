@@ -190,14 +190,12 @@ public final class ExtismGuest {
         budget.refused = false
         do {
             setFuel(Self.hostFuel)
-            try kernel.call("reset")
             let pluginMemory = live.plugin.exports[memory: "memory"]?.byteCount ?? 0
-            try kernel.call("plugvisor_set_grow_limit", UInt64(max(0, budget.bytes - pluginMemory) >> 16))
-            let handle = try kernel.allocate(input)
+            let handle = try kernel.begin(
+                input: input, growLimitPages: UInt64(max(0, budget.bytes - pluginMemory) >> 16))
             if handle == 0 && !input.isEmpty {
                 return .failure(outOfMemory("the \(input.count)-byte input does not fit"))
             }
-            try kernel.call("input_set", handle, UInt64(input.count))
             var code: UInt32 = 0
             var exited = false
             setFuel(request.fuel)
@@ -213,7 +211,8 @@ public final class ExtismGuest {
             if function == "_start" { spent = true }
             setFuel(Self.hostFuel)
             var failure: String?
-            if let error = try kernel.call("error_get"), error != 0 {
+            let error = try kernel.global("plugvisor_error")
+            if error != 0 {
                 failure =
                     try kernel.block(error, limit: Self.maxErrorBytes).map { block in
                         String(decoding: block.bytes, as: UTF8.self)
@@ -227,8 +226,8 @@ public final class ExtismGuest {
                 if budget.refused { return .failure(outOfMemory("the call needed more (the plugin said: \(failure))")) }
                 return .success(["success": false, "error": .string(failure)])
             }
-            let offset = try kernel.call("output_offset") ?? 0
-            let length = try kernel.call("output_length") ?? 0
+            let offset = try kernel.global("plugvisor_output_offset")
+            let length = try kernel.global("plugvisor_output_length")
             guard length <= UInt64(request.maxResultBytes) else {
                 return .failure(
                     PluginError(

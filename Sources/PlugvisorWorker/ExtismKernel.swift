@@ -104,7 +104,7 @@ enum ExtismKernel {
             (i64.store (i32.sub (local.get $q) (i32.const 8)) (local.get $n))
             (i64.extend_i32_u (local.get $q)))
 
-          (func (export "alloc") (param $n i64) (result i64)
+          (func $alloc (export "alloc") (param $n i64) (result i64)
             (local $capacity i32) (local $class i32) (local $link i32) (local $block i32) (local $steps i32)
             (local $end i64) (local $have i64) (local $missing i32) (local $want i32)
             (if (i64.eqz (local.get $n)) (then (return (i64.const 0))))
@@ -204,7 +204,7 @@ enum ExtismKernel {
           (func (export "memory_bytes") (result i64)
             (i64.sub (i64.shl (i64.extend_i32_u (memory.size)) (i64.const 16)) (i64.const 136)))
 
-          (func (export "reset")
+          (func $reset (export "reset")
             (local $link i32)
             (local.set $link (i32.const 8))
             (block $cleared
@@ -220,8 +220,24 @@ enum ExtismKernel {
             (global.set $output_length (i64.const 0))
             (global.set $error (i64.const 0)))
 
-          ;; host only (a plugin is never linked to it)
-          (func (export "plugvisor_set_grow_limit") (param $pages i32) (global.set $grow_limit (local.get $pages))))
+          ;; host only (a plugin is never linked to them)
+          (func (export "plugvisor_set_grow_limit") (param $pages i32) (global.set $grow_limit (local.get $pages)))
+          ;; a call's start in one invocation: reset, the grow limit, the input's block (0 when
+          ;; it does not fit, and then no input)
+          (func (export "plugvisor_begin") (param $pages i32) (param $n i64) (result i64)
+            (local $block i64)
+            (call $reset)
+            (global.set $grow_limit (local.get $pages))
+            (local.set $block (call $alloc (local.get $n)))
+            (if (i64.ne (local.get $block) (i64.const 0))
+              (then
+                (global.set $input_offset (local.get $block))
+                (global.set $input_length (local.get $n))))
+            (local.get $block))
+          ;; a call's end read without invocations
+          (export "plugvisor_error" (global $error))
+          (export "plugvisor_output_offset" (global $output_offset))
+          (export "plugvisor_output_length" (global $output_length)))
         """
 }
 
@@ -275,6 +291,28 @@ struct ExtismKernelInstance {
         }
         memory.withUnsafeMutableBufferPointer(offset: UInt(handle), count: bytes.count) { $0.copyBytes(from: bytes) }
         return handle
+    }
+
+    /// Readies plugvisor's kernel for a call in one invocation: every block forgotten, the grow
+    /// limit set, `input` in a new block that is the call's input. Its handle; 0 when it does
+    /// not fit the budget (or `input` is empty).
+    func begin(input: [UInt8], growLimitPages: UInt64) throws -> UInt64 {
+        guard let handle = try call("plugvisor_begin", growLimitPages, UInt64(input.count)), handle != 0 else {
+            return 0
+        }
+        guard contains(handle, count: UInt64(input.count)) else {
+            throw HostModule.GuestFault(description: "the Extism kernel's alloc answered \(handle), outside its memory")
+        }
+        memory.withUnsafeMutableBufferPointer(offset: UInt(handle), count: input.count) { $0.copyBytes(from: input) }
+        return handle
+    }
+
+    /// One of plugvisor's kernel's exported i64 globals (`plugvisor_error`, …), read without a call.
+    func global(_ name: String) throws -> UInt64 {
+        guard case let .i64(value)? = instance.exports[global: name]?.value else {
+            throw HostModule.GuestFault(description: "the Extism kernel has no i64 global \(name)")
+        }
+        return value
     }
 
     /// The first `limit` bytes of `[offset, offset + count)`, or nil when the range is not in memory.
