@@ -151,8 +151,8 @@ struct PluginStateMachine: Sendable {
 
     /// The spec a worker's generation runs with.
     func spec(of id: WorkerID) -> PluginSpec? {
-        guard let worker = workers[id] else { return nil }
-        if let pending, pending.generation == worker.generation { return pending.spec }
+        guard let generation = workers[id]?.generation else { return nil }
+        if case let .reloading(pending) = state, pending.generation == generation { return pending.spec }
         return spec
     }
 
@@ -567,12 +567,22 @@ struct PluginStateMachine: Sendable {
 
     /// Gives worker `id` (idle, or with room in its pipeline) one more caller.
     private mutating func take(_ id: WorkerID, _ terms: CallTerms) {
-        if workers[id]?.phase == .idle {
-            idle.removeAll { $0 == id }
-            workers[id]?.phase = .busy
+        let wasIdle = updateWorker(id) { worker -> Bool in
+            let wasIdle = worker.phase == .idle
+            if wasIdle { worker.phase = .busy }
+            worker.calls += 1
+            worker.lastDeadline = terms.deadline
+            return wasIdle
         }
-        workers[id]?.calls += 1
-        workers[id]?.lastDeadline = terms.deadline
+        if wasIdle == true { idle.removeAll { $0 == id } }
+    }
+
+    /// Changes worker `id`'s record in place, in one lookup: each `workers[id]?.member = …` moves
+    /// the whole record out of the dictionary and back, which every call paid several times.
+    /// - Returns: what `change` returns; `nil` when there is no such worker.
+    private mutating func updateWorker<T>(_ id: WorkerID, _ change: (inout Worker) -> T) -> T? {
+        guard let index = workers.index(forKey: id) else { return nil }
+        return change(&workers.values[index])
     }
 
     /// Why no call can run now, if so.
@@ -653,15 +663,21 @@ struct PluginStateMachine: Sendable {
     /// One caller lets go of worker `id`: when it was the last, the worker is idle again (or
     /// retired, when its generation no longer serves).
     private mutating func release(_ id: WorkerID) -> [Action] {
-        guard let worker = workers[id], worker.calls > 0 else { return [] }
-        workers[id]?.calls -= 1
-        guard worker.calls == 1, worker.phase == .busy else { return [] }
-        workers[id]?.lastDeadline = nil
-        if state == .shuttingDown || worker.generation != generation {
-            workers[id]?.phase = .draining
-            return [.retire(id)]
-        }
-        workers[id]?.phase = .idle
+        let retiring = state == .shuttingDown
+        let serving = generation
+        // Whether its last caller let go, and it retires rather than serving on.
+        let freed =
+            updateWorker(id) { worker -> Bool? in
+                guard worker.calls > 0 else { return nil }
+                worker.calls -= 1
+                guard worker.calls == 0, worker.phase == .busy else { return nil }
+                worker.lastDeadline = nil
+                let retire = retiring || worker.generation != serving
+                worker.phase = retire ? .draining : .idle
+                return retire
+            } ?? nil
+        guard let retire = freed else { return [] }
+        if retire { return [.retire(id)] }
         idle.append(id)
         return []
     }

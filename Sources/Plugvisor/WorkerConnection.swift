@@ -37,7 +37,10 @@ struct WorkerConnection {
             // `ready` carries the guest's meta answer, at most a result's size.
             let ceiling = WorkerFrameCeiling.result(maxResultBytes: request.maxResultBytes)
             while true {
-                switch try worker.channel.receive(WorkerMessage.self, deadline: deadline, limit: ceiling) {
+                switch try worker.channel.receive(
+                    WorkerMessage.self, deadline: deadline, limit: ceiling,
+                    known: { CallFrame.answeredResult($0).map(WorkerMessage.result) })
+                {
                 case let .ready(info):
                     if let problem = Self.checkMemory(info.memoryBytes, spec: spec) { throw violation(problem) }
                     return info
@@ -158,7 +161,10 @@ struct WorkerConnection {
         let ceiling = WorkerFrameCeiling.result(maxResultBytes: LoadRequest.defaultMaxResultBytes)
         do {
             while true {
-                switch try worker.channel.receive(WorkerMessage.self, deadline: deadline, limit: ceiling) {
+                switch try worker.channel.receive(
+                    WorkerMessage.self, deadline: deadline, limit: ceiling,
+                    known: { CallFrame.answeredResult($0).map(WorkerMessage.result) })
+                {
                 case let .log(line):
                     try checkLogFrame()
                     worker.logGuest(line)

@@ -46,8 +46,10 @@ public final class FrameChannel: @unchecked Sendable {
     /// yields the CPU between polls, so that a peer on the same core gets to answer.
     public var spin: Duration
 
-    /// Whether the last spin's first look found input (`spinRead`).
+    /// Whether the last spin that looked before yielding found input (`spinRead`).
     private var lastSpinFoundInputAtOnce = true
+    /// Spins that yielded first since one last looked first.
+    private var spinsYieldingFirst = 0
 
     /// The body length of the last frame received, for ceilings that depend on its kind.
     public private(set) var lastFrameLength = 0
@@ -123,29 +125,27 @@ public final class FrameChannel: @unchecked Sendable {
 
     // MARK: Receiving
 
-    /// The next message, decoded as `T`.
+    /// The next message, decoded as `T`; `known` reads the messages it recognises from the
+    /// parsed tree first, without a decoder (a call's answer: `CallFrame.answeredResult`).
     /// - Parameter limit: a ceiling for this frame below the channel's (refused from its header).
     /// - Throws: `ChannelError`; `.closed` at a clean end of stream, `.timedOut` past `deadline`.
     public func receive<T: Decodable>(
-        _ type: T.Type, deadline: ContinuousClock.Instant? = nil, limit: Int? = nil
+        _ type: T.Type, deadline: ContinuousClock.Instant? = nil, limit: Int? = nil,
+        known: (JSONValue) -> T? = { _ in nil }
     ) throws(ChannelError) -> T {
-        let body = try receiveFrame(deadline: deadline, limit: limit)
-        do { return try JSONCoding.decode(T.self, from: body) } catch {
-            throw .malformed(Self.describe(error))
-        }
+        try Self.decode(T.self, from: try receiveFrame(deadline: deadline, limit: limit), known: known)
     }
 
-    /// The next message, with the bytes it came as and where each of its members lies in them,
-    /// for a payload passed on as bytes (`JSONValue.parsingEnvelope`): parsed once.
-    public func receiveEnvelope<T: Decodable>(
-        _ type: T.Type, deadline: ContinuousClock.Instant? = nil, limit: Int? = nil
-    ) throws(ChannelError) -> (message: T, body: [UInt8], memberRanges: [String: Range<Int>]) {
-        let body = try receiveFrame(deadline: deadline, limit: limit)
+    /// A frame's body (from `receiveFrame`) decoded as `T`, as `receive` does; `.malformed` when
+    /// it is not one.
+    public static func decode<T: Decodable>(
+        _ type: T.Type, from body: [UInt8], known: (JSONValue) -> T? = { _ in nil }
+    ) throws(ChannelError) -> T {
         do {
-            let (tree, ranges) = try JSONValue.parsingEnvelope(body, maxDepth: JSONCoding.maxMessageDepth)
-            return (try JSONCoding.decode(T.self, from: tree), body, ranges)
+            let tree = try JSONValue(parsing: body, maxDepth: JSONCoding.maxMessageDepth)
+            return try known(tree) ?? JSONCoding.decode(T.self, from: tree)
         } catch {
-            throw .malformed(Self.describe(error))
+            throw .malformed(describe(error))
         }
     }
 
@@ -199,15 +199,18 @@ public final class FrameChannel: @unchecked Sendable {
     private func spinRead() throws(ChannelError) -> Int? {
         let until = ContinuousClock.now + spin
         // Where answers come back at once (the next call already queued behind the current
-        // one), look first; where the last one was not there yet (a lone caller and its worker,
-        // on one core or two), yield first: the look would only find nothing.
+        // one), look first; where the last look found nothing yet (a lone caller and its worker,
+        // on one core or two), yield first: the look would only find nothing. What a spin that
+        // yielded first finds says nothing of whether it had to, so every 17th looks first again.
+        let looksFirst = lastSpinFoundInputAtOnce || spinsYieldingFirst >= 16
+        spinsYieldingFirst = looksFirst ? 0 : spinsYieldingFirst + 1
+        if !looksFirst { sched_yield() }
         var first = true
         repeat {
-            if first && !lastSpinFoundInputAtOnce { sched_yield() }
             let n = readBuffer.withUnsafeMutableBytes {
                 recv(descriptor.rawValue, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
             }
-            if first { lastSpinFoundInputAtOnce = n >= 0 }
+            if first && looksFirst { lastSpinFoundInputAtOnce = n >= 0 }
             first = false
             if n >= 0 { return n }
             let code = errno

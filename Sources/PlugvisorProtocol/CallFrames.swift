@@ -9,12 +9,40 @@ public enum CallFrame {
     /// - Throws: `EncodingError` for a number JSON cannot spell (NaN, infinity) in `context`.
     public static func call(id: UInt64, context: JSONValue) throws -> [UInt8] {
         var frame = header()
+        frame.reserveCapacity(256)  // a small context's frame grows without copying
         frame += #"{"fn":"execute","id":"#.utf8
         frame += String(id).utf8
         frame += #","payload":"#.utf8
         try JSONWriter.write(context, into: &frame)
         frame += #","type":"call"}"#.utf8
         return sealed(frame)
+    }
+
+    /// The id and the context's bytes of a `call` frame's body as `call(id:context:)` writes it,
+    /// found by its fixed parts without parsing the context (the worker hands it to the guest as
+    /// it is). `nil` for a body of any other form, which is read the general way. Only the
+    /// supervisor writes call frames, and it writes the context as one JSON value.
+    public static func parsedCall(_ body: [UInt8]) -> (id: UInt64, context: Range<Int>)? {
+        let prefix = #"{"fn":"execute","id":"#.utf8
+        let separator = #","payload":"#.utf8
+        let suffix = #","type":"call"}"#.utf8
+        guard body.count > prefix.count + separator.count + suffix.count, body.starts(with: prefix),
+            body.suffix(suffix.count).elementsEqual(suffix)
+        else { return nil }
+        var index = prefix.count
+        var id: UInt64 = 0
+        while index < body.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(body[index]) {
+            let (times10, overflowed) = id.multipliedReportingOverflow(by: 10)
+            let (sum, carried) = times10.addingReportingOverflow(UInt64(body[index] - UInt8(ascii: "0")))
+            guard !overflowed && !carried else { return nil }
+            id = sum
+            index += 1
+        }
+        guard index > prefix.count, body[index...].starts(with: separator) else { return nil }
+        let contextStart = index + separator.count
+        let contextEnd = body.count - suffix.count
+        guard contextStart < contextEnd else { return nil }
+        return (id, contextStart..<contextEnd)
     }
 
     /// The framed `result` of a call the guest answered: `answer` is the JSON of a result object
@@ -34,14 +62,38 @@ public enum CallFrame {
         return sealed(frame)
     }
 
+    /// The `result` a parsed frame holds when it is the answer `result(id:answer:stats:)`
+    /// writes, read from the tree without a decoder; `nil` for any other message or form, which
+    /// is decoded the general way (and refused there with what is wrong). Where this reads a
+    /// result, `JSONCoding.decode` reads the same one (`CallFrameTests`).
+    public static func answeredResult(_ tree: JSONValue) -> CallResult? {
+        guard case let .object(members) = tree, members["type"] == .string("result"), members["error"] == nil,
+            case let .integer(id)? = members["id"], id >= 0, let payload = members["payload"],
+            case let .object(stats)? = members["stats"], case let .integer(micros)? = stats["micros"]
+        else { return nil }
+        var fuelUsed: UInt64?
+        if let value = stats["fuelUsed"] {
+            guard case let .integer(fuel) = value, fuel >= 0 else { return nil }
+            fuelUsed = UInt64(fuel)
+        }
+        var memoryBytes: Int?
+        if let value = stats["memoryBytes"] {
+            guard case let .integer(bytes) = value else { return nil }
+            memoryBytes = Int(bytes)
+        }
+        return CallResult(
+            id: UInt64(id), payload: payload,
+            stats: CallStats(micros: Int(micros), fuelUsed: fuelUsed, memoryBytes: memoryBytes))
+    }
+
     /// Room for the length, written once the body is.
     private static func header() -> [UInt8] { [0, 0, 0, 0] }
 
-    private static func sealed(_ frame: [UInt8]) -> [UInt8] {
-        var frame = frame
+    /// Writes the body's length over the room `header()` left, in place.
+    private static func sealed(_ frame: consuming [UInt8]) -> [UInt8] {
         var length: [UInt8] = []
         Framing.appendHeader(length: frame.count - Framing.headerLength, to: &length)
-        frame.replaceSubrange(0..<Framing.headerLength, with: length)
+        for index in 0..<Framing.headerLength { frame[index] = length[index] }
         return frame
     }
 }

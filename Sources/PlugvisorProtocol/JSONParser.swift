@@ -70,24 +70,6 @@ extension JSONValue {
         }
         self = try result.get()
     }
-
-    /// Parses as `init(parsing:maxDepth:)` does, and says where the value of each member of the
-    /// outermost object lies in `bytes`: an envelope whose payload is passed on as the bytes it
-    /// came as, without writing its tree again. Empty when the document is not an object.
-    public static func parsingEnvelope(
-        _ bytes: [UInt8], maxDepth: Int = JSONValue.maxDepth
-    ) throws(JSONParseError) -> (value: JSONValue, memberRanges: [String: Range<Int>]) {
-        let result = bytes.withUnsafeBufferPointer {
-            buffer -> Result<(JSONValue, [String: Range<Int>]), JSONParseError> in
-            var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
-            parser.memberRanges = [:]
-            do throws(JSONParseError) {
-                let value = try parser.parseDocument()
-                return .success((value, parser.memberRanges ?? [:]))
-            } catch { return .failure(error) }
-        }
-        return try result.get()
-    }
 }
 
 /// A recursive-descent parser whose recursion is bounded by `maxDepth`, and which looks at each
@@ -98,8 +80,6 @@ private struct JSONParser {
     var index = 0
     /// Reused for strings with escapes.
     var scratch: [UInt8] = []
-    /// When set, where each value of the outermost object's members lies.
-    var memberRanges: [String: Range<Int>]?
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -166,9 +146,7 @@ private struct JSONParser {
             skipWhitespace()
             guard consume(UInt8(ascii: ":")) else { throw unexpected("':'") }
             skipWhitespace()
-            let valueStart = index
             let value = try parseValue(depth: depth)
-            if depth == 1 && memberRanges != nil { memberRanges?[key] = valueStart..<index }
             // Refused rather than first or last wins: two readers of the same bytes must never
             // see different values.
             if members.updateValue(value, forKey: key) != nil {

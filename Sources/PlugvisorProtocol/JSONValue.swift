@@ -118,7 +118,7 @@ public enum JSONCoding {
         return try JSONValueDecoder(value).decode(type)
     }
 
-    /// Decodes `T` from a tree already parsed (by `JSONValue.parsingEnvelope`, say).
+    /// Decodes `T` from a tree already parsed (a frame whose messages are read from the tree first).
     public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
         try JSONValueDecoder(value).decode(type)
     }

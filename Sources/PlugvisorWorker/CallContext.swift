@@ -1,19 +1,26 @@
 import PlugvisorProtocol
 
-/// A call's context as the supervisor sent it: the tree (for an Extism call, which reads members
-/// of it) and the JSON bytes it came as, which a guest of the plugvisor ABI or a WASI command gets
-/// as they are, without writing the tree again.
+/// A call's context as the supervisor sent it: the JSON bytes it came as, which a guest of the
+/// plugvisor ABI or a WASI command gets as they are, and the tree only where it is asked for
+/// (an Extism call reads members of it).
 public struct CallContext {
-    public let value: JSONValue
     public let json: ArraySlice<UInt8>
+    private let tree: JSONValue?
 
-    public init(value: JSONValue, json: ArraySlice<UInt8>) {
-        self.value = value
+    public init(json: ArraySlice<UInt8>) {
         self.json = json
+        tree = nil
     }
 
     /// A context built in this process (tests, tools): written once here.
     public init(_ value: JSONValue) throws {
-        self.init(value: value, json: ArraySlice(try JSONCoding.write(value)))
+        json = ArraySlice(try JSONCoding.write(value))
+        tree = value
+    }
+
+    /// The context as a tree, parsed from its bytes on each use.
+    public func value() throws(JSONParseError) -> JSONValue {
+        if let tree { return tree }
+        return try JSONValue(parsing: Array(json), maxDepth: JSONCoding.maxMessageDepth)
     }
 }

@@ -164,7 +164,12 @@ public final class ExtismGuest {
 
     /// - Returns: the answer plugvisor's ABI would give (`ExtismCall.result`), as JSON.
     public func execute(context: CallContext) -> Result<[UInt8], PluginError> {
-        GuestAnswer.written(call(context.value), plugin: request.plugin)
+        let tree: JSONValue
+        do { tree = try context.value() } catch {
+            return .failure(
+                PluginError(.badRequest, plugin: request.plugin, "the call's context is not JSON: \(error)"))
+        }
+        return GuestAnswer.written(call(tree), plugin: request.plugin)
     }
 
     private func call(_ context: JSONValue) -> Result<JSONValue, PluginError> {

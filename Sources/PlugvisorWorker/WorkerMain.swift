@@ -162,12 +162,17 @@ public enum PlugvisorWorker {
         }
     }
 
-    /// The supervisor's next message; for a call, its context too, with the bytes it came as.
+    /// The supervisor's next message; for a call, its context too, as the bytes it came as.
     private static func receive(_ channel: FrameChannel) throws(ChannelError) -> (SupervisorMessage, CallContext?) {
-        let (message, body, ranges) = try channel.receiveEnvelope(SupervisorMessage.self)
+        let body = try channel.receiveFrame()
+        if let (id, context) = CallFrame.parsedCall(body) {
+            return (.call(CallRequest(id: id, fn: .execute)), CallContext(json: body[context]))
+        }
+        let message = try FrameChannel.decode(SupervisorMessage.self, from: body)
         guard case let .call(request) = message else { return (message, nil) }
-        let json = ranges["payload"].map { body[$0] } ?? ArraySlice("{}".utf8)
-        return (message, CallContext(value: request.payload ?? .object([:]), json: json))
+        do { return (message, try CallContext(request.payload ?? .object([:]))) } catch {
+            throw .malformed("the call's context cannot be written as JSON: \(error)")
+        }
     }
 
     static func writeError(_ line: String) {

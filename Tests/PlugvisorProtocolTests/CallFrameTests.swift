@@ -46,17 +46,55 @@ import Testing
         #expect(result.stats == CallStats(micros: 3))
     }
 
-    /// The worker gets the context as the bytes the supervisor wrote, found by one parse.
-    @Test func anEnvelopeSaysWhereEachMemberLies() throws {
-        let context: JSONValue = ["parameters": ["deep": [["a": "b"]]]]
-        let frame = try CallFrame.call(id: 5, context: context)
-        let body = Array(frame.dropFirst(Framing.headerLength))
-        let (value, ranges) = try JSONValue.parsingEnvelope(body)
-        let payload = try #require(ranges["payload"])
-        #expect(Array(body[payload]) == (try JSONCoding.write(context)))
-        #expect(value["payload"] == context)
-        #expect(body[try #require(ranges["type"])].elementsEqual(#""call""#.utf8))
-        #expect(try JSONValue.parsingEnvelope(Array("[1]".utf8)).memberRanges.isEmpty)
+    /// The worker gets the context as the bytes the supervisor wrote, without parsing it.
+    @Test func aCallFrameGivesItsIDAndContextBytes() throws {
+        let context: JSONValue = ["parameters": ["deep": [["a": "b"]]], "type": "call"]
+        for id: UInt64 in [0, 5, .max] {
+            let body = Array(try CallFrame.call(id: id, context: context).dropFirst(Framing.headerLength))
+            let parsed = try #require(CallFrame.parsedCall(body))
+            #expect(parsed.id == id)
+            #expect(Array(body[parsed.context]) == (try JSONCoding.write(context)))
+        }
+    }
+
+    /// Any other form is left to the general decoder, which says what is wrong with it.
+    @Test func aCallFrameOfAnotherFormIsNotReadByItsFixedParts() throws {
+        for text in [
+            #"{"fn":"execute","id":1,"payload":{},"type":"cal"}"#,
+            #"{"fn":"execute","id":,"payload":{},"type":"call"}"#,
+            #"{"fn":"execute","id":-1,"payload":{},"type":"call"}"#,
+            #"{"fn":"execute","id":18446744073709551616,"payload":{},"type":"call"}"#,
+            #"{"fn":"execute","id":1,"payload":,"type":"call"}"#,
+            #"{"fn":"execute","id":1,"type":"call"}"#,
+            #"{"fn":"meta","id":1,"payload":{},"type":"call"}"#,
+        ] {
+            #expect(CallFrame.parsedCall(Array(text.utf8)) == nil, "\(text)")
+        }
+    }
+
+    /// The supervisor reads an answer from the tree without a decoder, and gets what the
+    /// decoder would give; any other form is left to the decoder.
+    @Test func anAnswerReadFromItsTreeIsWhatTheDecoderReads() throws {
+        for stats in [
+            CallStats(micros: 0), CallStats(micros: 7, fuelUsed: 12, memoryBytes: 65536),
+            CallStats(micros: 1, memoryBytes: 0),
+        ] {
+            let frame = CallFrame.result(id: 9, answer: Array(#"{"success":true}"#.utf8), stats: stats)
+            let tree = try JSONValue(parsing: Array(frame.dropFirst(Framing.headerLength)))
+            let read = try #require(CallFrame.answeredResult(tree))
+            #expect(WorkerMessage.result(read) == (try JSONCoding.decode(WorkerMessage.self, from: tree)))
+        }
+        for text in [
+            #"{"id":1,"error":{"code":"trap","message":"x"},"type":"result"}"#,
+            #"{"id":-1,"payload":{},"stats":{"micros":1},"type":"result"}"#,
+            #"{"id":1,"payload":{},"stats":{"micros":1.5},"type":"result"}"#,
+            #"{"id":1,"payload":{},"stats":{"micros":1,"fuelUsed":-2},"type":"result"}"#,
+            #"{"id":1,"payload":{},"type":"result"}"#,
+            #"{"id":1,"payload":{},"stats":{"micros":1},"type":"log"}"#,
+            #"[1]"#,
+        ] {
+            #expect(CallFrame.answeredResult(try JSONValue(parsing: Array(text.utf8))) == nil, "\(text)")
+        }
     }
 
     /// Read by hand, a result says what is wrong as the Codable decoder did.
