@@ -80,6 +80,9 @@ private struct JSONParser {
     var index = 0
     /// Reused for strings with escapes.
     var scratch: [UInt8] = []
+    /// The members of the objects being parsed, innermost last: each object's dictionary is then
+    /// made once at its size, instead of growing (and rehashing) as members come.
+    var pendingMembers: [(key: String, offset: Int, value: JSONValue)] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -138,7 +141,8 @@ private struct JSONParser {
         index += 1
         skipWhitespace()
         if consume(UInt8(ascii: "}")) { return .object([:]) }
-        var members: [String: JSONValue] = [:]
+        let first = pendingMembers.count
+        defer { pendingMembers.removeSubrange(first...) }
         while true {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw unexpected("a string key") }
             let keyOffset = index
@@ -146,17 +150,21 @@ private struct JSONParser {
             skipWhitespace()
             guard consume(UInt8(ascii: ":")) else { throw unexpected("':'") }
             skipWhitespace()
-            let value = try parseValue(depth: depth)
-            // Refused rather than first or last wins: two readers of the same bytes must never
-            // see different values.
-            if members.updateValue(value, forKey: key) != nil {
-                throw JSONParseError(.duplicateKey(key), at: keyOffset)
-            }
+            pendingMembers.append((key, keyOffset, try parseValue(depth: depth)))
             skipWhitespace()
-            if consume(UInt8(ascii: "}")) { return .object(members) }
+            if consume(UInt8(ascii: "}")) { break }
             guard consume(UInt8(ascii: ",")) else { throw unexpected("',' or '}'") }
             skipWhitespace()
         }
+        var members = [String: JSONValue](minimumCapacity: pendingMembers.count - first)
+        for member in pendingMembers[first...] {
+            // Refused rather than first or last wins: two readers of the same bytes must never
+            // see different values.
+            if members.updateValue(member.value, forKey: member.key) != nil {
+                throw JSONParseError(.duplicateKey(member.key), at: member.offset)
+            }
+        }
+        return .object(members)
     }
 
     private mutating func parseLiteral(_ literal: StaticString) throws(JSONParseError) {

@@ -78,11 +78,13 @@ public enum GuestAnswer {
             .failure(PluginError(.invalidResult, plugin: plugin, message))
         }
         if bytes.isEmpty { return invalid("the guest returned an empty \(what)") }
-        guard String(validating: bytes, as: UTF8.self) != nil else {
-            return invalid("the guest's \(what) is not valid UTF-8 (\(bytes.count) bytes)")
-        }
         let value: JSONValue
+        // The parser refuses invalid UTF-8 too; the answer is looked at as text only when it
+        // failed, to say which of the two it is.
         do { value = try JSONValue(parsing: bytes) } catch {
+            guard String(validating: bytes, as: UTF8.self) != nil else {
+                return invalid("the guest's \(what) is not valid UTF-8 (\(bytes.count) bytes)")
+            }
             let preview = String(decoding: bytes.prefix(80), as: UTF8.self)
             return invalid("the guest's \(what) is not JSON (\(error)): \(preview)\(bytes.count > 80 ? "…" : "")")
         }
