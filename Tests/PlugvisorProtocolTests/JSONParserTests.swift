@@ -88,6 +88,23 @@ import Testing
         #expect(throws: JSONParseError(reason, at: offset)) { try JSONValue(parsing: input) }
     }
 
+    /// An object's first members are gathered before its dictionary is made, and a larger one
+    /// moves to its dictionary on the way: either way every member is kept, and a duplicate
+    /// key is refused at its own byte.
+    @Test(arguments: [1, 15, 16, 17, 40])
+    func objectsOfAnySizeKeepEveryMemberAndRefuseADuplicate(members: Int) throws {
+        let entries = (0..<members).map { #""k\#($0)":{"n":\#($0)}"# }
+        let object = "{" + entries.joined(separator: ",") + "}"
+        let expected = JSONValue.object(
+            Dictionary(uniqueKeysWithValues: (0..<members).map { ("k\($0)", ["n": .integer(Int64($0))]) }))
+        #expect(try JSONValue(parsing: Array(object.utf8)) == expected)
+        #expect(try JSONValue(parsing: Array("[\(object),\(object)]".utf8)) == .array([expected, expected]))
+        let duplicated = "{" + entries.joined(separator: ",") + #","k0":1}"#
+        #expect(throws: JSONParseError(.duplicateKey("k0"), at: duplicated.utf8.count - 7)) {
+            try JSONValue(parsing: Array(duplicated.utf8))
+        }
+    }
+
     @Test func errorsReadWell() {
         func message(_ text: String) -> String {
             do {
