@@ -37,10 +37,7 @@ struct WorkerConnection {
             // `ready` carries the guest's meta answer, at most a result's size.
             let ceiling = WorkerFrameCeiling.result(maxResultBytes: request.maxResultBytes)
             while true {
-                switch try worker.channel.receive(
-                    WorkerMessage.self, deadline: deadline, limit: ceiling,
-                    known: { CallFrame.answeredResult($0).map(WorkerMessage.result) })
-                {
+                switch try worker.channel.receive(WorkerMessage.self, deadline: deadline, limit: ceiling) {
                 case let .ready(info):
                     if let problem = Self.checkMemory(info.memoryBytes, spec: spec) { throw violation(problem) }
                     return info
