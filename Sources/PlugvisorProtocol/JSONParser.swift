@@ -80,12 +80,6 @@ private struct JSONParser {
     var index = 0
     /// Reused for strings with escapes.
     var scratch: [UInt8] = []
-    /// The first members of the objects being parsed, innermost last: a small object's
-    /// dictionary is then made once at its size, instead of growing (and rehashing) as members
-    /// come. A larger one moves to its dictionary at `gatheredMembers`, so that what is held
-    /// twice stays bounded and a duplicate key is refused as soon as it is read.
-    var pendingMembers: [(key: String, offset: Int, value: JSONValue)] = []
-    static let gatheredMembers = 16
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -144,9 +138,7 @@ private struct JSONParser {
         index += 1
         skipWhitespace()
         if consume(UInt8(ascii: "}")) { return .object([:]) }
-        let first = pendingMembers.count
-        defer { pendingMembers.removeSubrange(first...) }
-        var large: [String: JSONValue]?
+        var members: [String: JSONValue] = [:]
         while true {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw unexpected("a string key") }
             let keyOffset = index
@@ -154,36 +146,16 @@ private struct JSONParser {
             skipWhitespace()
             guard consume(UInt8(ascii: ":")) else { throw unexpected("':'") }
             skipWhitespace()
-            let member = (key: key, offset: keyOffset, value: try parseValue(depth: depth))
-            if large != nil {
-                try Self.insert(member, into: &large!)
-            } else if pendingMembers.count - first < Self.gatheredMembers {
-                pendingMembers.append(member)
-            } else {
-                var members = [String: JSONValue](minimumCapacity: 2 * Self.gatheredMembers)
-                for gathered in pendingMembers[first...] { try Self.insert(gathered, into: &members) }
-                try Self.insert(member, into: &members)
-                pendingMembers.removeSubrange(first...)
-                large = members
+            let value = try parseValue(depth: depth)
+            // Refused rather than first or last wins: two readers of the same bytes must never
+            // see different values.
+            if members.updateValue(value, forKey: key) != nil {
+                throw JSONParseError(.duplicateKey(key), at: keyOffset)
             }
             skipWhitespace()
-            if consume(UInt8(ascii: "}")) { break }
+            if consume(UInt8(ascii: "}")) { return .object(members) }
             guard consume(UInt8(ascii: ",")) else { throw unexpected("',' or '}'") }
             skipWhitespace()
-        }
-        if let large { return .object(large) }
-        var members = [String: JSONValue](minimumCapacity: pendingMembers.count - first)
-        for member in pendingMembers[first...] { try Self.insert(member, into: &members) }
-        return .object(members)
-    }
-
-    /// Refused rather than first or last wins: two readers of the same bytes must never see
-    /// different values.
-    private static func insert(
-        _ member: (key: String, offset: Int, value: JSONValue), into members: inout [String: JSONValue]
-    ) throws(JSONParseError) {
-        if members.updateValue(member.value, forKey: member.key) != nil {
-            throw JSONParseError(.duplicateKey(member.key), at: member.offset)
         }
     }
 
