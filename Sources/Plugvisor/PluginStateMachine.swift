@@ -593,7 +593,7 @@ struct PluginStateMachine: Sendable {
         case .shuttingDown: return (.stopped, "the supervisor is shutting down")
         case .starting, .serving, .reloading: break
         }
-        if let circuit, circuit.refuses(now: now) { return (.circuitOpen, circuitOpenMessage(now: now)) }
+        if circuit?.refuses(now: now) == true { return (.circuitOpen, circuitOpenMessage(now: now)) }
         return nil
     }
 
@@ -620,6 +620,7 @@ struct PluginStateMachine: Sendable {
     /// order (a caller that cannot be pipelined waits for an idle worker, and those behind it
     /// wait too); refuses them all when no call can run.
     private mutating func dispatch(now: ContinuousClock.Instant) -> [Action] {
+        guard !queue.isEmpty else { return [] }  // as after every call when nobody waits
         if let refusal = refusal(now: now) { return rejectQueue(refusal.0, refusal.1) }
         var actions: [Action] = []
         while let waiter = queue.first {
