@@ -10,39 +10,34 @@ public enum CallFrame {
     public static func call(id: UInt64, context: JSONValue) throws -> [UInt8] {
         var frame = header()
         frame.reserveCapacity(256)  // a small context's frame grows without copying
-        frame += #"{"fn":"execute","id":"#.utf8
+        frame += callOpening
         frame += String(id).utf8
-        frame += #","payload":"#.utf8
+        frame += callContextKey
         try JSONWriter.write(context, into: &frame)
-        frame += #","type":"call"}"#.utf8
+        frame += callClosing
         return sealed(frame)
     }
+
+    /// A call frame's fixed parts, around its id and its context: written by `call`, found by
+    /// `parsedCall`.
+    private static let callOpening = Array(#"{"fn":"execute","id":"#.utf8)
+    private static let callContextKey = Array(#","payload":"#.utf8)
+    private static let callClosing = Array(#","type":"call"}"#.utf8)
 
     /// The id and the context's bytes of a `call` frame's body as `call(id:context:)` writes it,
     /// found by its fixed parts without parsing the context (the worker hands it to the guest as
     /// it is). `nil` for a body of any other form, which is read the general way. Only the
     /// supervisor writes call frames, and it writes the context as one JSON value.
     public static func parsedCall(_ body: [UInt8]) -> (id: UInt64, context: Range<Int>)? {
-        let prefix = #"{"fn":"execute","id":"#.utf8
-        let separator = #","payload":"#.utf8
-        let suffix = #","type":"call"}"#.utf8
-        guard body.count > prefix.count + separator.count + suffix.count, body.starts(with: prefix),
-            body.suffix(suffix.count).elementsEqual(suffix)
+        let idStart = callOpening.count
+        guard body.count > idStart + callContextKey.count + callClosing.count, body.starts(with: callOpening),
+            body.suffix(callClosing.count).elementsEqual(callClosing),
+            let idEnd = body[idStart...].firstIndex(where: { !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+            let id = UInt64(String(decoding: body[idStart..<idEnd], as: UTF8.self)),
+            body[idEnd...].starts(with: callContextKey)
         else { return nil }
-        var index = prefix.count
-        var id: UInt64 = 0
-        while index < body.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(body[index]) {
-            let (times10, overflowed) = id.multipliedReportingOverflow(by: 10)
-            let (sum, carried) = times10.addingReportingOverflow(UInt64(body[index] - UInt8(ascii: "0")))
-            guard !overflowed && !carried else { return nil }
-            id = sum
-            index += 1
-        }
-        guard index > prefix.count, body[index...].starts(with: separator) else { return nil }
-        let contextStart = index + separator.count
-        let contextEnd = body.count - suffix.count
-        guard contextStart < contextEnd else { return nil }
-        return (id, contextStart..<contextEnd)
+        let (contextStart, contextEnd) = (idEnd + callContextKey.count, body.count - callClosing.count)
+        return contextStart < contextEnd ? (id, contextStart..<contextEnd) : nil
     }
 
     /// The framed `result` of a call the guest answered: `answer` is the JSON of a result object
